@@ -1,0 +1,416 @@
+//! What a rule's commands may do to the tokens: allowed namespaces, reserved claims, size caps
+//! and the secret guard. Violations are errors naming the claim, never silent drops.
+
+use serde_json::{Map, Value};
+
+use crate::reserved_claims::is_reserved;
+use claimsmith_sdk::TokenKind;
+
+/// The policy every rule's commands are checked against.
+#[derive(Debug, Clone)]
+pub struct ClaimPolicy {
+    namespaces: Vec<String>,
+    max_claims_bytes: usize,
+    warn_token_bytes: usize,
+    secrets: Vec<(String, String)>,
+}
+
+/// A command that breaks the policy.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyViolation {
+    /// The claim name is reserved.
+    #[error("claim `{claim}` on the {token} is reserved and cannot be set or removed by a rule")]
+    Reserved {
+        /// The token.
+        token: TokenKind,
+        /// The claim.
+        claim: String,
+    },
+    /// `scope` set as a claim.
+    #[error("claim `scope` on the {token} can change only through add_scope / remove_scope")]
+    ScopeAsClaim {
+        /// The token.
+        token: TokenKind,
+    },
+    /// The claim is outside every namespace the rule may use.
+    #[error("claim `{claim}` on the {token} is outside the allowed namespaces [{allowed}]")]
+    Namespace {
+        /// The token.
+        token: TokenKind,
+        /// The claim.
+        claim: String,
+        /// The namespaces, comma-separated.
+        allowed: String,
+    },
+    /// The custom claims of a token grew past the cap.
+    #[error("custom claims on the {token} are {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The token.
+        token: TokenKind,
+        /// Serialized size.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// A configured secret's value would leave the issuer.
+    #[error("{target} would carry the value of secret `{secret}`; secrets never leave the issuer")]
+    SecretLeak {
+        /// Where it would go (`claim x on the id_token`, `scope`, `app_metadata key k`).
+        target: String,
+        /// The secret's name (never its value).
+        secret: String,
+    },
+    /// An empty scope or a scope with spaces.
+    #[error("scope {0:?} is not a valid scope token (non-empty, no spaces or quotes)")]
+    InvalidScope(String),
+}
+
+impl ClaimPolicy {
+    /// A policy allowing claims under `namespaces` (`http(s)://` prefixes).
+    pub fn new(namespaces: Vec<String>) -> Result<ClaimPolicy, String> {
+        for ns in &namespaces {
+            check_namespace(ns)?;
+        }
+        Ok(ClaimPolicy {
+            namespaces,
+            max_claims_bytes: 100 * 1024,
+            warn_token_bytes: 8 * 1024,
+            secrets: Vec::new(),
+        })
+    }
+
+    /// Cap the serialized custom claims per token (default 100 KiB).
+    pub fn with_max_claims_bytes(mut self, bytes: usize) -> Self {
+        self.max_claims_bytes = bytes;
+        self
+    }
+
+    /// Warn when a token's claims grow past this many bytes (default 8 KiB, HTTP header limits).
+    pub fn with_warn_token_bytes(mut self, bytes: usize) -> Self {
+        self.warn_token_bytes = bytes;
+        self
+    }
+
+    /// Register secret values (name, value) that must never appear in tokens or metadata.
+    pub fn with_secrets(mut self, secrets: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.secrets
+            .extend(secrets.into_iter().filter(|(_, v)| !v.is_empty()));
+        self
+    }
+
+    /// The allowed namespaces.
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    /// The custom claims cap per token.
+    pub fn max_claims_bytes(&self) -> usize {
+        self.max_claims_bytes
+    }
+
+    /// The size past which a token gets a warning.
+    pub fn warn_token_bytes(&self) -> usize {
+        self.warn_token_bytes
+    }
+
+    /// Check that `narrowed` namespaces of a rule each sit under a global one.
+    pub fn check_narrowing(&self, narrowed: &[String]) -> Result<(), String> {
+        for ns in narrowed {
+            check_namespace(ns)?;
+            if !self
+                .namespaces
+                .iter()
+                .any(|global| ns == global || under_namespace(ns, global))
+            {
+                return Err(format!(
+                    "namespace {ns:?} is not under any global namespace [{}]",
+                    self.namespaces.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// May a rule limited to `namespaces` set or remove `name` on `token`?
+    pub fn check_claim_name(
+        &self,
+        token: TokenKind,
+        name: &str,
+        namespaces: &[String],
+    ) -> Result<(), PolicyViolation> {
+        if name == "scope" {
+            return Err(PolicyViolation::ScopeAsClaim { token });
+        }
+        if is_reserved(name) {
+            return Err(PolicyViolation::Reserved {
+                token,
+                claim: name.to_owned(),
+            });
+        }
+        if !namespaces.iter().any(|ns| under_namespace(name, ns)) {
+            return Err(PolicyViolation::Namespace {
+                token,
+                claim: name.to_owned(),
+                allowed: namespaces.join(", "),
+            });
+        }
+        self.check_secret_free(name, || format!("claim name `{name}` on the {token}"))
+    }
+
+    /// May `value` go into claim `name` on `token`?
+    pub fn check_claim_value(
+        &self,
+        token: TokenKind,
+        name: &str,
+        value: &Value,
+    ) -> Result<(), PolicyViolation> {
+        if self.secrets.is_empty() {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        visit_strings(value, &mut |s| {
+            if result.is_ok() {
+                result = self.check_secret_free(s, || format!("claim `{name}` on the {token}"));
+            }
+        });
+        result
+    }
+
+    /// May `scope` be added?
+    pub fn check_scope(&self, scope: &str) -> Result<(), PolicyViolation> {
+        if scope.is_empty()
+            || scope
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+        {
+            return Err(PolicyViolation::InvalidScope(scope.to_owned()));
+        }
+        self.check_secret_free(scope, || format!("scope {scope:?}"))
+    }
+
+    /// May `value` be stored under metadata `key` (`what` is `app_metadata` or `user_metadata`)?
+    pub fn check_metadata(
+        &self,
+        what: &str,
+        key: &str,
+        value: &Value,
+    ) -> Result<(), PolicyViolation> {
+        self.check_secret_free(key, || format!("{what} key `{key}`"))?;
+        let mut result = Ok(());
+        visit_strings(value, &mut |s| {
+            if result.is_ok() {
+                result = self.check_secret_free(s, || format!("{what} key `{key}`"));
+            }
+        });
+        result
+    }
+
+    /// Check the serialized size of a token's custom claims against the cap.
+    pub fn check_size(
+        &self,
+        token: TokenKind,
+        claims: &Map<String, Value>,
+    ) -> Result<usize, PolicyViolation> {
+        let size = claims_size(claims);
+        if size > self.max_claims_bytes {
+            return Err(PolicyViolation::TooLarge {
+                token,
+                size,
+                limit: self.max_claims_bytes,
+            });
+        }
+        Ok(size)
+    }
+
+    /// Replace every secret value in `text` with `[REDACTED]` (logs, deny reasons).
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (_, secret) in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[REDACTED]");
+            }
+        }
+        text
+    }
+
+    fn check_secret_free(
+        &self,
+        text: &str,
+        target: impl FnOnce() -> String,
+    ) -> Result<(), PolicyViolation> {
+        match self
+            .secrets
+            .iter()
+            .find(|(_, secret)| text.contains(secret.as_str()))
+        {
+            Some((name, _)) => Err(PolicyViolation::SecretLeak {
+                target: target(),
+                secret: name.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Serialized JSON size of a claims object.
+pub fn claims_size(claims: &Map<String, Value>) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, claims).expect("a JSON map serializes");
+    counter.0
+}
+
+fn visit_strings(value: &Value, visit: &mut impl FnMut(&str)) {
+    match value {
+        Value::String(s) => visit(s),
+        Value::Array(items) => items.iter().for_each(|v| visit_strings(v, visit)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                visit(k);
+                visit_strings(v, visit);
+            }
+        }
+        Value::Number(n) => visit(&n.to_string()),
+        Value::Bool(_) | Value::Null => {}
+    }
+}
+
+fn check_namespace(ns: &str) -> Result<(), String> {
+    let rest = ns
+        .strip_prefix("https://")
+        .or_else(|| ns.strip_prefix("http://"))
+        .ok_or_else(|| format!("namespace {ns:?} must start with https:// or http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("namespace {ns:?} has no host"));
+    }
+    Ok(())
+}
+
+/// `name` sits under `namespace`: it starts with it, has more after it, and the namespace ends at
+/// a path boundary (so `https://example.com` does not admit `https://example.com.evil/x`).
+fn under_namespace(name: &str, namespace: &str) -> bool {
+    let Some(rest) = name.strip_prefix(namespace) else {
+        return false;
+    };
+    if namespace.ends_with('/') {
+        return !rest.is_empty();
+    }
+    rest.len() > 1 && rest.starts_with('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> ClaimPolicy {
+        ClaimPolicy::new(vec![
+            "https://example.com/".into(),
+            "https://acme.test".into(),
+        ])
+        .unwrap()
+        .with_secrets([("API_KEY".to_string(), "sk_live_123".to_string())])
+    }
+
+    #[test]
+    fn namespaced_claims_pass_and_lookalike_hosts_do_not() {
+        let p = policy();
+        let ns = p.namespaces().to_vec();
+        assert!(
+            p.check_claim_name(TokenKind::IdToken, "https://example.com/roles", &ns)
+                .is_ok()
+        );
+        assert!(
+            p.check_claim_name(TokenKind::IdToken, "https://acme.test/tenant", &ns)
+                .is_ok()
+        );
+        for bad in [
+            "https://acme.test.evil/x",
+            "https://acme.test",
+            "https://example.com/",
+            "roles2",
+            "email",
+        ] {
+            assert!(
+                matches!(
+                    p.check_claim_name(TokenKind::IdToken, bad, &ns),
+                    Err(PolicyViolation::Namespace { .. })
+                ),
+                "{bad} must be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_and_scope_claims_are_refused_by_name() {
+        let p = policy();
+        let ns = p.namespaces().to_vec();
+        let err = p
+            .check_claim_name(TokenKind::AccessToken, "sub", &ns)
+            .unwrap_err();
+        assert!(err.to_string().contains("`sub`"), "{err}");
+        assert_eq!(
+            p.check_claim_name(TokenKind::AccessToken, "scope", &ns),
+            Err(PolicyViolation::ScopeAsClaim {
+                token: TokenKind::AccessToken
+            })
+        );
+    }
+
+    #[test]
+    fn secrets_are_caught_anywhere_in_a_value_and_redacted_in_text() {
+        let p = policy();
+        let err = p
+            .check_claim_value(
+                TokenKind::IdToken,
+                "https://example.com/x",
+                &json!({"a": ["prefix-sk_live_123"]}),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("secret `API_KEY`") && !err.to_string().contains("sk_live"),
+            "{err}"
+        );
+        assert_eq!(p.redact("key=sk_live_123!"), "key=[REDACTED]!");
+        assert!(p.check_scope("sk_live_123").is_err());
+        assert!(
+            p.check_metadata("app_metadata", "k", &json!("sk_live_123"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn size_is_measured_as_serialized_json() {
+        let p = policy().with_max_claims_bytes(20);
+        let mut claims = Map::new();
+        claims.insert("https://a/b".into(), json!("x"));
+        assert_eq!(p.check_size(TokenKind::IdToken, &claims), Ok(19));
+        claims.insert("https://a/c".into(), json!("y"));
+        assert!(matches!(
+            p.check_size(TokenKind::IdToken, &claims),
+            Err(PolicyViolation::TooLarge { size: 37, .. })
+        ));
+    }
+
+    #[test]
+    fn narrowing_must_stay_inside_the_global_namespaces() {
+        let p = policy();
+        assert!(
+            p.check_narrowing(&["https://example.com/app/".into()])
+                .is_ok()
+        );
+        assert!(p.check_narrowing(&["https://example.com/".into()]).is_ok());
+        assert!(p.check_narrowing(&["https://other.test/".into()]).is_err());
+        assert!(ClaimPolicy::new(vec!["example.com/".into()]).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! Typed errors an embedding issuer can match on: loading a rule, reading an event, and the two
+//! ways a login ends without tokens (a rule denied it, or a rule failed).
+
+use std::path::PathBuf;
+
+use crate::claim_policy::PolicyViolation;
+use crate::outcome::RuleTrace;
+
+/// A rule module could not be loaded; names the rule and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("rule `{rule}`: {kind}")]
+pub struct LoadError {
+    /// The rule's configured name.
+    pub rule: String,
+    /// What is wrong.
+    pub kind: LoadErrorKind,
+}
+
+/// Why a rule module was refused at load time.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadErrorKind {
+    /// The module file could not be read.
+    #[error("cannot read module {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The module is over the module size limit.
+    #[error("module is {size} bytes, over the module size limit of {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The bytes are not a WebAssembly module at all.
+    #[error("not a WebAssembly module: {0}")]
+    NotWasm(&'static str),
+    /// The bytes are WebAssembly but do not validate or compile.
+    #[error("invalid WebAssembly module: {0}")]
+    Invalid(String),
+    /// A required export is missing.
+    #[error("missing export `{0}` required by the claimsmith ABI (docs/abi.md)")]
+    MissingExport(&'static str),
+    /// An export has the wrong kind or signature.
+    #[error("export `{name}` is {found}; the claimsmith ABI wants {expected}")]
+    WrongExport {
+        /// The export.
+        name: &'static str,
+        /// What the ABI wants.
+        expected: &'static str,
+        /// What the module has.
+        found: String,
+    },
+    /// The module imports something the host does not provide.
+    #[error(
+        "imports `{module}::{name}`; a rule module may import only `claimsmith::log` and `claimsmith::fail` (no WASI, no other host functions)"
+    )]
+    ForbiddenImport {
+        /// Import module.
+        module: String,
+        /// Import name.
+        name: String,
+    },
+    /// A host import is declared with the wrong signature.
+    #[error("imports `claimsmith::{name}` as {found}; the host provides {expected}")]
+    WrongImport {
+        /// Import name.
+        name: String,
+        /// What the host provides.
+        expected: &'static str,
+        /// What the module declares.
+        found: String,
+    },
+    /// `claimsmith_abi_version` returned another version.
+    #[error("claimsmith_abi_version() returned {0}; this host runs ABI version 1")]
+    AbiVersion(i32),
+    /// The module's initial memory is over its memory limit.
+    #[error("declares {declared} bytes of initial memory, over its memory limit of {limit} bytes")]
+    InitialMemory {
+        /// Declared initial bytes.
+        declared: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// Instantiating the module or calling `claimsmith_abi_version` failed.
+    #[error("failed while checking the ABI version: {0}")]
+    Start(String),
+    /// The rule's settings are inconsistent (namespaces, limits).
+    #[error("{0}")]
+    Settings(String),
+}
+
+/// The login event is not usable; names the field at fault.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EventError {
+    /// Not JSON at all.
+    #[error("event is not valid JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error("event must be a JSON object, found {0}")]
+    NotObject(&'static str),
+    /// A required field is missing or empty.
+    #[error("event field `{0}` is required")]
+    Missing(&'static str),
+    /// A field has the wrong type.
+    #[error("event field `{path}`: {message}")]
+    WrongType {
+        /// Dotted path of the field.
+        path: String,
+        /// What serde said.
+        message: String,
+    },
+}
+
+/// Why a rule failed; every message names the limit or the fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RuleFailure {
+    /// Ran out of fuel.
+    #[error("exceeded its instruction budget (fuel limit {limit})")]
+    FuelExhausted {
+        /// The budget.
+        limit: u64,
+    },
+    /// Ran past its deadline.
+    #[error("exceeded its deadline (timeout limit {limit_ms} ms)")]
+    Timeout {
+        /// The deadline in milliseconds.
+        limit_ms: u64,
+    },
+    /// Asked for more linear memory than allowed.
+    #[error("exceeded its memory limit of {limit} bytes (asked for {requested} bytes)")]
+    MemoryLimit {
+        /// The cap.
+        limit: usize,
+        /// What it asked for.
+        requested: usize,
+    },
+    /// Exhausted the wasm stack.
+    #[error("exceeded the wasm stack limit of {limit} bytes (call stack exhausted)")]
+    StackOverflow {
+        /// The stack cap.
+        limit: usize,
+    },
+    /// The input document is over the input limit.
+    #[error("input of {size} bytes is over its input limit of {limit} bytes")]
+    InputTooLarge {
+        /// Input size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The result length is over the result limit (nothing was copied).
+    #[error("result of {size} bytes is over its result limit of {limit} bytes")]
+    ResultTooLarge {
+        /// Claimed length.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The result pointer and length leave the module's memory.
+    #[error("result at {ptr}..{ptr}+{len} is outside its {memory}-byte memory")]
+    ResultOutOfBounds {
+        /// Pointer.
+        ptr: usize,
+        /// Length.
+        len: usize,
+        /// Memory size.
+        memory: usize,
+    },
+    /// `claimsmith_alloc` returned a range outside the module's memory.
+    #[error("claimsmith_alloc returned {ptr} for {len} bytes, outside its {memory}-byte memory")]
+    AllocOutOfBounds {
+        /// Pointer.
+        ptr: usize,
+        /// Requested length.
+        len: usize,
+        /// Memory size.
+        memory: usize,
+    },
+    /// The result bytes are not UTF-8.
+    #[error("result is not valid UTF-8: {0}")]
+    InvalidUtf8(String),
+    /// The result is not a valid `{"commands": [...]}` document.
+    #[error("result is not a valid command list: {0}")]
+    InvalidResult(String),
+    /// The module reported a panic through `claimsmith::fail`.
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// The module trapped.
+    #[error("trapped: {0}")]
+    Trap(String),
+    /// A command broke the claim policy.
+    #[error("{0}")]
+    Policy(PolicyViolation),
+    /// No instance slot was free.
+    #[error("no sandbox slot free (too many concurrent logins): {0}")]
+    Capacity(String),
+}
+
+/// A rule denied the login.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rule `{rule}` denied the login: {reason}")]
+pub struct Denied {
+    /// The rule that denied.
+    pub rule: String,
+    /// Its reason, for `error_description` (secret values redacted).
+    pub reason: String,
+    /// What each rule did up to and including the denial.
+    pub rules: Vec<RuleTrace>,
+}
+
+/// A rule with `on_error = "deny"` failed, so the login fails closed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("rule `{rule}` {cause}")]
+pub struct RuleFailed {
+    /// The rule that failed.
+    pub rule: String,
+    /// Why.
+    pub cause: RuleFailure,
+    /// What each rule did up to and including the failure.
+    pub rules: Vec<RuleTrace>,
+}
+
+/// A login that ends without tokens.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoginError {
+    /// A rule denied it.
+    #[error(transparent)]
+    Denied(Denied),
+    /// A rule failed and its `on_error` is `deny`.
+    #[error(transparent)]
+    RuleFailed(RuleFailed),
+}

@@ -1,0 +1,42 @@
+//! # claimsmith-engine
+//!
+//! Runs claimsmith rule modules after a login and turns what they decided into an [`Outcome`].
+//!
+//! A login flows through these files in order:
+//! - [`sandbox`]: the one wasmtime engine every rule runs in (fuel, deadlines, pooled instances);
+//! - [`validated_module`] and [`rule`]: a module checked against the guest ABI once, at load;
+//! - [`login_event`]: the event checked and serialized once per login;
+//! - [`pipeline`]: the rules in order, each in a fresh instance ([`rule_run`]);
+//! - [`claim_policy`]: what a rule's commands may do to the tokens;
+//! - [`outcome`]: claims per token, scopes, metadata and per-rule traces, or a typed
+//!   [`LoginError`] (`Denied`, `RuleFailed`).
+//!
+//! No file formats and no signing here: the host crate reads config and mints tokens.
+
+pub mod claim_policy;
+pub mod error;
+pub mod limits;
+pub mod login_event;
+pub mod outcome;
+pub mod pipeline;
+pub mod reserved_claims;
+pub mod rule;
+pub mod rule_run;
+pub mod sandbox;
+pub mod validated_module;
+
+pub use claim_policy::{ClaimPolicy, PolicyViolation};
+pub use error::{
+    Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
+};
+pub use limits::Limits;
+pub use login_event::LoginEvent;
+pub use outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
+pub use pipeline::Pipeline;
+pub use rule::{OnError, Rule, RuleSpec};
+pub use sandbox::{Sandbox, SandboxConfig};
+
+pub use claimsmith_sdk::{Command, LogLevel, RuleResult, TokenKind};
+
+/// The guest ABI version this engine runs.
+pub const ABI_VERSION: i32 = 1;

@@ -1,0 +1,213 @@
+//! A rule: a validated module, pre-linked for fast instantiation, with its name, settings,
+//! limits and the constant part of its input (configuration and secrets).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use wasmtime::{InstancePre, ModuleExport};
+
+use crate::claim_policy::ClaimPolicy;
+use crate::error::{LoadError, LoadErrorKind};
+use crate::limits::Limits;
+use crate::login_event::input_prefix;
+use crate::rule_run::{self, RuleState};
+use crate::sandbox::Sandbox;
+use crate::validated_module::{ValidatedModule, error_chain, exports};
+
+/// What happens to the login when a rule fails (traps, exceeds a limit, breaks the policy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Fail closed: the login fails with the rule named.
+    #[default]
+    Deny,
+    /// Drop all of the rule's commands and go on; the failure is in the outcome's diagnostics.
+    Skip,
+}
+
+/// How a rule is configured: everything but its module bytes.
+#[derive(Clone, Default)]
+pub struct RuleSpec {
+    /// Unique name, used in every message about the rule.
+    pub name: String,
+    /// What a failure does to the login.
+    pub on_error: OnError,
+    /// Narrower namespaces for this rule; `None` means the policy's.
+    pub namespaces: Option<Vec<String>>,
+    /// The rule's `event.configuration`.
+    pub configuration: Map<String, Value>,
+    /// The rule's `event.secrets`, resolved.
+    pub secrets: BTreeMap<String, String>,
+    /// Its resource limits.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for RuleSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSpec")
+            .field("name", &self.name)
+            .field("on_error", &self.on_error)
+            .field("namespaces", &self.namespaces)
+            .field("configuration", &self.configuration)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Export handles resolved once, so a login does no string lookups.
+#[derive(Clone)]
+pub(crate) struct AbiExports {
+    pub memory: ModuleExport,
+    pub alloc: ModuleExport,
+    pub entry: ModuleExport,
+    pub version: ModuleExport,
+}
+
+/// A loaded rule, ready to run on any number of logins at once.
+pub struct Rule {
+    pub(crate) name: String,
+    pub(crate) on_error: OnError,
+    pub(crate) namespaces: Vec<String>,
+    pub(crate) limits: Limits,
+    pub(crate) input_prefix: String,
+    pub(crate) pre: InstancePre<RuleState>,
+    pub(crate) exports: AbiExports,
+    module: ValidatedModule,
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("on_error", &self.on_error)
+            .field("namespaces", &self.namespaces)
+            .field("limits", &self.limits)
+            .field("module_bytes", &self.module.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rule {
+    /// Load a rule from a module file.
+    pub fn from_file(
+        sandbox: &Sandbox,
+        policy: &ClaimPolicy,
+        spec: RuleSpec,
+        path: &Path,
+    ) -> Result<Rule, LoadError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(source) => {
+                let kind = LoadErrorKind::Io {
+                    path: path.to_owned(),
+                    source,
+                };
+                return Err(LoadError {
+                    rule: spec.name,
+                    kind,
+                });
+            }
+        };
+        Rule::from_bytes(sandbox, policy, spec, &bytes)
+    }
+
+    /// Load a rule from module bytes: validate, compile, link, and check the ABI version.
+    pub fn from_bytes(
+        sandbox: &Sandbox,
+        policy: &ClaimPolicy,
+        spec: RuleSpec,
+        bytes: &[u8],
+    ) -> Result<Rule, LoadError> {
+        let name = spec.name.clone();
+        Rule::load(sandbox, policy, spec, bytes).map_err(|kind| LoadError { rule: name, kind })
+    }
+
+    fn load(
+        sandbox: &Sandbox,
+        policy: &ClaimPolicy,
+        spec: RuleSpec,
+        bytes: &[u8],
+    ) -> Result<Rule, LoadErrorKind> {
+        if spec.limits.memory_bytes > sandbox.config().max_memory_bytes {
+            return Err(LoadErrorKind::Settings(format!(
+                "memory limit of {} bytes is over the sandbox's largest memory slot of {} bytes",
+                spec.limits.memory_bytes,
+                sandbox.config().max_memory_bytes
+            )));
+        }
+        let namespaces = match spec.namespaces {
+            Some(narrowed) => {
+                policy
+                    .check_narrowing(&narrowed)
+                    .map_err(LoadErrorKind::Settings)?;
+                narrowed
+            }
+            None => policy.namespaces().to_vec(),
+        };
+        let module = ValidatedModule::new(sandbox, bytes, &spec.limits)?;
+        let pre = sandbox
+            .linker()
+            .instantiate_pre(module.module())
+            .map_err(|e| LoadErrorKind::Invalid(error_chain(&e)))?;
+        let export = |name: &'static str| {
+            module
+                .module()
+                .get_export_index(name)
+                .ok_or(LoadErrorKind::MissingExport(name))
+        };
+        let exports = AbiExports {
+            memory: export(exports::MEMORY)?,
+            alloc: export(exports::ALLOC)?,
+            entry: export(exports::ON_EXECUTE_POST_LOGIN)?,
+            version: export(exports::ABI_VERSION)?,
+        };
+        let secrets: Map<String, Value> = spec
+            .secrets
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        let rule = Rule {
+            name: spec.name,
+            on_error: spec.on_error,
+            namespaces,
+            limits: spec.limits,
+            input_prefix: input_prefix(&spec.configuration, &secrets),
+            pre,
+            exports,
+            module,
+        };
+        match rule_run::abi_version(sandbox, &rule) {
+            Ok(crate::ABI_VERSION) => Ok(rule),
+            Ok(other) => Err(LoadErrorKind::AbiVersion(other)),
+            Err(failure) => Err(LoadErrorKind::Start(failure.to_string())),
+        }
+    }
+
+    /// The rule's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What a failure does to the login.
+    pub fn on_error(&self) -> OnError {
+        self.on_error
+    }
+
+    /// The namespaces this rule may write claims under.
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The validated module.
+    pub fn module(&self) -> &ValidatedModule {
+        &self.module
+    }
+}

@@ -1,0 +1,291 @@
+//! One run of one rule for one login: a fresh instance in a fresh store, the input written once,
+//! the entry point called once, the result read once. Every way it can go wrong becomes a
+//! [`RuleFailure`] naming the limit or fault; nothing here panics on module behaviour.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{Extern, Instance, Memory, ResourceLimiter, Store, Trap, TypedFunc};
+
+use crate::error::RuleFailure;
+use crate::limits::Limits;
+use crate::rule::Rule;
+use crate::sandbox::Sandbox;
+use crate::validated_module::error_chain;
+use claimsmith_sdk::{LogLevel, RuleResult};
+
+/// Table elements a rule may grow to (function tables of ordinary modules are far smaller).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Store data of one run: the memory limiter, host-import logs, and a reported panic.
+pub struct RuleState {
+    limiter: RuleLimiter,
+    logs: Vec<(LogLevel, String)>,
+    log_bytes: usize,
+    log_cap: usize,
+    log_dropped: usize,
+    failure: Option<String>,
+}
+
+struct RuleLimiter {
+    memory_limit: usize,
+    peak: usize,
+    exceeded: Option<usize>,
+}
+
+#[derive(Debug)]
+struct MemoryLimitHit;
+
+impl std::fmt::Display for MemoryLimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("memory limit exceeded")
+    }
+}
+
+impl std::error::Error for MemoryLimitHit {}
+
+impl ResourceLimiter for RuleLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.exceeded = Some(desired);
+            return Err(wasmtime::Error::new(MemoryLimitHit));
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl RuleState {
+    fn new(limits: &Limits) -> RuleState {
+        RuleState {
+            limiter: RuleLimiter {
+                memory_limit: limits.memory_bytes,
+                peak: 0,
+                exceeded: None,
+            },
+            logs: Vec::new(),
+            log_bytes: 0,
+            log_cap: limits.log_bytes,
+            log_dropped: 0,
+            failure: None,
+        }
+    }
+
+    /// Log bytes still allowed in this run.
+    pub(crate) fn log_budget(&self) -> usize {
+        self.log_cap.saturating_sub(self.log_bytes)
+    }
+
+    /// Keep a log line from the host import; `asked` is the length the module passed.
+    pub(crate) fn push_log(&mut self, level: LogLevel, text: String, asked: usize) {
+        self.log_dropped += asked.saturating_sub(text.len());
+        if text.is_empty() {
+            return;
+        }
+        self.log_bytes += text.len();
+        self.logs.push((level, text));
+    }
+
+    /// Record the reason the module is about to trap (first one wins).
+    pub(crate) fn fail(&mut self, message: String) {
+        self.failure.get_or_insert(message);
+    }
+}
+
+/// What one run produced, with the resources it used, whether it succeeded or not.
+pub(crate) struct RuleRun {
+    pub result: Result<RuleResult, RuleFailure>,
+    /// Log lines the module sent through the `claimsmith::log` import.
+    pub host_logs: Vec<(LogLevel, String)>,
+    /// Log bytes cut at the cap.
+    pub log_dropped: usize,
+    pub fuel_used: u64,
+    pub peak_memory: usize,
+    pub duration: Duration,
+}
+
+/// Run `rule` on `input`.
+pub(crate) fn run(sandbox: &Sandbox, rule: &Rule, input: &[u8]) -> RuleRun {
+    let started = Instant::now();
+    let mut store = new_store(sandbox, &rule.limits);
+    let result = if input.len() > rule.limits.input_bytes {
+        Err(RuleFailure::InputTooLarge {
+            size: input.len(),
+            limit: rule.limits.input_bytes,
+        })
+    } else {
+        call(&mut store, rule, input).map_err(|e| classify(e, &store, sandbox, &rule.limits))
+    };
+    let fuel_left = store.get_fuel().unwrap_or(0);
+    let state = store.into_data();
+    let result = match (result, state.failure) {
+        // A module that reported a failure through `claimsmith::fail` failed, whatever it returned.
+        (_, Some(message)) => Err(RuleFailure::Panicked(message)),
+        (result, None) => result,
+    };
+    RuleRun {
+        result,
+        host_logs: state.logs,
+        log_dropped: state.log_dropped,
+        fuel_used: rule.limits.fuel.saturating_sub(fuel_left),
+        peak_memory: state.limiter.peak,
+        duration: started.elapsed(),
+    }
+}
+
+/// Instantiate `rule` once and call `claimsmith_abi_version`.
+pub(crate) fn abi_version(sandbox: &Sandbox, rule: &Rule) -> Result<i32, RuleFailure> {
+    let mut store = new_store(sandbox, &rule.limits);
+    let called = (|| {
+        let instance = rule.pre.instantiate(&mut store)?;
+        let version: TypedFunc<(), i32> = typed(&mut store, &instance, &rule.exports.version)?;
+        version.call(&mut store, ())
+    })();
+    called.map_err(|e| classify(CallError::Wasm(e), &store, sandbox, &rule.limits))
+}
+
+fn new_store(sandbox: &Sandbox, limits: &Limits) -> Store<RuleState> {
+    let mut store = Store::new(sandbox.engine(), RuleState::new(limits));
+    store.limiter(|state| &mut state.limiter);
+    store
+        .set_fuel(limits.fuel)
+        .expect("fuel is enabled in the sandbox");
+    store.set_epoch_deadline(sandbox.deadline_ticks(limits.timeout));
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Why a call could fail before or after the module ran, before classification.
+enum CallError {
+    Wasm(wasmtime::Error),
+    Rule(RuleFailure),
+}
+
+impl From<wasmtime::Error> for CallError {
+    fn from(e: wasmtime::Error) -> Self {
+        CallError::Wasm(e)
+    }
+}
+
+fn call(store: &mut Store<RuleState>, rule: &Rule, input: &[u8]) -> Result<RuleResult, CallError> {
+    let instance = rule.pre.instantiate(&mut *store)?;
+    let memory = match instance.get_module_export(&mut *store, &rule.exports.memory) {
+        Some(Extern::Memory(memory)) => memory,
+        _ => {
+            return Err(CallError::Rule(RuleFailure::Trap(
+                "export `memory` is not a memory".into(),
+            )));
+        }
+    };
+    let alloc: TypedFunc<i32, i32> = typed(store, &instance, &rule.exports.alloc)?;
+    let entry: TypedFunc<(i32, i32), i64> = typed(store, &instance, &rule.exports.entry)?;
+
+    let len = input.len() as i32;
+    let ptr = alloc.call(&mut *store, len)? as u32 as usize;
+    if memory.write(&mut *store, ptr, input).is_err() {
+        let memory = memory.data_size(&*store);
+        return Err(CallError::Rule(RuleFailure::AllocOutOfBounds {
+            ptr,
+            len: input.len(),
+            memory,
+        }));
+    }
+    let packed = entry.call(&mut *store, (ptr as i32, len))? as u64;
+    read_result(store, memory, packed, &rule.limits).map_err(CallError::Rule)
+}
+
+fn typed<P, R>(
+    store: &mut Store<RuleState>,
+    instance: &Instance,
+    export: &wasmtime::ModuleExport,
+) -> wasmtime::Result<TypedFunc<P, R>>
+where
+    P: wasmtime::WasmParams,
+    R: wasmtime::WasmResults,
+{
+    match instance.get_module_export(&mut *store, export) {
+        Some(Extern::Func(func)) => func.typed(&*store),
+        _ => Err(wasmtime::Error::msg("an ABI export is not a function")),
+    }
+}
+
+/// Read `(out_ptr << 32) | out_len`: the length is checked against the result limit and the
+/// range against memory before a byte is copied.
+fn read_result(
+    store: &Store<RuleState>,
+    memory: Memory,
+    packed: u64,
+    limits: &Limits,
+) -> Result<RuleResult, RuleFailure> {
+    let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+    if len > limits.result_bytes {
+        return Err(RuleFailure::ResultTooLarge {
+            size: len,
+            limit: limits.result_bytes,
+        });
+    }
+    let data = memory.data(store);
+    let bytes = ptr
+        .checked_add(len)
+        .and_then(|end| data.get(ptr..end))
+        .ok_or(RuleFailure::ResultOutOfBounds {
+            ptr,
+            len,
+            memory: data.len(),
+        })?;
+    let text = std::str::from_utf8(bytes).map_err(|e| RuleFailure::InvalidUtf8(e.to_string()))?;
+    serde_json::from_str(text).map_err(|e| RuleFailure::InvalidResult(e.to_string()))
+}
+
+fn classify(
+    error: CallError,
+    store: &Store<RuleState>,
+    sandbox: &Sandbox,
+    limits: &Limits,
+) -> RuleFailure {
+    let error = match error {
+        CallError::Rule(failure) => return failure,
+        CallError::Wasm(error) => error,
+    };
+    let state = store.data();
+    if let Some(requested) = state.limiter.exceeded {
+        return RuleFailure::MemoryLimit {
+            limit: limits.memory_bytes,
+            requested,
+        };
+    }
+    if let Some(message) = &state.failure {
+        return RuleFailure::Panicked(message.clone());
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => RuleFailure::FuelExhausted { limit: limits.fuel },
+        Some(Trap::Interrupt) => RuleFailure::Timeout {
+            limit_ms: limits.timeout.as_millis() as u64,
+        },
+        Some(Trap::StackOverflow) => RuleFailure::StackOverflow {
+            limit: sandbox.config().max_wasm_stack,
+        },
+        Some(trap) => RuleFailure::Trap(trap.to_string()),
+        None => {
+            let message = error_chain(&error);
+            if message.contains("concurrent") && message.contains("limit") {
+                RuleFailure::Capacity(message)
+            } else {
+                RuleFailure::Trap(message)
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The sandbox every rule runs in: one wasmtime engine with fuel metering, epoch deadlines, a
+//! capped wasm stack, pooled instance slots and the two host functions a module may import.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{
+    Caller, Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
+};
+
+use crate::rule_run::RuleState;
+use claimsmith_sdk::LogLevel;
+
+/// How often the deadline clock ticks; a rule's timeout is rounded up to whole ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Engine-wide settings, fixed when the sandbox is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Wasm stack cap in bytes, for every rule.
+    pub max_wasm_stack: usize,
+    /// Largest linear memory any rule may get (the size of a pooled memory slot).
+    pub max_memory_bytes: usize,
+    /// Instance slots: how many rule instances may be alive at once across all logins.
+    pub max_concurrent_instances: u32,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_wasm_stack: 512 << 10,
+            max_memory_bytes: 16 << 20,
+            max_concurrent_instances: 128,
+        }
+    }
+}
+
+/// The wasmtime engine, its deadline clock and the host functions, shared by all rules.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<RuleState>,
+    config: SandboxConfig,
+    ticker: EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Build the engine; fails only if wasmtime rejects the settings.
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {
+        let mut wasm = Config::new();
+        wasm.consume_fuel(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .memory_init_cow(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(config.max_concurrent_instances)
+            .total_memories(config.max_concurrent_instances)
+            .total_tables(config.max_concurrent_instances)
+            .max_memory_size(config.max_memory_bytes)
+            .linear_memory_keep_resident(64 << 10)
+            .table_keep_resident(16 << 10);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine =
+            Engine::new(&wasm).map_err(|e| format!("cannot build the wasm engine: {e}"))?;
+        let linker =
+            host_functions(&engine).map_err(|e| format!("cannot link host functions: {e}"))?;
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Sandbox {
+            engine,
+            linker,
+            config,
+            ticker,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine-wide settings.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<RuleState> {
+        &self.linker
+    }
+
+    /// Ticks of [`EPOCH_TICK`] that cover `timeout`.
+    pub(crate) fn deadline_ticks(&self, timeout: Duration) -> u64 {
+        let _ = &self.ticker;
+        (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+    }
+}
+
+/// The host functions a module may import, under module `claimsmith` (docs/abi.md).
+fn host_functions(engine: &Engine) -> wasmtime::Result<Linker<RuleState>> {
+    let mut linker = Linker::new(engine);
+    linker.func_wrap(
+        "claimsmith",
+        "log",
+        |mut caller: Caller<'_, RuleState>, level: i32, ptr: i32, len: i32| {
+            let level = LogLevel::from_i32(level).unwrap_or(LogLevel::Info);
+            let budget = caller.data().log_budget();
+            let text = read_guest_text(&mut caller, ptr, len, budget);
+            caller.data_mut().push_log(level, text, len.max(0) as usize);
+        },
+    )?;
+    linker.func_wrap(
+        "claimsmith",
+        "fail",
+        |mut caller: Caller<'_, RuleState>, ptr: i32, len: i32| {
+            let text = read_guest_text(&mut caller, ptr, len, 1024);
+            caller.data_mut().fail(text);
+        },
+    )?;
+    Ok(linker)
+}
+
+/// Read at most `cap` bytes of text from the guest's memory, lossily; out-of-bounds reads give a
+/// marker instead of trapping the host.
+fn read_guest_text(caller: &mut Caller<'_, RuleState>, ptr: i32, len: i32, cap: usize) -> String {
+    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
+        return "<no memory>".into();
+    };
+    let data = memory.data(&caller);
+    let (ptr, len) = (ptr as u32 as usize, (len.max(0) as usize).min(cap));
+    match data.get(ptr..ptr.saturating_add(len)) {
+        Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        None => format!("<text at {ptr}+{len} is outside the module's memory>"),
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] so deadlines fire; stops with the sandbox.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("claimsmith-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn the epoch thread");
+        EpochTicker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `claimsmith run`: one login from a JSON event, through the configured rules, to signed tokens.
+//!
+//! stdout carries exactly one JSON object: the tokens and their decoded claims (exit 0), or an
+//! OAuth error object (`access_denied`, exit 3; `server_error`, exit 4). Bad input: exit 2 with
+//! the cause on stderr and nothing on stdout.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+
+use claimsmith::engine::{LoginEvent, RuleStatus, RuleTrace};
+use claimsmith::{Issuer, LoginFailure};
+
+use super::{EXIT_BAD_INPUT, EXIT_DENIED, EXIT_FAILURE, EXIT_RULE_FAILED, print_json};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The config file.
+    #[arg(long)]
+    config: PathBuf,
+    /// The login event as JSON; `-` reads stdin.
+    #[arg(long)]
+    event: PathBuf,
+    /// Show what each rule did: on stderr, or in the output JSON under `explain` with --json.
+    #[arg(long)]
+    explain: bool,
+    /// With --explain, put the trace in the JSON output instead of on stderr.
+    #[arg(long)]
+    json: bool,
+    /// Indent the JSON output.
+    #[arg(long)]
+    pretty: bool,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let issuer = Issuer::from_config_file(&args.config)?;
+    let bytes = read_event(&args.event)?;
+    let event = match LoginEvent::from_json(&bytes) {
+        Ok(event) => event,
+        Err(err) => {
+            eprintln!("error: {}: {err}", args.event.display());
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let (mut output, code, traces) = match issuer.login(&event) {
+        Ok(tokens) => {
+            let mut claims = json!({"id_token": tokens.id_token_claims});
+            let mut output = json!({"id_token": tokens.id_token});
+            if let (Some(token), Some(access)) = (tokens.access_token, tokens.access_token_claims) {
+                output["access_token"] = json!(token);
+                claims["access_token"] = json!(access);
+            }
+            let outcome = tokens.outcome;
+            output["claims"] = claims;
+            output["scopes"] = json!(outcome.scopes);
+            output["app_metadata"] = json!(outcome.app_metadata);
+            output["user_metadata"] = json!(outcome.user_metadata);
+            output["mfa"] = json!(outcome.mfa);
+            output["logs"] = json!(outcome.logs);
+            output["warnings"] = json!(tokens.warnings);
+            (output, ExitCode::SUCCESS, outcome.rules)
+        }
+        Err(LoginFailure::Denied(denied)) => (
+            json!({"error": "access_denied", "error_description": denied.reason, "rule": denied.rule}),
+            ExitCode::from(EXIT_DENIED),
+            denied.rules,
+        ),
+        Err(LoginFailure::RuleFailed(failed)) => (
+            json!({"error": "server_error", "error_description": failed.to_string(), "rule": failed.rule}),
+            ExitCode::from(EXIT_RULE_FAILED),
+            failed.rules,
+        ),
+        Err(LoginFailure::BadEvent(err)) => {
+            eprintln!("error: {}: {err}", args.event.display());
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+        Err(err @ LoginFailure::Signing(_)) => {
+            eprintln!("error: {err}");
+            return Ok(ExitCode::from(EXIT_FAILURE));
+        }
+    };
+    if args.explain {
+        if args.json {
+            output["explain"] = json!(traces.iter().map(explain_json).collect::<Vec<_>>());
+        } else {
+            eprint!("{}", explain_text(&traces));
+        }
+    }
+    if args.pretty {
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else {
+        print_json(&output);
+    }
+    Ok(code)
+}
+
+fn read_event(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .context("cannot read the event from stdin")?;
+        return Ok(bytes);
+    }
+    std::fs::read(path).with_context(|| format!("cannot read event {}", path.display()))
+}
+
+/// One rule's trace as JSON: status, commands by kind, resources.
+fn explain_json(trace: &RuleTrace) -> Value {
+    let mut value = serde_json::to_value(trace).expect("a trace serializes");
+    value["duration_us"] = value["duration"].take();
+    value.as_object_mut().expect("object").remove("duration");
+    value
+}
+
+/// A readable per-rule trace.
+pub fn explain_text(traces: &[RuleTrace]) -> String {
+    use claimsmith::engine::Command;
+    let mut out = String::new();
+    for trace in traces {
+        let status = match &trace.status {
+            RuleStatus::Applied => "applied".to_owned(),
+            RuleStatus::Denied { reason } => format!("DENIED: {reason}"),
+            RuleStatus::Failed {
+                cause,
+                skipped: true,
+            } => format!("FAILED (skipped): {cause}"),
+            RuleStatus::Failed {
+                cause,
+                skipped: false,
+            } => format!("FAILED: {cause}"),
+        };
+        out.push_str(&format!(
+            "rule {} — {status}\n  {:.1} us, {} instructions, peak memory {} KiB\n",
+            trace.rule,
+            trace.duration.as_secs_f64() * 1e6,
+            trace.fuel_used,
+            trace.peak_memory_bytes / 1024
+        ));
+        for command in &trace.commands {
+            let line = match command {
+                Command::SetClaim { token, name, value } => {
+                    format!("set {token} claim {name} = {value}")
+                }
+                Command::RemoveClaim { token, name } => format!("remove {token} claim {name}"),
+                Command::AddScope { scope } => format!("add scope {scope}"),
+                Command::RemoveScope { scope } => format!("remove scope {scope}"),
+                Command::Deny { reason } => format!("deny: {reason}"),
+                Command::SetAppMetadata { key, value } => format!("app_metadata {key} = {value}"),
+                Command::SetUserMetadata { key, value } => format!("user_metadata {key} = {value}"),
+                Command::EnableMfa { provider } => format!("require MFA with {provider}"),
+                Command::Log { level, message } => format!("log {}: {message}", level.as_str()),
+            };
+            out.push_str(&format!("  - {line}\n"));
+        }
+    }
+    out
+}

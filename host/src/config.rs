@@ -1,0 +1,478 @@
+//! The issuer's TOML config: issuer URL, token lifetimes, claim namespaces, signing keys, rules
+//! and limits. Every path is relative to the config file; unknown keys are rejected.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::ConfigError;
+use claimsmith_engine::{Limits, OnError, RuleSpec, SandboxConfig};
+
+/// Token lifetimes must sit in this range, in seconds (one minute to thirty days).
+pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
+
+/// A checked config with every path resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file.
+    pub path: PathBuf,
+    /// `iss` of every token.
+    pub issuer: String,
+    /// ID token lifetime.
+    pub id_token_ttl: Duration,
+    /// Access token lifetime.
+    pub access_token_ttl: Duration,
+    /// Allowed claim-name prefixes.
+    pub namespaces: Vec<String>,
+    /// Signing keys; the first signs, all are published.
+    pub keys: Vec<KeyConfig>,
+    /// Rules, in the order they run.
+    pub rules: Vec<RuleConfig>,
+    /// Engine-wide sandbox settings.
+    pub sandbox: SandboxConfig,
+    /// Cap on the serialized custom claims per token.
+    pub claims_bytes: usize,
+}
+
+/// One `[[keys]]` entry.
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    /// Key id, in every token header and the JWKS.
+    pub kid: String,
+    /// JWS algorithm name.
+    pub alg: String,
+    /// PKCS#8 PEM file.
+    pub private_key: PathBuf,
+}
+
+/// One `[[rules]]` entry.
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    /// Name, settings, configuration, secrets and limits.
+    pub spec: RuleSpec,
+    /// The module file.
+    pub module: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    issuer: String,
+    id_token_ttl: Option<u64>,
+    access_token_ttl: Option<u64>,
+    namespaces: Vec<String>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    keys: Vec<RawKey>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    kid: String,
+    alg: String,
+    private_key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    module: PathBuf,
+    #[serde(default)]
+    on_error: OnError,
+    namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    config: toml::Table,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretSource>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SecretSource {
+    Literal(String),
+    Env(EnvSecret),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvSecret {
+    env: String,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    fuel: Option<u64>,
+    timeout_ms: Option<u64>,
+    memory_bytes: Option<usize>,
+    input_bytes: Option<usize>,
+    result_bytes: Option<usize>,
+    log_bytes: Option<usize>,
+    module_bytes: Option<usize>,
+    // Engine-wide only:
+    stack_bytes: Option<usize>,
+    claims_bytes: Option<usize>,
+    max_concurrent_instances: Option<u32>,
+}
+
+impl Config {
+    /// Read and check the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Check config `text` as if read from `path` (paths resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        };
+
+        if !(raw.issuer.starts_with("https://") || is_local_http(&raw.issuer)) {
+            return Err(invalid(
+                "issuer".into(),
+                format!(
+                    "{:?} must be an https:// URL (http:// only for localhost)",
+                    raw.issuer
+                ),
+            ));
+        }
+        let ttl = |field: &str, value: Option<u64>, default: u64| {
+            let value = value.unwrap_or(default);
+            if TTL_RANGE.contains(&value) {
+                Ok(Duration::from_secs(value))
+            } else {
+                Err(invalid(
+                    field.into(),
+                    format!(
+                        "{value} seconds is out of range ({} to {} seconds)",
+                        TTL_RANGE.start(),
+                        TTL_RANGE.end()
+                    ),
+                ))
+            }
+        };
+        let id_token_ttl = ttl("id_token_ttl", raw.id_token_ttl, 3600)?;
+        let access_token_ttl = ttl("access_token_ttl", raw.access_token_ttl, 86400)?;
+
+        if raw.keys.is_empty() {
+            return Err(invalid(
+                "keys".into(),
+                "at least one [[keys]] entry is needed to sign tokens".into(),
+            ));
+        }
+        let mut keys: Vec<KeyConfig> = Vec::new();
+        for (i, key) in raw.keys.into_iter().enumerate() {
+            if key.kid.trim().is_empty() {
+                return Err(invalid(
+                    format!("keys[{i}].kid"),
+                    "must not be empty".into(),
+                ));
+            }
+            if keys.iter().any(|k| k.kid == key.kid) {
+                return Err(invalid(
+                    format!("keys[{i}].kid"),
+                    format!("duplicate key id {:?}", key.kid),
+                ));
+            }
+            keys.push(KeyConfig {
+                kid: key.kid,
+                alg: key.alg,
+                private_key: base.join(key.private_key),
+            });
+        }
+
+        let global = &raw.limits;
+        let mut rules: Vec<RuleConfig> = Vec::new();
+        for (i, rule) in raw.rules.into_iter().enumerate() {
+            let field = |name: &str| format!("rules[{i}].{name}");
+            if rule.name.trim().is_empty() {
+                return Err(invalid(field("name"), "must not be empty".into()));
+            }
+            if rules.iter().any(|r| r.spec.name == rule.name) {
+                return Err(invalid(
+                    field("name"),
+                    format!("duplicate rule name {:?}", rule.name),
+                ));
+            }
+            for (key, value) in [
+                ("stack_bytes", rule.limits.stack_bytes.is_some()),
+                ("claims_bytes", rule.limits.claims_bytes.is_some()),
+                (
+                    "max_concurrent_instances",
+                    rule.limits.max_concurrent_instances.is_some(),
+                ),
+            ] {
+                if value {
+                    return Err(invalid(
+                        field(&format!("limits.{key}")),
+                        "is engine-wide: set it in the top-level [limits]".into(),
+                    ));
+                }
+            }
+            let limits = limits_of(global, &rule.limits)
+                .map_err(|(key, message)| invalid(field(&format!("limits.{key}")), message))?;
+            let configuration: Map<String, Value> = match serde_json::to_value(&rule.config) {
+                Ok(Value::Object(map)) => map,
+                _ => {
+                    return Err(invalid(
+                        field("config"),
+                        "cannot be represented as JSON".into(),
+                    ));
+                }
+            };
+            let mut secrets = BTreeMap::new();
+            for (name, source) in rule.secrets {
+                let value = match source {
+                    SecretSource::Literal(value) => value,
+                    SecretSource::Env(EnvSecret { env }) => std::env::var(&env).map_err(|_| {
+                        invalid(
+                            field(&format!("secrets.{name}")),
+                            format!("environment variable {env} is not set"),
+                        )
+                    })?,
+                };
+                if value.is_empty() {
+                    return Err(invalid(
+                        field(&format!("secrets.{name}")),
+                        "is empty".into(),
+                    ));
+                }
+                secrets.insert(name, value);
+            }
+            rules.push(RuleConfig {
+                module: base.join(&rule.module),
+                spec: RuleSpec {
+                    name: rule.name,
+                    on_error: rule.on_error,
+                    namespaces: rule.namespaces,
+                    configuration,
+                    secrets,
+                    limits,
+                },
+            });
+        }
+
+        let defaults = SandboxConfig::default();
+        let max_memory = rules
+            .iter()
+            .map(|r| r.spec.limits.memory_bytes)
+            .max()
+            .unwrap_or(0);
+        let sandbox = SandboxConfig {
+            max_wasm_stack: global.stack_bytes.unwrap_or(defaults.max_wasm_stack),
+            max_memory_bytes: max_memory.max(defaults.max_memory_bytes),
+            max_concurrent_instances: global
+                .max_concurrent_instances
+                .unwrap_or(defaults.max_concurrent_instances),
+        };
+        if !(16 << 10..=64 << 20).contains(&sandbox.max_wasm_stack) {
+            return Err(invalid(
+                "limits.stack_bytes".into(),
+                "must be between 16 KiB and 64 MiB".into(),
+            ));
+        }
+        if sandbox.max_concurrent_instances == 0 {
+            return Err(invalid(
+                "limits.max_concurrent_instances".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            issuer: raw.issuer,
+            id_token_ttl,
+            access_token_ttl,
+            namespaces: raw.namespaces,
+            keys,
+            rules,
+            sandbox,
+            claims_bytes: global.claims_bytes.unwrap_or(100 * 1024),
+        })
+    }
+}
+
+fn is_local_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// A rule's limits: its own, else the global `[limits]`, else the defaults; zero is refused.
+fn limits_of(global: &RawLimits, rule: &RawLimits) -> Result<Limits, (&'static str, String)> {
+    let defaults = Limits::default();
+    fn pick<T: Copy + PartialEq + Default + std::fmt::Display>(
+        key: &'static str,
+        rule: Option<T>,
+        global: Option<T>,
+        default: T,
+    ) -> Result<T, (&'static str, String)> {
+        let value = rule.or(global).unwrap_or(default);
+        if value == T::default() {
+            return Err((key, "must be greater than zero".into()));
+        }
+        Ok(value)
+    }
+    Ok(Limits {
+        fuel: pick("fuel", rule.fuel, global.fuel, defaults.fuel)?,
+        timeout: Duration::from_millis(pick(
+            "timeout_ms",
+            rule.timeout_ms,
+            global.timeout_ms,
+            defaults.timeout.as_millis() as u64,
+        )?),
+        memory_bytes: pick(
+            "memory_bytes",
+            rule.memory_bytes,
+            global.memory_bytes,
+            defaults.memory_bytes,
+        )?,
+        input_bytes: pick(
+            "input_bytes",
+            rule.input_bytes,
+            global.input_bytes,
+            defaults.input_bytes,
+        )?,
+        result_bytes: pick(
+            "result_bytes",
+            rule.result_bytes,
+            global.result_bytes,
+            defaults.result_bytes,
+        )?,
+        log_bytes: pick(
+            "log_bytes",
+            rule.log_bytes,
+            global.log_bytes,
+            defaults.log_bytes,
+        )?,
+        module_bytes: pick(
+            "module_bytes",
+            rule.module_bytes,
+            global.module_bytes,
+            defaults.module_bytes,
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+issuer = "https://login.example.com/"
+namespaces = ["https://example.com/"]
+[[keys]]
+kid = "k1"
+alg = "RS256"
+private_key = "keys/signing.pem"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/claimsmith/claimsmith.toml"))
+    }
+
+    #[test]
+    fn paths_resolve_against_the_config_folder_and_defaults_apply() {
+        let config = parse(&format!("{BASE}\n[[rules]]\nname = \"r\"\nmodule = \"r.wasm\"\n[rules.config]\nnamespace = \"https://example.com\"\n")).unwrap();
+        assert_eq!(
+            config.keys[0].private_key,
+            Path::new("/etc/claimsmith/keys/signing.pem")
+        );
+        assert_eq!(config.rules[0].module, Path::new("/etc/claimsmith/r.wasm"));
+        assert_eq!(config.rules[0].spec.limits, Limits::default());
+        assert_eq!(
+            config.rules[0].spec.configuration["namespace"],
+            "https://example.com"
+        );
+        assert_eq!(config.id_token_ttl, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_typo_is_an_error_with_line_and_column() {
+        let err = parse(&BASE.replace("issuer =", "isuser ="))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("claimsmith.toml") && err.contains("isuser") && err.contains("line 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_ttls_and_duplicate_names_are_named() {
+        let err = parse(&format!("id_token_ttl = 5\n{BASE}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`id_token_ttl`") && err.contains("out of range"),
+            "{err}"
+        );
+        let err = parse(&format!("{BASE}[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n[[rules]]\nname = \"a\"\nmodule = \"b.wasm\"\n")).unwrap_err().to_string();
+        assert!(
+            err.contains("`rules[1].name`") && err.contains("duplicate"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{BASE}[[keys]]\nkid = \"k1\"\nalg = \"ES256\"\nprivate_key = \"x.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`keys[1].kid`"), "{err}");
+    }
+
+    #[test]
+    fn secrets_come_from_literals_or_the_environment() {
+        let text = format!(
+            "{BASE}[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n[rules.secrets]\nLIT = \"v\"\nENV = {{ env = \"CLAIMSMITH_TEST_UNSET_VAR\" }}\n"
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("`rules[0].secrets.ENV`") && err.contains("CLAIMSMITH_TEST_UNSET_VAR"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn per_rule_limits_override_global_ones_and_engine_limits_stay_global() {
+        let text = format!(
+            "{BASE}[limits]\nfuel = 5\ntimeout_ms = 7\n[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n[rules.limits]\nfuel = 9\n"
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.rules[0].spec.limits.fuel, 9);
+        assert_eq!(
+            config.rules[0].spec.limits.timeout,
+            Duration::from_millis(7)
+        );
+        let text = format!(
+            "{BASE}[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n[rules.limits]\nstack_bytes = 9\n"
+        );
+        assert!(
+            parse(&text)
+                .unwrap_err()
+                .to_string()
+                .contains("engine-wide")
+        );
+    }
+}

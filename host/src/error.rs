@@ -1,0 +1,61 @@
+//! Typed errors of the host: a config that cannot be used, and a login that gets no tokens.
+
+use std::path::PathBuf;
+
+use claimsmith_engine::{Denied, EventError, LoadError, RuleFailed};
+
+/// The config, a key or a rule module cannot be used; names the file and the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file cannot be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax or shape (unknown keys, wrong types), with line and column.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{}: `{field}`: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The field (`keys[0].alg`, `rules[2].secrets.API_KEY`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rule module cannot be loaded.
+    #[error("{}: {source}", path.display())]
+    Rule {
+        /// The config file.
+        path: PathBuf,
+        /// The rule and why.
+        source: LoadError,
+    },
+}
+
+/// A login that ends without tokens.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    /// The event is unusable (exit 2 in the CLI).
+    #[error("bad event: {0}")]
+    BadEvent(#[from] EventError),
+    /// A rule denied the login (`access_denied`, exit 3).
+    #[error(transparent)]
+    Denied(Denied),
+    /// A rule failed with `on_error = "deny"` (`server_error`, exit 4).
+    #[error(transparent)]
+    RuleFailed(RuleFailed),
+    /// Signing failed (`server_error`).
+    #[error("signing failed: {0}")]
+    Signing(String),
+}

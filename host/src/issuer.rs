@@ -1,0 +1,231 @@
+//! The issuer: config, keys and rules loaded once; per login, the event in and signed tokens
+//! (or a typed denial or failure) out.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::Header;
+use jsonwebtoken::jwk::JwkSet;
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::error::{ConfigError, LoginFailure};
+use crate::keys::{KeySet, SigningKey};
+use crate::{access_token, id_token};
+use claimsmith_engine::{
+    ClaimPolicy, EventError, LoginError, LoginEvent, Outcome, Pipeline, Sandbox,
+};
+
+/// Tokens larger than this break common HTTP header limits; past it the login gets a warning.
+pub const TOKEN_WARN_BYTES: usize = 8 * 1024;
+
+/// A configured issuer. `Send + Sync`: build once, call [`Issuer::login`] from any thread.
+#[derive(Debug)]
+pub struct Issuer {
+    config: Config,
+    keys: KeySet,
+    pipeline: Pipeline,
+}
+
+/// What a successful login gets.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// The signed ID token.
+    pub id_token: String,
+    /// The signed access token, when the event names an API.
+    pub access_token: Option<String>,
+    /// The ID token's claims, as signed.
+    pub id_token_claims: Map<String, Value>,
+    /// The access token's claims, as signed.
+    pub access_token_claims: Option<Map<String, Value>>,
+    /// What the rules decided, with per-rule traces.
+    pub outcome: Outcome,
+    /// Things the issuer should know (token size, skipped rules).
+    pub warnings: Vec<String>,
+}
+
+impl Issuer {
+    /// Load the config at `path`, its keys and every rule module.
+    pub fn from_config_file(path: &Path) -> Result<Issuer, ConfigError> {
+        Issuer::from_config(Config::load(path)?)
+    }
+
+    /// Load keys and rule modules for a checked config.
+    pub fn from_config(config: Config) -> Result<Issuer, ConfigError> {
+        let path = config.path.clone();
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: path.clone(),
+            field,
+            message,
+        };
+        let mut keys = Vec::new();
+        for (i, key) in config.keys.iter().enumerate() {
+            keys.push(
+                SigningKey::load(&key.kid, &key.alg, &key.private_key)
+                    .map_err(|e| invalid(format!("keys[{i}]"), e))?,
+            );
+        }
+        let keys =
+            KeySet::new(keys).ok_or_else(|| invalid("keys".into(), "no signing key".into()))?;
+        let policy = ClaimPolicy::new(config.namespaces.clone())
+            .map_err(|e| invalid("namespaces".into(), e))?
+            .with_max_claims_bytes(config.claims_bytes);
+        let sandbox =
+            Sandbox::new(config.sandbox.clone()).map_err(|e| invalid("limits".into(), e))?;
+        let mut pipeline = Pipeline::new(sandbox, policy);
+        for rule in &config.rules {
+            pipeline
+                .add_rule_file(rule.spec.clone(), &rule.module)
+                .map_err(|source| ConfigError::Rule {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        Ok(Issuer {
+            config,
+            keys,
+            pipeline,
+        })
+    }
+
+    /// Run a login given as JSON bytes.
+    pub fn login_json(&self, event: &[u8]) -> Result<Tokens, LoginFailure> {
+        self.login(&LoginEvent::from_json(event)?)
+    }
+
+    /// Run a login now.
+    pub fn login(&self, event: &LoginEvent) -> Result<Tokens, LoginFailure> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        self.login_at(event, now)
+    }
+
+    /// Run a login as of `now` (seconds since the epoch).
+    pub fn login_at(&self, event: &LoginEvent, now: u64) -> Result<Tokens, LoginFailure> {
+        check_required(event)?;
+        let outcome = self.pipeline.run(event).map_err(|e| match e {
+            LoginError::Denied(denied) => LoginFailure::Denied(denied),
+            LoginError::RuleFailed(failed) => LoginFailure::RuleFailed(failed),
+        })?;
+        self.mint(event, outcome, now)
+    }
+
+    fn mint(&self, event: &LoginEvent, outcome: Outcome, now: u64) -> Result<Tokens, LoginFailure> {
+        let event = event.event();
+        let issuer = &self.config.issuer;
+        let key = self.keys.signing();
+        let signing = |e: jsonwebtoken::errors::Error| LoginFailure::Signing(e.to_string());
+        let id_token_claims = id_token::claims(
+            issuer,
+            event,
+            &outcome.id_token,
+            now,
+            self.config.id_token_ttl.as_secs(),
+        );
+        let id_token = key
+            .sign(&Header::default(), &id_token_claims)
+            .map_err(signing)?;
+        let access_token_claims = access_token::claims(
+            issuer,
+            event,
+            &outcome.scopes,
+            &outcome.access_token,
+            now,
+            self.config.access_token_ttl.as_secs(),
+        );
+        let access_token = match &access_token_claims {
+            Some(claims) => {
+                let mut header = Header::default();
+                header.typ = Some("at+jwt".into());
+                Some(key.sign(&header, claims).map_err(signing)?)
+            }
+            None => None,
+        };
+        let mut warnings: Vec<String> = outcome
+            .diagnostics
+            .iter()
+            .map(|d| d.message.clone())
+            .collect();
+        for (name, token) in [
+            ("id_token", Some(&id_token)),
+            ("access_token", access_token.as_ref()),
+        ] {
+            if let Some(token) = token
+                && token.len() > TOKEN_WARN_BYTES
+            {
+                warnings.push(format!(
+                    "the {name} is {} bytes, past {TOKEN_WARN_BYTES} bytes: it may not fit HTTP header limits",
+                    token.len()
+                ));
+            }
+        }
+        if access_token.is_none()
+            && !(outcome.access_token.is_empty() && outcome.scopes_added.is_empty())
+        {
+            warnings.push("rules set access token claims or scopes, but the event names no resource_server, so no access token was issued".into());
+        }
+        for warning in &warnings {
+            tracing::warn!(target: "claimsmith::login", "{warning}");
+        }
+        Ok(Tokens {
+            id_token,
+            access_token,
+            id_token_claims,
+            access_token_claims,
+            outcome,
+            warnings,
+        })
+    }
+
+    /// The public JWKS of every configured key.
+    pub fn jwks(&self) -> JwkSet {
+        self.keys.jwks()
+    }
+
+    /// The checked config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The rules pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The signing keys.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+}
+
+fn check_required(event: &LoginEvent) -> Result<(), EventError> {
+    let event = event.event();
+    if event.user.user_id.is_empty() {
+        return Err(EventError::Missing("user.user_id"));
+    }
+    if event.client.client_id.is_empty() {
+        return Err(EventError::Missing("client.client_id"));
+    }
+    if event
+        .resource_server
+        .as_ref()
+        .is_some_and(|r| r.identifier.is_empty())
+    {
+        return Err(EventError::Missing("resource_server.identifier"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_issuer_can_be_shared_across_threads() {
+        assert_send_sync::<Issuer>();
+    }
+}

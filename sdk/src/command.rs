@@ -1,0 +1,277 @@
+//! The commands a rule returns: the result half of the guest ABI, version 1.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Which token a claim command targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// The OpenID Connect ID token, read by the client application.
+    IdToken,
+    /// The RFC 9068 access token, read by the API (resource server).
+    AccessToken,
+}
+
+impl TokenKind {
+    /// The ABI name of the token: `id_token` or `access_token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::IdToken => "id_token",
+            TokenKind::AccessToken => "access_token",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Severity of a rule's log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Fine detail.
+    Trace,
+    /// Diagnostics.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something is wrong.
+    Error,
+}
+
+impl LogLevel {
+    /// The ABI name of the level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// The level for the host import `claimsmith.log`'s `level` argument (0 = trace .. 4 = error).
+    pub fn from_i32(level: i32) -> Option<LogLevel> {
+        Some(match level {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// One decision of a rule. The host applies a rule's commands in order, all or none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Set a namespaced custom claim on one token.
+    SetClaim {
+        /// The token.
+        token: TokenKind,
+        /// The claim name, under an allowed namespace.
+        name: String,
+        /// Any JSON value.
+        value: Value,
+    },
+    /// Remove a custom claim an earlier rule (or this one) set.
+    RemoveClaim {
+        /// The token.
+        token: TokenKind,
+        /// The claim name.
+        name: String,
+    },
+    /// Grant a scope on the access token.
+    AddScope {
+        /// The scope.
+        scope: String,
+    },
+    /// Take a requested or added scope away from the access token.
+    RemoveScope {
+        /// The scope.
+        scope: String,
+    },
+    /// Refuse the login; later rules do not run.
+    Deny {
+        /// Shown to the client as `error_description`.
+        reason: String,
+    },
+    /// Update one key of the user's `app_metadata` once the login succeeds.
+    SetAppMetadata {
+        /// The key.
+        key: String,
+        /// The value (`null` removes the key).
+        value: Value,
+    },
+    /// Update one key of the user's `user_metadata` once the login succeeds.
+    SetUserMetadata {
+        /// The key.
+        key: String,
+        /// The value (`null` removes the key).
+        value: Value,
+    },
+    /// Ask the issuer to require multi-factor authentication with a provider.
+    EnableMfa {
+        /// The provider, as the issuer names it (`any`, `guardian`, `duo`, ...).
+        provider: String,
+    },
+    /// A log line for the issuer's logs.
+    Log {
+        /// The level.
+        level: LogLevel,
+        /// The message.
+        message: String,
+    },
+}
+
+/// What `claimsmith_on_execute_post_login` returns, as JSON: `{"commands": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleResult {
+    /// The commands, applied in order.
+    pub commands: Vec<Command>,
+}
+
+impl RuleResult {
+    /// The value the rule set for `name` on the ID token, after all its commands.
+    pub fn id_token_claim(&self, name: &str) -> Option<&Value> {
+        self.claim(TokenKind::IdToken, name)
+    }
+
+    /// The value the rule set for `name` on the access token, after all its commands.
+    pub fn access_token_claim(&self, name: &str) -> Option<&Value> {
+        self.claim(TokenKind::AccessToken, name)
+    }
+
+    /// The value the rule left for `name` on `token`, after all its commands.
+    pub fn claim(&self, token: TokenKind, name: &str) -> Option<&Value> {
+        let mut current = None;
+        for command in &self.commands {
+            match command {
+                Command::SetClaim {
+                    token: t,
+                    name: n,
+                    value,
+                } if *t == token && n == name => current = Some(value),
+                Command::RemoveClaim { token: t, name: n } if *t == token && n == name => {
+                    current = None
+                }
+                _ => {}
+            }
+        }
+        current
+    }
+
+    /// The scopes the rule added and did not remove again.
+    pub fn scopes_added(&self) -> Vec<&str> {
+        let mut scopes: Vec<&str> = Vec::new();
+        for command in &self.commands {
+            match command {
+                Command::AddScope { scope } if !scopes.contains(&scope.as_str()) => {
+                    scopes.push(scope)
+                }
+                Command::RemoveScope { scope } => scopes.retain(|s| s != scope),
+                _ => {}
+            }
+        }
+        scopes
+    }
+
+    /// The scopes the rule removed.
+    pub fn scopes_removed(&self) -> Vec<&str> {
+        self.commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::RemoveScope { scope } => Some(scope.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The reason of the rule's `deny`, if it denied the login.
+    pub fn denied(&self) -> Option<&str> {
+        self.commands.iter().find_map(|c| match c {
+            Command::Deny { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn commands_use_the_abi_field_names() {
+        let result = RuleResult {
+            commands: vec![
+                Command::SetClaim {
+                    token: TokenKind::IdToken,
+                    name: "https://x/r".into(),
+                    value: json!(["a"]),
+                },
+                Command::AddScope {
+                    scope: "read".into(),
+                },
+                Command::Deny {
+                    reason: "no".into(),
+                },
+                Command::Log {
+                    level: LogLevel::Warn,
+                    message: "m".into(),
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_value(&result).unwrap(),
+            json!({"commands": [
+                {"op": "set_claim", "token": "id_token", "name": "https://x/r", "value": ["a"]},
+                {"op": "add_scope", "scope": "read"},
+                {"op": "deny", "reason": "no"},
+                {"op": "log", "level": "warn", "message": "m"}
+            ]})
+        );
+    }
+
+    #[test]
+    fn unknown_ops_and_missing_fields_are_rejected_with_their_names() {
+        let err = serde_json::from_str::<RuleResult>(r#"{"commands":[{"op":"grant_admin"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("grant_admin"), "{err}");
+        let err = serde_json::from_str::<RuleResult>(
+            r#"{"commands":[{"op":"set_claim","token":"id_token","name":"n"}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("missing field `value`"), "{err}");
+        let err = serde_json::from_str::<RuleResult>(
+            r#"{"commands":[{"op":"add_scope","scope":"a","extra":1}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("extra"), "{err}");
+    }
+
+    #[test]
+    fn claim_follows_set_and_remove_in_order() {
+        let result: RuleResult = serde_json::from_value(json!({"commands": [
+            {"op": "set_claim", "token": "access_token", "name": "n", "value": 1},
+            {"op": "remove_claim", "token": "access_token", "name": "n"},
+            {"op": "set_claim", "token": "id_token", "name": "n", "value": 2}
+        ]}))
+        .unwrap();
+        assert_eq!(result.access_token_claim("n"), None);
+        assert_eq!(result.id_token_claim("n"), Some(&json!(2)));
+    }
+}

@@ -1,0 +1,53 @@
+//! # claimsmith-sdk
+//!
+//! What a claimsmith rule links against. A rule is one Rust function that reads the login
+//! [`Event`] and records what it decided on the [`Api`]: custom claims per token, scopes, a
+//! denial, metadata updates, an MFA request, log lines.
+//!
+//! ```
+//! use claimsmith_sdk::{Api, Event};
+//!
+//! fn on_execute_post_login(event: &Event, api: &mut Api) {
+//!     let namespace = event.config_str("namespace").unwrap_or("https://example.com");
+//!     let roles = &event.authorization.roles;
+//!     api.id_token().set_custom_claim(format!("{namespace}/roles"), roles);
+//!     api.access_token().set_custom_claim(format!("{namespace}/roles"), roles);
+//! }
+//!
+//! // One line makes it a claimsmith rule module when built for wasm32-unknown-unknown.
+//! claimsmith_sdk::export_rule!(on_execute_post_login);
+//!
+//! // The native harness runs the same function without wasm, for `cargo test`.
+//! let event: Event = serde_json::from_value(serde_json::json!({
+//!     "user": { "user_id": "auth0|1" },
+//!     "authorization": { "roles": ["admin"] }
+//! })).unwrap();
+//! let result = claimsmith_sdk::testing::run(on_execute_post_login, &event);
+//! assert_eq!(
+//!     result.id_token_claim("https://example.com/roles"),
+//!     Some(&serde_json::json!(["admin"]))
+//! );
+//! ```
+//!
+//! The wire format between a module and the host is the claimsmith guest ABI, version 1
+//! (`docs/abi.md`); [`Command`] and [`RuleResult`] are its result types, shared with the engine.
+
+mod api;
+mod command;
+mod event;
+#[doc(hidden)]
+pub mod export;
+pub mod testing;
+
+pub use api::{Access, AccessToken, Api, IdToken, Log, Multifactor, UserUpdates};
+pub use command::{Command, LogLevel, RuleResult, TokenKind};
+pub use event::{
+    Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, Organization,
+    Request, ResourceServer, Stats, Transaction, User,
+};
+
+/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it.
+pub const ABI_VERSION: i32 = 1;
+
+/// Re-exported so rules can build claim values without naming serde_json themselves.
+pub use serde_json::{Value, json};
