@@ -14,6 +14,7 @@
 //! No file formats and no signing here: the host crate reads config and mints tokens.
 
 pub mod claim_policy;
+pub mod draft;
 pub mod error;
 pub mod limits;
 pub mod login_event;
@@ -26,6 +27,7 @@ pub mod sandbox;
 pub mod validated_module;
 
 pub use claim_policy::{ClaimPolicy, PolicyViolation};
+pub use draft::Draft;
 pub use error::{
     Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
 };
@@ -34,6 +36,7 @@ pub use login_event::LoginEvent;
 pub use outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 pub use pipeline::Pipeline;
 pub use rule::{OnError, Rule, RuleSpec};
+pub use rule_run::parse_result;
 pub use sandbox::{Sandbox, SandboxConfig};
 
 pub use claimsmith_sdk::{Command, LogLevel, RuleResult, TokenKind};

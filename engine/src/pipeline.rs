@@ -4,16 +4,15 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
-
-use crate::claim_policy::{ClaimPolicy, PolicyViolation};
-use crate::error::{Denied, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure};
+use crate::claim_policy::ClaimPolicy;
+use crate::draft::{Draft, Stop, apply};
+use crate::error::{Denied, LoadError, LoadErrorKind, LoginError, RuleFailed};
 use crate::login_event::LoginEvent;
 use crate::outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 use crate::rule::{OnError, Rule, RuleSpec};
 use crate::rule_run;
 use crate::sandbox::Sandbox;
-use claimsmith_sdk::{Command, LogLevel, TokenKind};
+use claimsmith_sdk::{Command, LogLevel};
 
 /// The configured rules and the policy they run under. `Send + Sync`: build once, run every
 /// login from any thread.
@@ -22,29 +21,6 @@ pub struct Pipeline {
     sandbox: Sandbox,
     policy: ClaimPolicy,
     rules: Vec<Rule>,
-}
-
-/// The tokens and updates as they stand between rules.
-#[derive(Clone, Default)]
-struct Draft {
-    id_token: Map<String, Value>,
-    access_token: Map<String, Value>,
-    scopes: Vec<String>,
-    app_metadata: Map<String, Value>,
-    user_metadata: Map<String, Value>,
-    mfa: Vec<String>,
-}
-
-/// How applying a rule's commands stopped early.
-enum Stop {
-    Denied(String),
-    Failed(RuleFailure),
-}
-
-impl From<PolicyViolation> for Stop {
-    fn from(v: PolicyViolation) -> Self {
-        Stop::Failed(RuleFailure::Policy(v))
-    }
 }
 
 impl Pipeline {
@@ -148,11 +124,11 @@ impl Pipeline {
                 Err(failure) => Err(Stop::Failed(failure)),
                 Ok(result) => {
                     let applied = match rule.on_error {
-                        OnError::Deny => self.apply(rule, &result.commands, &mut draft, &mut logs),
+                        OnError::Deny => apply(&self.policy, &rule.namespaces, &result.commands, &mut draft, &mut |l, m| logs.push(l, m)),
                         OnError::Skip => {
                             let mut staged = draft.clone();
                             let applied =
-                                self.apply(rule, &result.commands, &mut staged, &mut logs);
+                                apply(&self.policy, &rule.namespaces, &result.commands, &mut staged, &mut |l, m| logs.push(l, m));
                             if applied.is_ok() {
                                 draft = staged;
                             }
@@ -238,70 +214,6 @@ impl Pipeline {
                 _ => {}
             }
         }
-    }
-
-    /// Apply one rule's commands to `draft`, in order, under the policy.
-    fn apply(
-        &self,
-        rule: &Rule,
-        commands: &[Command],
-        draft: &mut Draft,
-        logs: &mut LogSink<'_>,
-    ) -> Result<(), Stop> {
-        let policy = &self.policy;
-        for command in commands {
-            match command {
-                Command::SetClaim { token, name, value } => {
-                    policy.check_claim_name(*token, name, &rule.namespaces)?;
-                    policy.check_claim_value(*token, name, value)?;
-                    claims_of(draft, *token).insert(name.clone(), value.clone());
-                }
-                Command::RemoveClaim { token, name } => {
-                    policy.check_claim_name(*token, name, &rule.namespaces)?;
-                    claims_of(draft, *token).remove(name);
-                }
-                Command::AddScope { scope } => {
-                    policy.check_scope(scope)?;
-                    if !draft.scopes.contains(scope) {
-                        draft.scopes.push(scope.clone());
-                    }
-                }
-                Command::RemoveScope { scope } => {
-                    policy.check_scope(scope)?;
-                    draft.scopes.retain(|s| s != scope);
-                }
-                Command::Deny { reason } => return Err(Stop::Denied(policy.redact(reason))),
-                Command::SetAppMetadata { key, value } => {
-                    policy.check_metadata("app_metadata", key, value)?;
-                    draft.app_metadata.insert(key.clone(), value.clone());
-                }
-                Command::SetUserMetadata { key, value } => {
-                    policy.check_metadata("user_metadata", key, value)?;
-                    draft.user_metadata.insert(key.clone(), value.clone());
-                }
-                Command::EnableMfa { provider } => {
-                    if provider.trim().is_empty() {
-                        return Err(Stop::Failed(RuleFailure::InvalidResult(
-                            "enable_mfa needs a non-empty provider".into(),
-                        )));
-                    }
-                    if !draft.mfa.contains(provider) {
-                        draft.mfa.push(provider.clone());
-                    }
-                }
-                Command::Log { level, message } => logs.push(*level, message),
-            }
-        }
-        policy.check_size(TokenKind::IdToken, &draft.id_token)?;
-        policy.check_size(TokenKind::AccessToken, &draft.access_token)?;
-        Ok(())
-    }
-}
-
-fn claims_of(draft: &mut Draft, token: TokenKind) -> &mut Map<String, Value> {
-    match token {
-        TokenKind::IdToken => &mut draft.id_token,
-        TokenKind::AccessToken => &mut draft.access_token,
     }
 }
 

@@ -246,6 +246,11 @@ fn read_result(
             len,
             memory: data.len(),
         })?;
+    parse_result(bytes)
+}
+
+/// Parse a module's result bytes: UTF-8, then a `{"commands": [...]}` document.
+pub fn parse_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
     let text = std::str::from_utf8(bytes).map_err(|e| RuleFailure::InvalidUtf8(e.to_string()))?;
     serde_json::from_str(text).map_err(|e| RuleFailure::InvalidResult(e.to_string()))
 }
