@@ -58,23 +58,51 @@ fn alice_gets_both_tokens_verified_against_the_jwks_for_every_algorithm() {
         let output = out.json();
         let jwks = jwks(&setup);
 
-        let (header, id) = support::verify(output["id_token"].as_str().unwrap(), &jwks, "spa-client");
-        assert_eq!(header.kid.as_deref(), Some(format!("test-{}", alg.to_lowercase()).as_str()));
+        let (header, id) =
+            support::verify(output["id_token"].as_str().unwrap(), &jwks, "spa-client");
+        assert_eq!(
+            header.kid.as_deref(),
+            Some(format!("test-{}", alg.to_lowercase()).as_str())
+        );
         assert_eq!(id["sub"], "auth0|6740a1f3c2b9e81d4f0a7b21");
         assert_eq!(id["https://example.com/roles"], json!(["admin", "editor"]));
-        assert_eq!(id["https://example.com/capabilities"], json!(["edit-user", "export-report"]));
-        assert_eq!(id["email"], "alice@acme.example", "the email scope was requested");
-        assert!(id.get("https://example.com/tenant").is_none(), "tenant is for the API only");
-        assert_eq!(id, output["claims"]["id_token"], "printed claims are the signed ones");
+        assert_eq!(
+            id["https://example.com/capabilities"],
+            json!(["edit-user", "export-report"])
+        );
+        assert_eq!(
+            id["email"], "alice@acme.example",
+            "the email scope was requested"
+        );
+        assert!(
+            id.get("https://example.com/tenant").is_none(),
+            "tenant is for the API only"
+        );
+        assert_eq!(
+            id, output["claims"]["id_token"],
+            "printed claims are the signed ones"
+        );
 
-        let (header, access) =
-            support::verify(output["access_token"].as_str().unwrap(), &jwks, "https://api.example.com");
+        let (header, access) = support::verify(
+            output["access_token"].as_str().unwrap(),
+            &jwks,
+            "https://api.example.com",
+        );
         assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 header");
         assert_eq!(access["client_id"], "spa-client");
         assert_eq!(access["https://example.com/tenant"], "acme");
-        assert_eq!(access["https://example.com/roles"], json!(["admin", "editor"]));
-        assert!(access.get("https://example.com/capabilities").is_none(), "capabilities are ID token only");
-        assert_eq!(access["scope"], "openid profile email read:reports admin:users");
+        assert_eq!(
+            access["https://example.com/roles"],
+            json!(["admin", "editor"])
+        );
+        assert!(
+            access.get("https://example.com/capabilities").is_none(),
+            "capabilities are ID token only"
+        );
+        assert_eq!(
+            access["scope"],
+            "openid profile email read:reports admin:users"
+        );
         assert!(access["jti"].as_str().is_some_and(|j| !j.is_empty()));
         assert_eq!(access, output["claims"]["access_token"]);
     }
@@ -94,13 +122,20 @@ fn every_configured_key_is_published_without_private_parameters() {
     assert_eq!(keys.len(), 2);
     for key in keys {
         for private in ["d", "p", "q", "dp", "dq", "qi"] {
-            assert!(key.get(private).is_none(), "private parameter {private} published: {key}");
+            assert!(
+                key.get(private).is_none(),
+                "private parameter {private} published: {key}"
+            );
         }
         assert_eq!(key["use"], "sig");
     }
     let out = setup.run(&event("alice"));
     let header = jsonwebtoken::decode_header(out.json()["id_token"].as_str().unwrap()).unwrap();
-    assert_eq!(header.kid.as_deref(), Some("test-rs256"), "the first key signs");
+    assert_eq!(
+        header.kid.as_deref(),
+        Some("test-rs256"),
+        "the first key signs"
+    );
 }
 
 #[test]
@@ -141,7 +176,12 @@ fn a_rule_failure_exits_4_with_server_error_naming_the_rule() {
     assert_eq!(output["error"], "server_error");
     assert_eq!(output["rule"], "caps");
     let description = output["error_description"].as_str().unwrap();
-    assert!(description.contains("caps") && description.contains("panicked") && description.contains("capabilities"), "{description}");
+    assert!(
+        description.contains("caps")
+            && description.contains("panicked")
+            && description.contains("capabilities"),
+        "{description}"
+    );
     assert!(!out.stdout.contains("eyJ"));
 }
 
@@ -149,10 +189,22 @@ fn a_rule_failure_exits_4_with_server_error_naming_the_rule() {
 fn the_event_can_come_from_a_file_or_stdin() {
     let setup = Setup::new("ES256", ADD_ROLES);
     let file = support::workspace().join("examples/events/alice.json");
-    let out = claimsmith(&["run", "--config", setup.config.to_str().unwrap(), "--event", file.to_str().unwrap()], None);
+    let out = claimsmith(
+        &[
+            "run",
+            "--config",
+            setup.config.to_str().unwrap(),
+            "--event",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let from_stdin = setup.run(&event("alice"));
-    assert_eq!(out.json()["claims"]["id_token"]["https://example.com/roles"], from_stdin.json()["claims"]["id_token"]["https://example.com/roles"]);
+    assert_eq!(
+        out.json()["claims"]["id_token"]["https://example.com/roles"],
+        from_stdin.json()["claims"]["id_token"]["https://example.com/roles"]
+    );
 }
 
 #[test]
@@ -164,12 +216,19 @@ fn bad_events_exit_2_with_the_field_named_and_nothing_on_stdout() {
         ("[1, 2]", "must be a JSON object"),
         (r#"{"client": {"client_id": "c"}}"#, "user.user_id"),
         (r#"{"user": {"user_id": "u"}}"#, "client.client_id"),
-        (r#"{"user": {"user_id": "u", "email_verified": "yes"}, "client": {"client_id": "c"}}"#, "user.email_verified"),
+        (
+            r#"{"user": {"user_id": "u", "email_verified": "yes"}, "client": {"client_id": "c"}}"#,
+            "user.email_verified",
+        ),
     ];
     for (event, expected) in cases {
         let out = claimsmith(&["run", "--config", config, "--event", "-"], Some(event));
         assert_eq!(out.code, 2, "{event}: {out:?}");
-        assert!(out.stderr.contains(expected), "{event}: stderr should name {expected:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "{event}: stderr should name {expected:?}: {}",
+            out.stderr
+        );
         assert!(out.stdout.is_empty(), "{event}: {}", out.stdout);
     }
 }
@@ -180,14 +239,41 @@ fn config_errors_exit_2_naming_file_field_and_cause() {
     let original = std::fs::read_to_string(&base.config).unwrap();
     let cases: Vec<(String, &str)> = vec![
         (original.replace("issuer =", "isuser ="), "isuser"),
-        (original.replace("alg = \"RS256\"", "alg = \"HS256\""), "HS256 is refused"),
-        (original.replace("alg = \"RS256\"", "alg = \"ES256\""), "keys[0]"),
-        (original.replace("signing.pem", "missing.pem"), "missing.pem"),
-        (original.replace(&support::module("add-roles").display().to_string(), "nowhere/add_roles.wasm"), "rule `add-roles`: cannot read module"),
-        (original.replace("namespaces = [\"https://example.com/\"]", "namespaces = [\"example.com\"]"), "https://"),
+        (
+            original.replace("alg = \"RS256\"", "alg = \"HS256\""),
+            "HS256 is refused",
+        ),
+        (
+            original.replace("alg = \"RS256\"", "alg = \"ES256\""),
+            "keys[0]",
+        ),
+        (
+            original.replace("signing.pem", "missing.pem"),
+            "missing.pem",
+        ),
+        (
+            original.replace(
+                &support::module("add-roles").display().to_string(),
+                "nowhere/add_roles.wasm",
+            ),
+            "rule `add-roles`: cannot read module",
+        ),
+        (
+            original.replace(
+                "namespaces = [\"https://example.com/\"]",
+                "namespaces = [\"example.com\"]",
+            ),
+            "https://",
+        ),
         (format!("id_token_ttl = 0\n{original}"), "id_token_ttl"),
-        (original.clone() + "\n[[rules]]\nname = \"add-roles\"\nmodule = \"x.wasm\"\n", "duplicate rule name"),
-        (original.replace("[rules.config]", "on_error = \"maybe\"\n[rules.config]"), "on_error"),
+        (
+            original.clone() + "\n[[rules]]\nname = \"add-roles\"\nmodule = \"x.wasm\"\n",
+            "duplicate rule name",
+        ),
+        (
+            original.replace("[rules.config]", "on_error = \"maybe\"\n[rules.config]"),
+            "on_error",
+        ),
     ];
     for (text, expected) in cases {
         std::fs::write(&base.config, &text).unwrap();
@@ -198,8 +284,16 @@ fn config_errors_exit_2_naming_file_field_and_cause() {
             }
             let out = claimsmith(&args, Some(&event("alice").to_string()));
             assert_eq!(out.code, 2, "{command} with {expected}: {out:?}");
-            assert!(out.stderr.contains(expected), "{command}: stderr should contain {expected:?}: {}", out.stderr);
-            assert!(out.stderr.contains("claimsmith.toml"), "names the config file: {}", out.stderr);
+            assert!(
+                out.stderr.contains(expected),
+                "{command}: stderr should contain {expected:?}: {}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains("claimsmith.toml"),
+                "names the config file: {}",
+                out.stderr
+            );
             assert!(out.stdout.is_empty() || command == "check");
         }
     }
@@ -214,20 +308,52 @@ fn explain_shows_each_rule_with_its_commands_and_resources() {
     let setup = Setup::new("RS256", ALL_RULES);
     let config = setup.config.to_str().unwrap();
     let alice = event("alice").to_string();
-    let out = claimsmith(&["run", "--config", config, "--event", "-", "--explain", "--json"], Some(&alice));
+    let out = claimsmith(
+        &[
+            "run",
+            "--config",
+            config,
+            "--event",
+            "-",
+            "--explain",
+            "--json",
+        ],
+        Some(&alice),
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let explain = out.json()["explain"].clone();
-    let rules: Vec<&str> = explain.as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
-    assert_eq!(rules, ["require-verified-email", "add-roles", "capabilities", "scopes-from-roles", "tenant-from-metadata"]);
+    let rules: Vec<&str> = explain
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "require-verified-email",
+            "add-roles",
+            "capabilities",
+            "scopes-from-roles",
+            "tenant-from-metadata"
+        ]
+    );
     let add_roles = &explain[1];
     assert_eq!(add_roles["status"], "applied");
     assert!(add_roles["fuel_used"].as_u64().unwrap() > 0);
     assert!(add_roles["peak_memory_bytes"].as_u64().unwrap() > 0);
     assert_eq!(add_roles["commands"][0]["op"], "set_claim");
 
-    let out = claimsmith(&["run", "--config", config, "--event", "-", "--explain"], Some(&event("bob-unverified").to_string()));
+    let out = claimsmith(
+        &["run", "--config", config, "--event", "-", "--explain"],
+        Some(&event("bob-unverified").to_string()),
+    );
     assert_eq!(out.code, 3);
-    assert!(out.stderr.contains("rule require-verified-email") && out.stderr.contains("DENIED"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("rule require-verified-email") && out.stderr.contains("DENIED"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -235,12 +361,20 @@ fn build_prints_one_module_path_per_rule() {
     let out = claimsmith(&["build", "rules/add-roles"], None);
     // Run from the test's working directory (the host package): name the crate by absolute path.
     let dir = support::workspace().join("rules/add-roles");
-    let out = if out.code == 0 { out } else { claimsmith(&["build", dir.to_str().unwrap()], None) };
+    let out = if out.code == 0 {
+        out
+    } else {
+        claimsmith(&["build", dir.to_str().unwrap()], None)
+    };
     assert_eq!(out.code, 0, "{out:?}");
     let path = out.stdout.trim();
     assert!(path.ends_with("add_roles.wasm"), "{path}");
     assert!(std::fs::read(path).unwrap().starts_with(b"\0asm"));
-    assert!(out.stderr.contains("claimsmith_on_execute_post_login"), "exports listed: {}", out.stderr);
+    assert!(
+        out.stderr.contains("claimsmith_on_execute_post_login"),
+        "exports listed: {}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -248,12 +382,24 @@ fn keygen_writes_a_private_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.pem");
     let path = path.to_str().unwrap();
-    assert_eq!(claimsmith(&["keygen", "--alg", "ES256", "--out", path], None).code, 0);
+    assert_eq!(
+        claimsmith(&["keygen", "--alg", "ES256", "--out", path], None).code,
+        0
+    );
     let pem = std::fs::read_to_string(path).unwrap();
     assert!(pem.contains("BEGIN PRIVATE KEY"));
     let again = claimsmith(&["keygen", "--alg", "ES256", "--out", path], None);
     assert_eq!(again.code, 2, "refuses to overwrite: {again:?}");
     assert_eq!(std::fs::read_to_string(path).unwrap(), pem);
-    let hs = claimsmith(&["keygen", "--alg", "HS256", "--out", dir.path().join("h.pem").to_str().unwrap()], None);
+    let hs = claimsmith(
+        &[
+            "keygen",
+            "--alg",
+            "HS256",
+            "--out",
+            dir.path().join("h.pem").to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(hs.code, 2);
 }

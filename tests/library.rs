@@ -12,20 +12,32 @@ use support::{ADD_ROLES, Setup, event};
 fn an_issuer_mints_tokens_whose_claims_follow_the_rules() {
     let setup = Setup::new("EdDSA", ADD_ROLES);
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
-    let tokens = issuer.login_json(event("alice").to_string().as_bytes()).unwrap();
-    assert_eq!(tokens.id_token_claims["https://example.com/roles"], json!(["admin", "editor"]));
+    let tokens = issuer
+        .login_json(event("alice").to_string().as_bytes())
+        .unwrap();
+    assert_eq!(
+        tokens.id_token_claims["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
     let access = tokens.access_token_claims.as_ref().unwrap();
     assert_eq!(access["aud"], "https://api.example.com");
     assert_eq!(tokens.outcome.rules.len(), 1);
     assert!(tokens.warnings.is_empty(), "{:?}", tokens.warnings);
     let jwks = serde_json::to_value(issuer.jwks()).unwrap();
     let (_, verified) = support::verify(&tokens.id_token, &jwks, "spa-client");
-    assert_eq!(serde_json::Value::Object(tokens.id_token_claims.clone()), verified);
+    assert_eq!(
+        serde_json::Value::Object(tokens.id_token_claims.clone()),
+        verified
+    );
 }
 
 #[test]
 fn login_at_a_fixed_time_sets_iat_and_exp_from_the_ttls() {
-    let setup = Setup::with_header("ES256", "id_token_ttl = 600\naccess_token_ttl = 1200", ADD_ROLES);
+    let setup = Setup::with_header(
+        "ES256",
+        "id_token_ttl = 600\naccess_token_ttl = 1200",
+        ADD_ROLES,
+    );
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
     let login = LoginEvent::from_value(event("alice")).unwrap();
     let tokens = issuer.login_at(&login, 1_800_000_000).unwrap();
@@ -61,7 +73,11 @@ fn denials_and_failures_are_typed() {
     match issuer.login_json(event("alice").to_string().as_bytes()) {
         Err(LoginFailure::RuleFailed(failed)) => {
             assert_eq!(failed.rule, "caps");
-            assert!(matches!(&failed.cause, RuleFailure::Panicked(m) if m.contains("capabilities")), "{:?}", failed.cause);
+            assert!(
+                matches!(&failed.cause, RuleFailure::Panicked(m) if m.contains("capabilities")),
+                "{:?}",
+                failed.cause
+            );
         }
         other => panic!("expected a rule failure, got {other:?}"),
     }
@@ -73,24 +89,50 @@ fn denials_and_failures_are_typed() {
 
 #[test]
 fn a_skipped_rule_leaves_no_trace_in_the_tokens_but_one_in_the_warnings() {
-    let rules = format!("{ADD_ROLES}[[rules]]\nname = \"caps\"\nmodule = \"{{capabilities}}\"\non_error = \"skip\"\n");
+    let rules = format!(
+        "{ADD_ROLES}[[rules]]\nname = \"caps\"\nmodule = \"{{capabilities}}\"\non_error = \"skip\"\n"
+    );
     let setup = Setup::new("RS256", &rules);
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
-    let tokens = issuer.login_json(event("alice").to_string().as_bytes()).unwrap();
-    assert!(tokens.id_token_claims.contains_key("https://example.com/roles"));
-    assert!(!tokens.id_token_claims.contains_key("https://example.com/capabilities"));
-    assert!(tokens.warnings.iter().any(|w| w.contains("caps") && w.contains("skipped")), "{:?}", tokens.warnings);
+    let tokens = issuer
+        .login_json(event("alice").to_string().as_bytes())
+        .unwrap();
+    assert!(
+        tokens
+            .id_token_claims
+            .contains_key("https://example.com/roles")
+    );
+    assert!(
+        !tokens
+            .id_token_claims
+            .contains_key("https://example.com/capabilities")
+    );
+    assert!(
+        tokens
+            .warnings
+            .iter()
+            .any(|w| w.contains("caps") && w.contains("skipped")),
+        "{:?}",
+        tokens.warnings
+    );
 }
 
 #[test]
 fn a_rule_narrowed_to_another_namespace_cannot_write_outside_it() {
-    let rules = ADD_ROLES.replace("[rules.config]", "namespaces = [\"https://example.com/app/\"]\n[rules.config]");
+    let rules = ADD_ROLES.replace(
+        "[rules.config]",
+        "namespaces = [\"https://example.com/app/\"]\n[rules.config]",
+    );
     let setup = Setup::new("RS256", &rules);
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
     match issuer.login_json(event("alice").to_string().as_bytes()) {
         Err(LoginFailure::RuleFailed(failed)) => {
             let message = failed.to_string();
-            assert!(message.contains("https://example.com/roles") && message.contains("https://example.com/app/"), "{message}");
+            assert!(
+                message.contains("https://example.com/roles")
+                    && message.contains("https://example.com/app/"),
+                "{message}"
+            );
         }
         other => panic!("expected a policy failure, got {other:?}"),
     }
@@ -99,7 +141,9 @@ fn a_rule_narrowed_to_another_namespace_cannot_write_outside_it() {
 #[test]
 fn config_errors_are_typed_with_the_field() {
     let setup = Setup::new("RS256", ADD_ROLES);
-    let text = std::fs::read_to_string(&setup.config).unwrap().replace("alg = \"RS256\"", "alg = \"HS512\"");
+    let text = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace("alg = \"RS256\"", "alg = \"HS512\"");
     std::fs::write(&setup.config, text).unwrap();
     match Issuer::from_config_file(&setup.config) {
         Err(ConfigError::Invalid { field, message, .. }) => {

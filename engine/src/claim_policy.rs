@@ -7,7 +7,7 @@ use crate::reserved_claims::is_reserved;
 use claimsmith_sdk::TokenKind;
 
 /// The policy every rule's commands are checked against.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClaimPolicy {
     namespaces: Vec<String>,
     max_claims_bytes: usize,
@@ -63,6 +63,17 @@ pub enum PolicyViolation {
     /// An empty scope or a scope with spaces.
     #[error("scope {0:?} is not a valid scope token (non-empty, no spaces or quotes)")]
     InvalidScope(String),
+}
+
+impl std::fmt::Debug for ClaimPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret_names: Vec<&str> = self.secrets.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("ClaimPolicy")
+            .field("namespaces", &self.namespaces)
+            .field("max_claims_bytes", &self.max_claims_bytes)
+            .field("secrets", &secret_names)
+            .finish()
+    }
 }
 
 impl ClaimPolicy {
@@ -138,6 +149,7 @@ impl ClaimPolicy {
         name: &str,
         namespaces: &[String],
     ) -> Result<(), PolicyViolation> {
+        self.check_secret_free(name, || format!("a claim name on the {token}"))?;
         if name == "scope" {
             return Err(PolicyViolation::ScopeAsClaim { token });
         }
@@ -154,7 +166,7 @@ impl ClaimPolicy {
                 allowed: namespaces.join(", "),
             });
         }
-        self.check_secret_free(name, || format!("claim name `{name}` on the {token}"))
+        Ok(())
     }
 
     /// May `value` go into claim `name` on `token`?
@@ -178,6 +190,7 @@ impl ClaimPolicy {
 
     /// May `scope` be added?
     pub fn check_scope(&self, scope: &str) -> Result<(), PolicyViolation> {
+        self.check_secret_free(scope, || "a scope".to_owned())?;
         if scope.is_empty()
             || scope
                 .chars()
@@ -185,7 +198,12 @@ impl ClaimPolicy {
         {
             return Err(PolicyViolation::InvalidScope(scope.to_owned()));
         }
-        self.check_secret_free(scope, || format!("scope {scope:?}"))
+        Ok(())
+    }
+
+    /// May `provider` be named in an MFA request?
+    pub fn check_mfa_provider(&self, provider: &str) -> Result<(), PolicyViolation> {
+        self.check_secret_free(provider, || "an MFA provider".to_owned())
     }
 
     /// May `value` be stored under metadata `key` (`what` is `app_metadata` or `user_metadata`)?

@@ -84,6 +84,7 @@ pub fn apply(
                         "enable_mfa needs a non-empty provider".into(),
                     )));
                 }
+                policy.check_mfa_provider(provider)?;
                 if !draft.mfa.contains(provider) {
                     draft.mfa.push(provider.clone());
                 }

@@ -234,3 +234,26 @@ pub enum LoginError {
     #[error(transparent)]
     RuleFailed(RuleFailed),
 }
+
+impl RuleFailure {
+    /// The same failure with every secret value in its free text replaced by `[REDACTED]`.
+    pub fn redacted(self, policy: &crate::ClaimPolicy) -> RuleFailure {
+        match self {
+            RuleFailure::Panicked(m) => RuleFailure::Panicked(policy.redact(&m)),
+            RuleFailure::Trap(m) => RuleFailure::Trap(policy.redact(&m)),
+            RuleFailure::InvalidResult(m) => RuleFailure::InvalidResult(policy.redact(&m)),
+            RuleFailure::InvalidUtf8(m) => RuleFailure::InvalidUtf8(policy.redact(&m)),
+            RuleFailure::Capacity(m) => RuleFailure::Capacity(policy.redact(&m)),
+            RuleFailure::Policy(v) => {
+                let text = v.to_string();
+                let clean = policy.redact(&text);
+                if clean == text {
+                    RuleFailure::Policy(v)
+                } else {
+                    RuleFailure::InvalidResult(clean)
+                }
+            }
+            other => other,
+        }
+    }
+}

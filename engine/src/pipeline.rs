@@ -124,11 +124,22 @@ impl Pipeline {
                 Err(failure) => Err(Stop::Failed(failure)),
                 Ok(result) => {
                     let applied = match rule.on_error {
-                        OnError::Deny => apply(&self.policy, &rule.namespaces, &result.commands, &mut draft, &mut |l, m| logs.push(l, m)),
+                        OnError::Deny => apply(
+                            &self.policy,
+                            &rule.namespaces,
+                            &result.commands,
+                            &mut draft,
+                            &mut |l, m| logs.push(l, m),
+                        ),
                         OnError::Skip => {
                             let mut staged = draft.clone();
-                            let applied =
-                                apply(&self.policy, &rule.namespaces, &result.commands, &mut staged, &mut |l, m| logs.push(l, m));
+                            let applied = apply(
+                                &self.policy,
+                                &rule.namespaces,
+                                &result.commands,
+                                &mut staged,
+                                &mut |l, m| logs.push(l, m),
+                            );
                             if applied.is_ok() {
                                 draft = staged;
                             }
@@ -144,6 +155,14 @@ impl Pipeline {
             match applied {
                 Ok(()) => outcome.rules.push(trace),
                 Err(Stop::Denied(reason)) => {
+                    // Commands after the deny were never checked: keep the trace to what ran.
+                    if let Some(at) = trace
+                        .commands
+                        .iter()
+                        .position(|c| matches!(c, Command::Deny { .. }))
+                    {
+                        trace.commands.truncate(at + 1);
+                    }
                     trace.status = RuleStatus::Denied {
                         reason: reason.clone(),
                     };
@@ -157,6 +176,7 @@ impl Pipeline {
                     }));
                 }
                 Err(Stop::Failed(cause)) => {
+                    let cause = cause.redacted(&self.policy);
                     let skipped = rule.on_error == OnError::Skip;
                     trace.status = RuleStatus::Failed {
                         cause: cause.to_string(),

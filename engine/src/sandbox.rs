@@ -103,6 +103,9 @@ impl Sandbox {
     }
 }
 
+/// Extra bytes read past a log cap so that redaction sees whole secrets before the cut.
+const SECRET_MARGIN: usize = 4096;
+
 /// The host functions a module may import, under module `claimsmith` (docs/abi.md).
 fn host_functions(engine: &Engine) -> wasmtime::Result<Linker<RuleState>> {
     let mut linker = Linker::new(engine);
@@ -112,7 +115,13 @@ fn host_functions(engine: &Engine) -> wasmtime::Result<Linker<RuleState>> {
         |mut caller: Caller<'_, RuleState>, level: i32, ptr: i32, len: i32| {
             let level = LogLevel::from_i32(level).unwrap_or(LogLevel::Info);
             let budget = caller.data().log_budget();
-            let text = read_guest_text(&mut caller, ptr, len, budget);
+            // Read past the budget by a margin so a secret straddling the cut is still whole when
+            // the pipeline redacts; the pipeline cuts to the budget after redaction.
+            let text = if budget == 0 {
+                String::new()
+            } else {
+                read_guest_text(&mut caller, ptr, len, budget + SECRET_MARGIN)
+            };
             caller.data_mut().push_log(level, text, len.max(0) as usize);
         },
     )?;
@@ -120,7 +129,7 @@ fn host_functions(engine: &Engine) -> wasmtime::Result<Linker<RuleState>> {
         "claimsmith",
         "fail",
         |mut caller: Caller<'_, RuleState>, ptr: i32, len: i32| {
-            let text = read_guest_text(&mut caller, ptr, len, 1024);
+            let text = read_guest_text(&mut caller, ptr, len, 16 << 10);
             caller.data_mut().fail(text);
         },
     )?;

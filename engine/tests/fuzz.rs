@@ -50,9 +50,14 @@ fn value() -> impl Strategy<Value = Value> {
 }
 
 fn command() -> impl Strategy<Value = Value> {
-    let token = prop_oneof![Just("id_token"), Just("access_token"), Just("refresh_token")];
+    let token = prop_oneof![
+        Just("id_token"),
+        Just("access_token"),
+        Just("refresh_token")
+    ];
     prop_oneof![
-        (token.clone(), name(), value()).prop_map(|(t, n, v)| json!({"op": "set_claim", "token": t, "name": n, "value": v})),
+        (token.clone(), name(), value())
+            .prop_map(|(t, n, v)| json!({"op": "set_claim", "token": t, "name": n, "value": v})),
         (token, name()).prop_map(|(t, n)| json!({"op": "remove_claim", "token": t, "name": n})),
         ".{0,12}".prop_map(|s| json!({"op": "add_scope", "scope": s})),
         ".{0,12}".prop_map(|s| json!({"op": "remove_scope", "scope": s})),
@@ -70,14 +75,23 @@ fn assert_policy_held(draft: &Draft) {
         assert!(text.len() <= 2048, "size cap broken: {}", text.len());
         assert!(!text.contains(SECRET), "secret leaked into claims");
         for name in claims.keys() {
-            assert!(name.starts_with("https://example.com/") && name.len() > 20, "un-namespaced claim {name}");
+            assert!(
+                name.starts_with("https://example.com/") && name.len() > 20,
+                "un-namespaced claim {name}"
+            );
             assert!(!is_reserved(name));
         }
     }
     for scope in &draft.scopes {
-        assert!(!scope.is_empty() && !scope.contains(char::is_whitespace) && !scope.contains(SECRET));
+        assert!(
+            !scope.is_empty() && !scope.contains(char::is_whitespace) && !scope.contains(SECRET)
+        );
     }
-    assert!(!serde_json::to_string(&draft.app_metadata).unwrap().contains(SECRET));
+    assert!(
+        !serde_json::to_string(&draft.app_metadata)
+            .unwrap()
+            .contains(SECRET)
+    );
 }
 
 proptest! {

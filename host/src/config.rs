@@ -292,6 +292,12 @@ impl Config {
                 "must be between 16 KiB and 64 MiB".into(),
             ));
         }
+        if global.claims_bytes.is_some_and(|b| b < 1024) {
+            return Err(invalid(
+                "limits.claims_bytes".into(),
+                "must be at least 1024 bytes".into(),
+            ));
+        }
         if sandbox.max_concurrent_instances == 0 {
             return Err(invalid(
                 "limits.max_concurrent_instances".into(),
