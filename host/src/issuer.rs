@@ -137,8 +137,10 @@ impl Issuer {
         );
         let access_token = match &access_token_claims {
             Some(claims) => {
-                let mut header = Header::default();
-                header.typ = Some("at+jwt".into());
+                let header = Header {
+                    typ: Some("at+jwt".into()),
+                    ..Header::default()
+                };
                 Some(key.sign(&header, claims).map_err(signing)?)
             }
             None => None,
