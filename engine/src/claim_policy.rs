@@ -109,6 +109,12 @@ impl ClaimPolicy {
         self
     }
 
+    /// Register more secret values (name, value).
+    pub fn add_secrets(&mut self, secrets: impl IntoIterator<Item = (String, String)>) {
+        self.secrets
+            .extend(secrets.into_iter().filter(|(_, v)| !v.is_empty()));
+    }
+
     /// The allowed namespaces.
     pub fn namespaces(&self) -> &[String] {
         &self.namespaces

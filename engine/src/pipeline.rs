@@ -68,11 +68,7 @@ impl Pipeline {
         rule: Rule,
         secrets: std::collections::BTreeMap<String, String>,
     ) -> Result<&Rule, LoadError> {
-        let policy = std::mem::replace(
-            &mut self.policy,
-            ClaimPolicy::new(Vec::new()).expect("empty policy"),
-        );
-        self.policy = policy.with_secrets(secrets);
+        self.policy.add_secrets(secrets);
         self.rules.push(rule);
         Ok(self.rules.last().expect("just pushed"))
     }

@@ -144,11 +144,9 @@ impl SigningKey {
     }
 }
 
+/// Decoded length of unpadded base64url (JWK moduli carry no leading zero byte).
 fn base64_len(b64url: &str) -> usize {
-    let trimmed = b64url.trim_end_matches('=');
-    let bytes = trimmed.len() * 3 / 4;
-    // A leading zero byte is stripped in JWK moduli, so this is the modulus length.
-    bytes
+    b64url.trim_end_matches('=').len() * 3 / 4
 }
 
 /// The keys of a config: the first signs, all are published.
