@@ -146,6 +146,16 @@ pub(crate) fn run(sandbox: &Sandbox, rule: &Rule, input: &[u8]) -> RuleRun {
     }
 }
 
+/// Create a fresh store and instance of `rule` and drop them without calling it: the fixed cost
+/// every rule pays on every login (the floor the benchmarks compare against).
+pub fn instantiate_only(sandbox: &Sandbox, rule: &Rule) -> Result<(), RuleFailure> {
+    let mut store = new_store(sandbox, &rule.limits);
+    match rule.pre.instantiate(&mut store) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(classify(CallError::Wasm(e), &store, sandbox, &rule.limits)),
+    }
+}
+
 /// Instantiate `rule` once and call `claimsmith_abi_version`.
 pub(crate) fn abi_version(sandbox: &Sandbox, rule: &Rule) -> Result<i32, RuleFailure> {
     let mut store = new_store(sandbox, &rule.limits);

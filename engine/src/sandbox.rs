@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::{
-    Caller, Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
+    Caller, Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
 };
 
 use crate::rule_run::RuleState;
@@ -15,6 +15,11 @@ use claimsmith_sdk::LogLevel;
 
 /// How often the deadline clock ticks; a rule's timeout is rounded up to whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Bytes of each pooled memory reset with `memset` rather than given back to the kernel: the
+/// typical rule touches 150-250 KiB, so reuse takes no page faults and no TLB shootdowns. With
+/// Linux's `PAGEMAP_SCAN` (6.7+) only pages the rule dirtied are reset.
+const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 
 /// Engine-wide settings, fixed when the sandbox is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,8 +71,9 @@ impl Sandbox {
             .total_memories(config.max_concurrent_instances)
             .total_tables(config.max_concurrent_instances)
             .max_memory_size(config.max_memory_bytes)
-            .linear_memory_keep_resident(64 << 10)
-            .table_keep_resident(16 << 10);
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(16 << 10)
+            .pagemap_scan(Enabled::Auto);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine =
             Engine::new(&wasm).map_err(|e| format!("cannot build the wasm engine: {e}"))?;

@@ -2,7 +2,7 @@
 //! (or a typed denial or failure) out.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::Header;
 use jsonwebtoken::jwk::JwkSet;
@@ -42,6 +42,17 @@ pub struct Tokens {
     pub outcome: Outcome,
     /// Things the issuer should know (token size, skipped rules).
     pub warnings: Vec<String>,
+    /// Where the login's time went.
+    pub timings: LoginTimings,
+}
+
+/// Wall-clock time of one login's two phases.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginTimings {
+    /// Running every rule and applying its commands (the pipeline).
+    pub rules: Duration,
+    /// Building the claims and signing both tokens.
+    pub minting: Duration,
 }
 
 impl Issuer {
@@ -105,18 +116,25 @@ impl Issuer {
     /// Run a login as of `now` (seconds since the epoch).
     pub fn login_at(&self, event: &LoginEvent, now: u64) -> Result<Tokens, LoginFailure> {
         check_required(event)?;
+        let started = Instant::now();
         let outcome = self.pipeline.run(event).map_err(|e| match e {
             LoginError::Denied(denied) => LoginFailure::Denied(denied),
             LoginError::RuleFailed(failed) => LoginFailure::RuleFailed(failed),
         })?;
-        self.mint(event, outcome, now)
+        let rules = started.elapsed();
+        let mut tokens = self.mint(event, outcome, now)?;
+        tokens.timings = LoginTimings {
+            rules,
+            minting: started.elapsed() - rules,
+        };
+        Ok(tokens)
     }
 
     fn mint(&self, event: &LoginEvent, outcome: Outcome, now: u64) -> Result<Tokens, LoginFailure> {
         let event = event.event();
         let issuer = &self.config.issuer;
         let key = self.keys.signing();
-        let signing = |e: jsonwebtoken::errors::Error| LoginFailure::Signing(e.to_string());
+        let signing = LoginFailure::Signing;
         let id_token_claims = id_token::claims(
             issuer,
             event,
@@ -178,6 +196,7 @@ impl Issuer {
             access_token_claims,
             outcome,
             warnings,
+            timings: LoginTimings::default(),
         })
     }
 

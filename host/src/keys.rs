@@ -3,9 +3,12 @@
 //! the secret forge tokens.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+
+use crate::signer::Signer;
 
 /// The algorithms a key may use.
 pub const SUPPORTED: &[&str] = &[
@@ -18,6 +21,8 @@ pub struct SigningKey {
     kid: String,
     alg: Algorithm,
     encoding: EncodingKey,
+    /// The key parsed once for signing; `None` falls back to `jsonwebtoken::encode`.
+    signer: Option<Arc<Signer>>,
     jwk: Jwk,
 }
 
@@ -94,6 +99,7 @@ impl SigningKey {
             kid: kid.to_owned(),
             alg,
             encoding,
+            signer: Signer::from_pem(alg, pem).map(Arc::new),
             jwk,
         };
         key.self_test()
@@ -104,9 +110,7 @@ impl SigningKey {
     /// Sign and verify a probe token, so a key that does not fit its algorithm (a P-384 key
     /// for ES256) fails at load, not at the first login.
     fn self_test(&self) -> Result<(), String> {
-        let token = self
-            .sign(&Header::new(self.alg), &serde_json::json!({"probe": true}))
-            .map_err(|e| e.to_string())?;
+        let token = self.sign(&Header::new(self.alg), &serde_json::json!({"probe": true}))?;
         let decoding = DecodingKey::from_jwk(&self.jwk).map_err(|e| e.to_string())?;
         let mut validation = Validation::new(self.alg);
         validation.required_spec_claims.clear();
@@ -117,15 +121,21 @@ impl SigningKey {
     }
 
     /// Sign `claims` under `header` (its `alg` and `kid` are set from this key).
-    pub fn sign<T: serde::Serialize>(
-        &self,
-        header: &Header,
-        claims: &T,
-    ) -> jsonwebtoken::errors::Result<String> {
+    pub fn sign<T: serde::Serialize>(&self, header: &Header, claims: &T) -> Result<String, String> {
         let mut header = header.clone();
         header.alg = self.alg;
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
+        match &self.signer {
+            Some(signer) => signer.sign(&header, claims),
+            None => {
+                jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Whether signing uses the key parsed at load (true for every key `keygen` writes).
+    pub fn is_preparsed(&self) -> bool {
+        self.signer.is_some()
     }
 
     /// The key id.
@@ -136,6 +146,11 @@ impl SigningKey {
     /// The algorithm.
     pub fn alg(&self) -> Algorithm {
         self.alg
+    }
+
+    /// The algorithm's JWS name (`RS256`, `EdDSA`...).
+    pub fn alg_name(&self) -> String {
+        format!("{:?}", self.alg)
     }
 
     /// The public JWK (no private parameters).
@@ -230,6 +245,11 @@ mod tests {
             let pem = generate_pem(alg).unwrap();
             let key = SigningKey::from_pem("k", parse_alg(alg).unwrap(), pem.as_bytes()).unwrap();
             assert_eq!(key.jwk().common.key_id.as_deref(), Some("k"));
+            // Loading already signed with the parsed key and verified with the public JWK.
+            assert!(
+                key.is_preparsed(),
+                "{alg} signs with the key parsed at load"
+            );
         }
     }
 

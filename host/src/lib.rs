@@ -20,11 +20,13 @@ pub mod error;
 pub mod id_token;
 pub mod issuer;
 pub mod keys;
+pub mod latency;
 pub mod rule_crate;
+pub mod signer;
 
 pub use config::Config;
 pub use error::{ConfigError, LoginFailure};
-pub use issuer::{Issuer, Tokens};
+pub use issuer::{Issuer, LoginTimings, Tokens};
 pub use keys::{KeySet, SigningKey};
 
 pub use claimsmith_engine as engine;

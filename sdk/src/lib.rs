@@ -37,6 +37,8 @@ mod command;
 mod event;
 #[doc(hidden)]
 pub mod export;
+#[cfg(all(target_arch = "wasm32", feature = "login-heap"))]
+pub mod login_heap;
 pub mod testing;
 
 pub use api::{Access, AccessToken, Api, IdToken, Log, Multifactor, UserUpdates};

@@ -1,5 +1,6 @@
 //! Command-line arguments and the dispatch to one file per command.
 
+mod bench;
 mod build;
 mod check;
 mod jwks;
@@ -48,6 +49,8 @@ enum Command {
     Build(build::BuildArgs),
     /// Generate a private signing key (PKCS#8 PEM) for set-up.
     Keygen(keygen::KeygenArgs),
+    /// Run many logins of one event through the issuer; print latency percentiles and throughput.
+    Bench(bench::BenchArgs),
 }
 
 /// Run the chosen command.
@@ -58,6 +61,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { config } => check::run(&config),
         Command::Build(args) => build::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -1,0 +1,163 @@
+// Node.js peer for the claimsmith benchmark: how long one post-login takes when the
+// same "add-roles" action (./add-roles.js) runs the way Auth0 Actions run it, in Node.js.
+//
+// Every login does the work the wasm engine does per login: JSON.parse the input event
+// (with `configuration` and `secrets` members), run `onExecutePostLogin(event, api)` and
+// await it, collect the api calls as commands, and JSON.stringify
+// {"commands":[{"op":"set_claim",...},...]}. Two modes:
+//
+//   fresh_vm        a new `vm` context per login (isolation comparable to a fresh wasm
+//                   instance); the action is compiled once into a cached vm.Script and
+//                   run in each new context to define its exports.
+//   shared_context  one context created once and reused by every login (no isolation
+//                   between logins): the floor of what Node.js can do.
+//
+// Each login is timed on its own with process.hrtime.bigint(); after a warmup, the
+// p50/p90/p99 of the timed logins are printed as one JSON line on stdout.
+//
+// Usage: node node-peer.mjs --event FILE --config-json JSON [--iterations N] [--warmup W]
+// --iterations/--warmup apply to both modes; the defaults are 2000/200 logins for
+// fresh_vm and 20000/2000 for shared_context. Built-in modules only.
+
+import fs from "node:fs";
+import process from "node:process";
+import vm from "node:vm";
+
+const ACTION_URL = new URL("./add-roles.js", import.meta.url);
+const DEFAULT_NAMESPACE = "https://example.com";
+const DEFAULTS = {
+  fresh_vm: { iterations: 2000, warmup: 200 },
+  shared_context: { iterations: 20000, warmup: 2000 },
+};
+
+function fail(message) {
+  console.error(`node-peer: ${message}`);
+  process.exit(1);
+}
+
+function parseArgs(argv) {
+  const usage =
+    "usage: node node-peer.mjs --event FILE --config-json JSON [--iterations N] [--warmup W]";
+  const args = {};
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (!["--event", "--config-json", "--iterations", "--warmup"].includes(flag) || value === undefined) {
+      fail(`bad argument ${JSON.stringify(flag)}\n${usage}`);
+    }
+    args[flag.slice(2)] = value;
+  }
+  if (args.event === undefined || args["config-json"] === undefined) fail(usage);
+  for (const name of ["iterations", "warmup"]) {
+    if (args[name] === undefined) continue;
+    const n = Number(args[name]);
+    if (!Number.isInteger(n) || n < (name === "iterations" ? 1 : 0)) fail(`--${name} must be a count`);
+    args[name] = n;
+  }
+  return args;
+}
+
+// A fresh Auth0-style `api` whose calls are recorded as claimsmith commands.
+function newApi(commands) {
+  const token = (name) => ({
+    setCustomClaim(claim, value) {
+      commands.push({ op: "set_claim", token: name, name: claim, value });
+    },
+  });
+  return { idToken: token("id_token"), accessToken: token("access_token") };
+}
+
+// One login against an already defined action: parse, run, serialize.
+async function login(onExecutePostLogin, input) {
+  const event = JSON.parse(input);
+  const commands = [];
+  await onExecutePostLogin(event, newApi(commands));
+  return JSON.stringify({ commands });
+}
+
+// Define the action's exports in `context` by running the cached compiled script there.
+function defineAction(script, context, module) {
+  script.runInContext(context);
+  return module.exports.onExecutePostLogin;
+}
+
+function newContext() {
+  const exports = {};
+  const module = { exports };
+  return { context: vm.createContext({ exports, module }), module };
+}
+
+function freshVmLogin(script) {
+  return async (input) => {
+    const { context, module } = newContext();
+    return login(defineAction(script, context, module), input);
+  };
+}
+
+function sharedContextLogin(script) {
+  const { context, module } = newContext();
+  const onExecutePostLogin = defineAction(script, context, module);
+  return (input) => login(onExecutePostLogin, input);
+}
+
+// Fail unless the output carries the expected claim, with the event's roles, in both tokens.
+function verify(mode, output, event, config) {
+  const namespace = (config.namespace || DEFAULT_NAMESPACE).replace(/\/+$/, "");
+  const expected = JSON.stringify({
+    commands: ["id_token", "access_token"].map((token) => ({
+      op: "set_claim",
+      token,
+      name: `${namespace}/roles`,
+      value: event.authorization?.roles || [],
+    })),
+  });
+  if (output !== expected) fail(`${mode}: got ${output}, expected ${expected}`);
+}
+
+// Nearest-rank percentile of sorted nanosecond samples, in microseconds (3 decimals).
+function percentile(sortedNs, p) {
+  const index = Math.min(sortedNs.length - 1, Math.ceil((p / 100) * sortedNs.length) - 1);
+  return Number((Number(sortedNs[index]) / 1000).toFixed(3));
+}
+
+async function measure(run, input, iterations, warmup) {
+  for (let i = 0; i < warmup; i++) await run(input);
+  const samples = new BigInt64Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    const start = process.hrtime.bigint();
+    await run(input);
+    samples[i] = process.hrtime.bigint() - start;
+  }
+  samples.sort();
+  return {
+    p50_us: percentile(samples, 50),
+    p90_us: percentile(samples, 90),
+    p99_us: percentile(samples, 99),
+    iterations,
+  };
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  let event, config;
+  try {
+    event = JSON.parse(fs.readFileSync(args.event, "utf8"));
+    config = JSON.parse(args["config-json"]);
+  } catch (err) {
+    fail(err.message);
+  }
+  const input = JSON.stringify({ ...event, configuration: config, secrets: {} });
+  const script = new vm.Script(fs.readFileSync(ACTION_URL, "utf8"), { filename: ACTION_URL.pathname });
+
+  const modes = { fresh_vm: freshVmLogin(script), shared_context: sharedContextLogin(script) };
+  for (const [mode, run] of Object.entries(modes)) verify(mode, await run(input), event, config);
+
+  const result = { node_version: process.version };
+  for (const [mode, run] of Object.entries(modes)) {
+    const iterations = args.iterations ?? DEFAULTS[mode].iterations;
+    const warmup = args.warmup ?? DEFAULTS[mode].warmup;
+    result[mode] = await measure(run, input, iterations, warmup);
+  }
+  console.log(JSON.stringify(result));
+}
+
+await main();

@@ -1,0 +1,150 @@
+//! Shared set-up for the benchmarks: the example rules built once through the same code path as
+//! `claimsmith build`, issuers with fresh keys, and the benchmark events.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use claimsmith::Issuer;
+use claimsmith::engine::{ClaimPolicy, LoginEvent, Pipeline, RuleSpec, Sandbox, SandboxConfig};
+use claimsmith::rule_crate;
+use serde_json::{Map, Value, json};
+
+/// The example rules, in the order the demo config runs them.
+pub const RULES: [&str; 5] = [
+    "require-verified-email",
+    "add-roles",
+    "capabilities",
+    "scopes-from-roles",
+    "tenant-from-metadata",
+];
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ is inside the workspace")
+        .to_owned()
+}
+
+/// Build every example rule once; the module path of `name`.
+pub fn module(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let root = workspace();
+        let target = root.join("target").join("claimsmith-rules");
+        RULES
+            .iter()
+            .map(|name| {
+                let built = rule_crate::build(&root.join("rules").join(name), &target)
+                    .unwrap_or_else(|e| panic!("building rules/{name}: {e}"));
+                (name.to_string(), built.module)
+            })
+            .collect()
+    });
+    built
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| panic!("no example rule {name}"))
+}
+
+/// The ~1 KB benchmark login (alice, admin and editor, with an API).
+pub fn event_json() -> Vec<u8> {
+    std::fs::read(workspace().join("benches/events/login-1k.json")).expect("benches/events")
+}
+
+pub fn event_value() -> Value {
+    serde_json::from_slice(&event_json()).expect("the bench event is JSON")
+}
+
+/// Each example rule's configuration, as in examples/claimsmith.toml.
+pub fn configuration(name: &str) -> Map<String, Value> {
+    let value = match name {
+        "require-verified-email" => json!({"exempt_connections": ["corporate-saml"]}),
+        "capabilities" => json!({"namespace": "https://example.com", "capabilities": {
+            "export-report": ["read:reports", "export:reports"], "edit-user": ["update:users"]}}),
+        "scopes-from-roles" => json!({"scopes_by_role": {
+            "admin": ["read:reports", "write:reports", "admin:users"],
+            "editor": ["read:reports", "write:reports"], "viewer": ["read:reports"]}}),
+        _ => json!({"namespace": "https://example.com"}),
+    };
+    value.as_object().cloned().expect("an object")
+}
+
+/// A pipeline of `rules` (names of example rules; repeats get numbered names).
+pub fn pipeline(rules: &[&str]) -> Pipeline {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let policy = ClaimPolicy::new(vec!["https://example.com/".into()]).expect("policy");
+    let mut pipeline = Pipeline::new(sandbox, policy);
+    for (i, name) in rules.iter().enumerate() {
+        let spec = RuleSpec {
+            name: format!("{name}-{i}"),
+            configuration: configuration(name),
+            ..RuleSpec::default()
+        };
+        pipeline
+            .add_rule_file(spec, &module(name))
+            .expect("rule loads");
+    }
+    pipeline
+}
+
+/// `n` rules cycling through the five examples.
+pub fn rule_names(n: usize) -> Vec<&'static str> {
+    RULES.iter().cycle().take(n).copied().collect()
+}
+
+/// An issuer signing with a fresh key of `alg`, running `rules`; keep the folder alive.
+pub fn issuer(alg: &str, rules: &[&str]) -> (Issuer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pem = claimsmith::keys::generate_pem(alg).expect("keygen");
+    std::fs::write(dir.path().join("signing.pem"), pem).expect("write key");
+    let mut text = format!(
+        "issuer = \"https://login.example.com/\"\nnamespaces = [\"https://example.com/\"]\n\n\
+         [[keys]]\nkid = \"bench\"\nalg = \"{alg}\"\nprivate_key = \"signing.pem\"\n"
+    );
+    for (i, name) in rules.iter().enumerate() {
+        let config = inline_toml(&Value::Object(configuration(name)));
+        text.push_str(&format!(
+            "\n[[rules]]\nname = \"{name}-{i}\"\nmodule = {:?}\nconfig = {config}\n",
+            module(name).display().to_string()
+        ));
+    }
+    let path = dir.path().join("claimsmith.toml");
+    std::fs::write(&path, text).expect("write config");
+    let issuer = Issuer::from_config_file(&path).expect("issuer loads");
+    (issuer, dir)
+}
+
+/// The bench event with `roles` roles (claim size axis) and `padding` extra bytes of
+/// user_metadata the rules never read (event size axis).
+pub fn sized_event(roles: usize, padding: usize) -> LoginEvent {
+    let mut event = event_value();
+    event["authorization"]["roles"] = json!(
+        (0..roles)
+            .map(|i| format!("role-{i:04}"))
+            .collect::<Vec<_>>()
+    );
+    event["user"]["user_metadata"]["notes"] = json!("x".repeat(padding));
+    LoginEvent::from_value(event).expect("a valid event")
+}
+
+/// JSON as a TOML inline value (strings, numbers, booleans, arrays, tables).
+fn inline_toml(value: &Value) -> String {
+    match value {
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(inline_toml).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Object(map) => {
+            let members: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{} = {}", Value::String(k.clone()), inline_toml(v)))
+                .collect();
+            format!("{{ {} }}", members.join(", "))
+        }
+        Value::Null => "\"\"".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,225 @@
+//! `claimsmith bench`: many logins of one event through the real issuer (rules, claim policy,
+//! signing), on one or more threads; prints latency percentiles per login and for the rules
+//! alone, per rule, throughput, start-up time and resident memory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+
+use claimsmith::latency::{Latencies, micros, resident_bytes};
+use claimsmith::{Issuer, LoginFailure};
+
+use super::{EXIT_BAD_INPUT, EXIT_DENIED, EXIT_FAILURE, EXIT_RULE_FAILED, print_json};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The config file.
+    #[arg(long)]
+    config: PathBuf,
+    /// The login event as JSON.
+    #[arg(long)]
+    event: PathBuf,
+    /// Timed logins in all, split across the threads.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    iterations: u64,
+    /// Threads running logins at once, all on the one issuer.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: u64,
+    /// Untimed logins per thread first, to warm caches.
+    #[arg(long, default_value_t = 200)]
+    warmup: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one thread measured.
+#[derive(Default)]
+struct Samples {
+    login: Vec<Duration>,
+    rules: Vec<Duration>,
+    minting: Vec<Duration>,
+    per_rule: Vec<Vec<Duration>>,
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let issuer = Issuer::from_config_file(&args.config)?;
+    let ready = started.elapsed();
+    let rss_loaded = resident_bytes();
+    let event = std::fs::read(&args.event)
+        .with_context(|| format!("cannot read event {}", args.event.display()))?;
+
+    // One login first: the bench only makes sense for a login that gets tokens.
+    if let Err(failure) = issuer.login_json(&event) {
+        let code = match &failure {
+            LoginFailure::BadEvent(_) => EXIT_BAD_INPUT,
+            LoginFailure::Denied(_) => EXIT_DENIED,
+            LoginFailure::RuleFailed(_) => EXIT_RULE_FAILED,
+            LoginFailure::Signing(_) => EXIT_FAILURE,
+        };
+        eprintln!(
+            "error: {}: this login does not get tokens, so it cannot be benchmarked: {failure}",
+            args.event.display()
+        );
+        return Ok(ExitCode::from(code));
+    }
+
+    let rule_count = issuer.pipeline().rules().len();
+    let threads = args.threads as usize;
+    let per_thread: Vec<u64> = (0..args.threads)
+        .map(|t| args.iterations / args.threads + u64::from(t < args.iterations % args.threads))
+        .collect();
+    let wall = Instant::now();
+    let samples: Vec<anyhow::Result<Samples>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = per_thread
+            .iter()
+            .map(|&n| {
+                let (issuer, event) = (&issuer, &event);
+                scope.spawn(move || measure(issuer, event, args.warmup, n, rule_count))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a bench thread panicked"))
+            .collect()
+    });
+    let wall = wall.elapsed();
+    let mut all = Samples {
+        per_rule: vec![Vec::new(); rule_count],
+        ..Samples::default()
+    };
+    for thread in samples {
+        let thread = thread?;
+        all.login.extend(thread.login);
+        all.rules.extend(thread.rules);
+        all.minting.extend(thread.minting);
+        for (into, from) in all.per_rule.iter_mut().zip(thread.per_rule) {
+            into.extend(from);
+        }
+    }
+    let rss_after = resident_bytes();
+    let login = Latencies::new(all.login);
+    let rules = Latencies::new(all.rules);
+    let minting = Latencies::new(all.minting);
+    let logins_per_sec = (login.len() as f64 / wall.as_secs_f64()).round();
+    let per_rule: Vec<Value> = issuer
+        .pipeline()
+        .rules()
+        .iter()
+        .zip(all.per_rule)
+        .map(|(rule, samples)| {
+            let l = Latencies::new(samples);
+            json!({"name": rule.name(), "p50_us": l.percentile_us(50.0), "p99_us": l.percentile_us(99.0)})
+        })
+        .collect();
+    let key = issuer.keys().signing();
+    let report = json!({
+        "iterations": login.len(),
+        "threads": threads,
+        "rules": rule_count,
+        "alg": key.alg_name(),
+        "p50_us": login.percentile_us(50.0),
+        "p90_us": login.percentile_us(90.0),
+        "p99_us": login.percentile_us(99.0),
+        "logins_per_sec": logins_per_sec,
+        "rules_p50_us": rules.percentile_us(50.0),
+        "rules_p90_us": rules.percentile_us(90.0),
+        "rules_p99_us": rules.percentile_us(99.0),
+        "minting_p50_us": minting.percentile_us(50.0),
+        "per_rule": per_rule,
+        "ready_ms": micros(ready) / 1000.0,
+        "rss_loaded_bytes": rss_loaded,
+        "rss_after_bytes": rss_after,
+    });
+    if args.json {
+        print_json(&report);
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn measure(
+    issuer: &Issuer,
+    event: &[u8],
+    warmup: u64,
+    iterations: u64,
+    rule_count: usize,
+) -> anyhow::Result<Samples> {
+    for _ in 0..warmup {
+        issuer.login_json(event)?;
+    }
+    let n = iterations as usize;
+    let mut samples = Samples {
+        login: Vec::with_capacity(n),
+        rules: Vec::with_capacity(n),
+        minting: Vec::with_capacity(n),
+        per_rule: vec![Vec::with_capacity(n); rule_count],
+    };
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let tokens = issuer.login_json(event)?;
+        samples.login.push(started.elapsed());
+        samples.rules.push(tokens.timings.rules);
+        samples.minting.push(tokens.timings.minting);
+        for (into, trace) in samples.per_rule.iter_mut().zip(&tokens.outcome.rules) {
+            into.push(trace.duration);
+        }
+    }
+    Ok(samples)
+}
+
+fn table(r: &Value) -> String {
+    let us = |v: &Value| format!("{:>9.1} us", v.as_f64().unwrap_or(0.0));
+    let mib = |v: &Value| match v.as_u64() {
+        Some(b) => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        None => "unknown".into(),
+    };
+    let mut out = format!(
+        "{} logins on {} thread(s), {} rule(s), signing with {}; ready in {:.1} ms\n",
+        r["iterations"],
+        r["threads"],
+        r["rules"],
+        r["alg"].as_str().unwrap_or("?"),
+        r["ready_ms"].as_f64().unwrap_or(0.0)
+    );
+    out += &format!(
+        "{:<28}{}  p90{}  p99{}\n",
+        "login (rules + signing)  p50",
+        us(&r["p50_us"]),
+        us(&r["p90_us"]),
+        us(&r["p99_us"])
+    );
+    out += &format!(
+        "{:<28}{}  p90{}  p99{}\n",
+        "rules only               p50",
+        us(&r["rules_p50_us"]),
+        us(&r["rules_p90_us"]),
+        us(&r["rules_p99_us"])
+    );
+    out += &format!(
+        "{:<28}{}\n",
+        "signing                  p50",
+        us(&r["minting_p50_us"])
+    );
+    for rule in r["per_rule"].as_array().into_iter().flatten() {
+        out += &format!(
+            "  {:<24}  p50{}  p99{}\n",
+            rule["name"].as_str().unwrap_or("?"),
+            us(&rule["p50_us"]),
+            us(&rule["p99_us"])
+        );
+    }
+    out += &format!(
+        "throughput {} logins/s; resident memory {} loaded, {} after\n",
+        r["logins_per_sec"],
+        mib(&r["rss_loaded_bytes"]),
+        mib(&r["rss_after_bytes"])
+    );
+    out
+}
