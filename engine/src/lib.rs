@@ -4,7 +4,8 @@
 //!
 //! A login flows through these files in order:
 //! - [`sandbox`]: the one wasmtime engine every rule runs in (fuel, deadlines, pooled instances);
-//! - [`validated_module`] and [`rule`]: a module checked against the guest ABI once, at load;
+//! - [`validated_module`] and [`rule`]: a module checked against the guest ABI once, at load,
+//!   its compiled code kept across restarts by the [`artifact_cache`];
 //! - [`login_event`]: the event checked and serialized once per login;
 //! - [`pipeline`]: the rules in order, each in a fresh instance ([`rule_run`]);
 //! - [`claim_policy`]: what a rule's commands may do to the tokens;
@@ -13,6 +14,7 @@
 //!
 //! No file formats and no signing here: the host crate reads config and mints tokens.
 
+pub mod artifact_cache;
 pub mod claim_policy;
 pub mod draft;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod rule_run;
 pub mod sandbox;
 pub mod validated_module;
 
+pub use artifact_cache::{ArtifactCache, ArtifactSource};
 pub use claim_policy::{ClaimPolicy, PolicyViolation};
 pub use draft::Draft;
 pub use error::{

@@ -10,6 +10,7 @@ use wasmtime::{
     Caller, Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
 };
 
+use crate::artifact_cache::ArtifactCache;
 use crate::rule_run::RuleState;
 use claimsmith_sdk::LogLevel;
 
@@ -47,6 +48,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<RuleState>,
     config: SandboxConfig,
+    cache: Option<ArtifactCache>,
     ticker: EpochTicker,
 }
 
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sandbox")
             .field("config", &self.config)
+            .field("cache", &self.cache.as_ref().map(ArtifactCache::dir))
             .finish_non_exhaustive()
     }
 }
@@ -84,8 +87,20 @@ impl Sandbox {
             engine,
             linker,
             config,
+            cache: None,
             ticker,
         })
+    }
+
+    /// Keep compiled modules in `cache` across restarts (see [`ArtifactCache`]).
+    pub fn with_artifact_cache(mut self, cache: ArtifactCache) -> Sandbox {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The artifact cache, if there is one.
+    pub fn artifact_cache(&self) -> Option<&ArtifactCache> {
+        self.cache.as_ref()
     }
 
     /// The wasmtime engine.

@@ -4,6 +4,7 @@
 
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
+use crate::artifact_cache::ArtifactSource;
 use crate::error::LoadErrorKind;
 use crate::limits::Limits;
 use crate::sandbox::Sandbox;
@@ -27,6 +28,7 @@ const WASM_PAGE: u64 = 64 * 1024;
 pub struct ValidatedModule {
     module: Module,
     size: usize,
+    source: ArtifactSource,
 }
 
 impl ValidatedModule {
@@ -43,19 +45,29 @@ impl ValidatedModule {
             });
         }
         check_header(bytes)?;
-        let module = Module::from_binary(sandbox.engine(), bytes)
-            .map_err(|e| LoadErrorKind::Invalid(error_chain(&e)))?;
+        let (module, source) = match sandbox.artifact_cache() {
+            Some(cache) => cache.load_or_compile(sandbox.engine(), bytes),
+            None => Module::from_binary(sandbox.engine(), bytes)
+                .map(|module| (module, ArtifactSource::Compiled)),
+        }
+        .map_err(|e| LoadErrorKind::Invalid(error_chain(&e)))?;
         check_imports(&module)?;
         check_exports(&module, limits)?;
         Ok(ValidatedModule {
             module,
             size: bytes.len(),
+            source,
         })
     }
 
     /// The compiled module.
     pub fn module(&self) -> &Module {
         &self.module
+    }
+
+    /// Whether the compiled code came from the artifact cache.
+    pub fn source(&self) -> ArtifactSource {
+        self.source
     }
 
     /// Size of the module's bytes.

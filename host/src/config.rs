@@ -35,6 +35,30 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// Cap on the serialized custom claims per token.
     pub claims_bytes: usize,
+    /// Where compiled modules are cached across restarts.
+    pub cache: CacheSetting,
+}
+
+/// Where compiled rule modules are cached (`cache_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSetting {
+    /// `cache_dir` named this folder: it must be usable.
+    Dir(PathBuf),
+    /// No `cache_dir`: the per-user default, if there is one; unusable means no cache.
+    Default(Option<PathBuf>),
+    /// `cache_dir = ""`: compile every module at every start.
+    Off,
+}
+
+impl CacheSetting {
+    /// The per-user default: `$CLAIMSMITH_CACHE_DIR`, else `$XDG_CACHE_HOME/claimsmith`, else
+    /// `$HOME/.cache/claimsmith`.
+    pub fn default_dir() -> Option<PathBuf> {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        var("CLAIMSMITH_CACHE_DIR")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("claimsmith")))
+            .or_else(|| var("HOME").map(|d| d.join(".cache").join("claimsmith")))
+    }
 }
 
 /// One `[[keys]]` entry.
@@ -64,6 +88,7 @@ struct RawConfig {
     id_token_ttl: Option<u64>,
     access_token_ttl: Option<u64>,
     namespaces: Vec<String>,
+    cache_dir: Option<PathBuf>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -314,6 +339,11 @@ impl Config {
             rules,
             sandbox,
             claims_bytes: global.claims_bytes.unwrap_or(100 * 1024),
+            cache: match raw.cache_dir {
+                None => CacheSetting::Default(CacheSetting::default_dir()),
+                Some(dir) if dir.as_os_str().is_empty() => CacheSetting::Off,
+                Some(dir) => CacheSetting::Dir(base.join(dir)),
+            },
         })
     }
 }

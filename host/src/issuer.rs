@@ -8,12 +8,12 @@ use jsonwebtoken::Header;
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use crate::config::{CacheSetting, Config};
 use crate::error::{ConfigError, LoginFailure};
 use crate::keys::{KeySet, SigningKey};
 use crate::{access_token, id_token};
 use claimsmith_engine::{
-    ClaimPolicy, EventError, LoginError, LoginEvent, Outcome, Pipeline, Sandbox,
+    ArtifactCache, ClaimPolicy, EventError, LoginError, LoginEvent, Outcome, Pipeline, Sandbox,
 };
 
 /// Tokens larger than this break common HTTP header limits; past it the login gets a warning.
@@ -81,8 +81,19 @@ impl Issuer {
         let policy = ClaimPolicy::new(config.namespaces.clone())
             .map_err(|e| invalid("namespaces".into(), e))?
             .with_max_claims_bytes(config.claims_bytes);
-        let sandbox =
+        let mut sandbox =
             Sandbox::new(config.sandbox.clone()).map_err(|e| invalid("limits".into(), e))?;
+        match &config.cache {
+            CacheSetting::Dir(dir) => {
+                let cache = ArtifactCache::open(dir).map_err(|e| invalid("cache_dir".into(), e))?;
+                sandbox = sandbox.with_artifact_cache(cache);
+            }
+            CacheSetting::Default(Some(dir)) => match ArtifactCache::open(dir) {
+                Ok(cache) => sandbox = sandbox.with_artifact_cache(cache),
+                Err(e) => tracing::warn!(target: "claimsmith::cache", "no artifact cache: {e}"),
+            },
+            CacheSetting::Default(None) | CacheSetting::Off => {}
+        }
         let mut pipeline = Pipeline::new(sandbox, policy);
         for rule in &config.rules {
             pipeline

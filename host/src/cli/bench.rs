@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
 
+use claimsmith::engine::ArtifactSource;
 use claimsmith::latency::{Latencies, micros, resident_bytes};
 use claimsmith::{Issuer, LoginFailure};
 
@@ -70,6 +71,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let rule_count = issuer.pipeline().rules().len();
+    let cached = issuer
+        .pipeline()
+        .rules()
+        .iter()
+        .filter(|r| r.module().source() == ArtifactSource::Cached)
+        .count();
     let threads = args.threads as usize;
     let per_thread: Vec<u64> = (0..args.threads)
         .map(|t| args.iterations / args.threads + u64::from(t < args.iterations % args.threads))
@@ -133,6 +140,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "minting_p50_us": minting.percentile_us(50.0),
         "per_rule": per_rule,
         "ready_ms": micros(ready) / 1000.0,
+        "rules_from_cache": cached,
         "rss_loaded_bytes": rss_loaded,
         "rss_after_bytes": rss_after,
     });
@@ -181,12 +189,13 @@ fn table(r: &Value) -> String {
         None => "unknown".into(),
     };
     let mut out = format!(
-        "{} logins on {} thread(s), {} rule(s), signing with {}; ready in {:.1} ms\n",
+        "{} logins on {} thread(s), {} rule(s), signing with {}; ready in {:.1} ms ({} rules from the artifact cache)\n",
         r["iterations"],
         r["threads"],
         r["rules"],
         r["alg"].as_str().unwrap_or("?"),
-        r["ready_ms"].as_f64().unwrap_or(0.0)
+        r["ready_ms"].as_f64().unwrap_or(0.0),
+        r["rules_from_cache"]
     );
     out += &format!(
         "{:<28}{}  p90{}  p99{}\n",
