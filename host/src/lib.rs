@@ -17,11 +17,13 @@
 pub mod access_token;
 pub mod config;
 pub mod error;
+pub mod fixture;
 pub mod id_token;
 pub mod issuer;
 pub mod keys;
 pub mod latency;
 pub mod rule_crate;
+pub mod scaffold;
 pub mod signer;
 
 pub use config::Config;

@@ -139,9 +139,17 @@ impl Output {
 
 /// Run `claimsmith` with `args`, optionally feeding `stdin`.
 pub fn claimsmith(args: &[&str], stdin: Option<&str>) -> Output {
+    claimsmith_in(&workspace(), args, stdin)
+}
+
+/// Run `claimsmith` in folder `dir`. Compiled modules are cached under the workspace's target/
+/// rather than the user's cache folder.
+pub fn claimsmith_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write;
     let mut child = Command::new(bin())
         .args(args)
+        .current_dir(dir)
+        .env("CLAIMSMITH_CACHE_DIR", workspace().join("target/claimsmith-test-cache"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

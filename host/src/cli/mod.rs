@@ -5,7 +5,9 @@ mod build;
 mod check;
 mod jwks;
 mod keygen;
+mod new;
 mod run;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,10 @@ enum Command {
     Build(build::BuildArgs),
     /// Generate a private signing key (PKCS#8 PEM) for set-up.
     Keygen(keygen::KeygenArgs),
+    /// Create a rule crate: Cargo.toml, src/lib.rs with an example and unit tests, a fixture.
+    New(new::NewArgs),
+    /// Build rule crates and run their fixtures/*.json through the engine; exit 1 on a failure.
+    Test(test::TestArgs),
     /// Run many logins of one event through the issuer; print latency percentiles and throughput.
     Bench(bench::BenchArgs),
 }
@@ -62,6 +68,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::New(args) => new::run(args),
+        Command::Test(args) => test::run(args),
     }
 }
 

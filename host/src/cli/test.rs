@@ -1,0 +1,116 @@
+//! `claimsmith test [RULE_DIR...]`: build each rule crate, run its `fixtures/*.json` through the
+//! engine as real logins, print `ok` or `FAIL` with a diff per fixture; exit 1 if any fails,
+//! 2 if a fixture or module cannot be used.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use claimsmith::config::{CacheSetting, Config};
+use claimsmith::engine::ArtifactCache;
+use claimsmith::fixture::{self, DEFAULT_NAMESPACES, Fixture};
+use claimsmith::rule_crate;
+
+use super::{EXIT_BAD_INPUT, EXIT_FAILURE};
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Rule crate folders; default: every crate under ./rules.
+    rule_dirs: Vec<PathBuf>,
+    /// Take the claim namespaces from this issuer config (a fixture's own `namespaces` wins).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where cargo puts its output; default: target/claimsmith-rules in the workspace.
+    #[arg(long)]
+    target_dir: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    broken: usize,
+}
+
+pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let dirs = if args.rule_dirs.is_empty() {
+        rule_crate::discover("rules".as_ref())
+            .context("cannot list ./rules; name the rule crate folders")?
+    } else {
+        args.rule_dirs
+    };
+    if dirs.is_empty() {
+        anyhow::bail!("no rule crates found");
+    }
+    let namespaces: Vec<String> = match &args.config {
+        Some(path) => Config::load(path)?.namespaces,
+        None => DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+    };
+    let cache = CacheSetting::default_dir().and_then(|dir| ArtifactCache::open(&dir).ok());
+    let mut tally = Tally::default();
+    for dir in &dirs {
+        let target_dir = match &args.target_dir {
+            Some(dir) => dir.clone(),
+            None => rule_crate::default_target_dir(dir),
+        };
+        let built = rule_crate::build(dir, &target_dir)?;
+        let module = std::fs::read(&built.module)
+            .with_context(|| format!("cannot read {}", built.module.display()))?;
+        let fixtures = fixture::discover(dir)
+            .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
+        if fixtures.is_empty() {
+            println!("--   {}: no fixtures in {}", built.package, dir.join("fixtures").display());
+        }
+        for path in fixtures {
+            run_one(&built.package, &path, &module, &namespaces, cache.as_ref(), &mut tally);
+        }
+    }
+    println!(
+        "{} passed, {} failed{}",
+        tally.passed,
+        tally.failed,
+        if tally.broken > 0 {
+            format!(", {} could not run", tally.broken)
+        } else {
+            String::new()
+        }
+    );
+    Ok(if tally.broken > 0 {
+        ExitCode::from(EXIT_BAD_INPUT)
+    } else if tally.failed > 0 {
+        ExitCode::from(EXIT_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_one(
+    package: &str,
+    path: &Path,
+    module: &[u8],
+    namespaces: &[String],
+    cache: Option<&ArtifactCache>,
+    tally: &mut Tally,
+) {
+    let label = format!(
+        "{package}/{}",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let checked = Fixture::load(path).and_then(|f| f.check(path, module, namespaces, cache));
+    match checked {
+        Ok(mismatches) if mismatches.is_empty() => {
+            tally.passed += 1;
+            println!("ok   {label}");
+        }
+        Ok(mismatches) => {
+            tally.failed += 1;
+            println!("FAIL {label}\n{}", fixture::diff(&mismatches));
+        }
+        Err(e) => {
+            tally.broken += 1;
+            println!("ERR  {label}\n  {e}\n");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! Rule fixtures: a login event, the rule's configuration and what the rule should decide, run
+//! through the engine as a real login would be (sandbox, limits, claim policy) and compared.
+//!
+//! A fixture file is `{ "event": {..}, "configuration": {..}, "secrets": {..}, "namespaces":
+//! [..], "expect": {..} }`; only `event` is required. Expectations are partial: only what is
+//! named is checked.
+//! - `id_token` / `access_token`: claims the rule set on that token; a claim expected as `null`
+//!   must not be set;
+//! - `scopes_added` / `scopes_removed`: the scopes the rule itself added or removed, as sets;
+//! - `denied`: the deny reason, or `null` for "not denied". Whether or not it is named, a denial
+//!   nobody expected fails the fixture, and so does a rule failure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use claimsmith_engine::{
+    ArtifactCache, ClaimPolicy, LoginError, LoginEvent, Pipeline, RuleResult, RuleSpec, Sandbox,
+    SandboxConfig,
+};
+
+/// Namespaces a fixture's claims may use when neither the fixture nor a config names any.
+pub const DEFAULT_NAMESPACES: &[&str] = &["https://example.com/"];
+
+/// One fixture file, parsed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    /// The login event, as an issuer would hand it in.
+    pub event: Value,
+    /// The rule's `event.configuration` (its `[rules.config]`).
+    #[serde(default)]
+    pub configuration: Map<String, Value>,
+    /// The rule's `event.secrets`.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Claim namespaces for this fixture's policy.
+    pub namespaces: Option<Vec<String>>,
+    /// What the rule should decide.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// The expectations of a fixture; `None` means "not checked".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Claims on the ID token (`null`: must be absent).
+    pub id_token: Option<Map<String, Value>>,
+    /// Claims on the access token (`null`: must be absent).
+    pub access_token: Option<Map<String, Value>>,
+    /// Scopes the rule added.
+    pub scopes_added: Option<Vec<String>>,
+    /// Scopes the rule removed.
+    pub scopes_removed: Option<Vec<String>>,
+    /// `Some(None)`: not denied; `Some(Some(reason))`: denied with this reason.
+    #[serde(default, deserialize_with = "present")]
+    pub denied: Option<Option<String>>,
+}
+
+/// A named field that may be `null`: present-and-null is `Some(None)`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Why a fixture could not be run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    /// Unreadable file.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The fixture file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a fixture: bad JSON, a missing `event`, an unknown field.
+    #[error("{}: not a valid fixture: {message}", path.display())]
+    Invalid {
+        /// The fixture file.
+        path: PathBuf,
+        /// What is wrong, with the field path.
+        message: String,
+    },
+    /// The module or the fixture's settings cannot be loaded.
+    #[error("{}: {message}", path.display())]
+    Load {
+        /// The fixture file.
+        path: PathBuf,
+        /// The cause.
+        message: String,
+    },
+}
+
+/// One difference between what a fixture expects and what the rule did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// What differs: `id_token claim "…"`, `scopes_added`, `denied`, `rule`.
+    pub what: String,
+    /// The expected value, as JSON text.
+    pub expected: String,
+    /// The actual value, as JSON text (or `(not set)`).
+    pub actual: String,
+}
+
+impl Fixture {
+    /// Read and parse a fixture file.
+    pub fn load(path: &Path) -> Result<Fixture, FixtureError> {
+        let bytes = std::fs::read(path).map_err(|source| FixtureError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let at = e.path().to_string();
+            let cause = e.into_inner();
+            FixtureError::Invalid {
+                path: path.to_owned(),
+                message: if at == "." {
+                    cause.to_string()
+                } else {
+                    format!("{at}: {cause}")
+                },
+            }
+        })
+    }
+
+    /// Run the fixture against `module` (wasm bytes) and list every mismatch; empty means pass.
+    /// `namespaces` is the policy's when the fixture names none; `cache` keeps compiled code.
+    pub fn check(
+        &self,
+        path: &Path,
+        module: &[u8],
+        namespaces: &[String],
+        cache: Option<&ArtifactCache>,
+    ) -> Result<Vec<Mismatch>, FixtureError> {
+        let load = |message: String| FixtureError::Load {
+            path: path.to_owned(),
+            message,
+        };
+        let event = LoginEvent::from_value(self.event.clone())
+            .map_err(|e| load(format!("event: {e}")))?;
+        let namespaces = self.namespaces.clone().unwrap_or_else(|| namespaces.to_vec());
+        let policy = ClaimPolicy::new(namespaces).map_err(|e| load(format!("namespaces: {e}")))?;
+        let mut sandbox = Sandbox::new(SandboxConfig::default()).map_err(load)?;
+        if let Some(cache) = cache {
+            sandbox = sandbox.with_artifact_cache(cache.clone());
+        }
+        let mut pipeline = Pipeline::new(sandbox, policy);
+        let name = path
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "rule".into());
+        let spec = RuleSpec {
+            name,
+            configuration: self.configuration.clone(),
+            secrets: self.secrets.clone(),
+            ..RuleSpec::default()
+        };
+        pipeline
+            .add_rule(spec, module)
+            .map_err(|e| load(e.to_string()))?;
+        Ok(self.compare(pipeline.run(&event)))
+    }
+
+    fn compare(&self, run: Result<claimsmith_engine::Outcome, LoginError>) -> Vec<Mismatch> {
+        let expect = &self.expect;
+        let mut out = Vec::new();
+        let outcome = match run {
+            Ok(outcome) => outcome,
+            Err(LoginError::Denied(denied)) => {
+                let expected = match &expect.denied {
+                    Some(Some(reason)) if *reason == denied.reason => return out,
+                    Some(Some(reason)) => json_text(&Value::String(reason.clone())),
+                    Some(None) | None => "not denied".into(),
+                };
+                out.push(Mismatch {
+                    what: format!("denied (by rule {})", denied.rule),
+                    expected,
+                    actual: json_text(&Value::String(denied.reason)),
+                });
+                return out;
+            }
+            Err(LoginError::RuleFailed(failed)) => {
+                out.push(Mismatch {
+                    what: "rule".into(),
+                    expected: "runs to completion".into(),
+                    actual: format!("failed: {}", failed.cause),
+                });
+                return out;
+            }
+        };
+        if let Some(Some(reason)) = &expect.denied {
+            out.push(Mismatch {
+                what: "denied".into(),
+                expected: json_text(&Value::String(reason.clone())),
+                actual: "not denied".into(),
+            });
+        }
+        for (token, expected, actual) in [
+            ("id_token", &expect.id_token, &outcome.id_token),
+            ("access_token", &expect.access_token, &outcome.access_token),
+        ] {
+            for (name, want) in expected.iter().flatten() {
+                let got = actual.get(name);
+                let same = match (want, got) {
+                    (Value::Null, None) => true,
+                    (want, Some(got)) => want == got,
+                    (_, None) => false,
+                };
+                if !same {
+                    out.push(Mismatch {
+                        what: format!("{token} claim {}", json_text(&Value::String(name.clone()))),
+                        expected: if want.is_null() { "(not set)".into() } else { json_text(want) },
+                        actual: got.map(json_text).unwrap_or_else(|| "(not set)".into()),
+                    });
+                }
+            }
+        }
+        let commands = outcome
+            .rules
+            .iter()
+            .flat_map(|trace| trace.commands.iter().cloned())
+            .collect();
+        let result = RuleResult { commands };
+        for (what, expected, actual) in [
+            ("scopes_added", &expect.scopes_added, result.scopes_added()),
+            ("scopes_removed", &expect.scopes_removed, result.scopes_removed()),
+        ] {
+            let Some(expected) = expected else { continue };
+            let want: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
+            let got: BTreeSet<&str> = actual.into_iter().collect();
+            if want != got {
+                out.push(Mismatch {
+                    what: what.into(),
+                    expected: json_text(&serde_json::json!(want)),
+                    actual: json_text(&serde_json::json!(got)),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).expect("JSON serializes")
+}
+
+/// The fixture files of a rule crate (`fixtures/*.json`), sorted.
+pub fn discover(rule_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let dir = rule_dir.join("fixtures");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A readable diff of a failing fixture, one block per mismatch.
+pub fn diff(mismatches: &[Mismatch]) -> String {
+    let mut out = String::new();
+    for m in mismatches {
+        out.push_str(&format!(
+            "  {}\n    - expected: {}\n    + actual:   {}\n",
+            m.what, m.expected, m.actual
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claimsmith_engine::{Denied, Outcome, RuleStatus, RuleTrace};
+    use claimsmith_sdk::Command;
+    use serde_json::json;
+
+    fn fixture(expect: Value) -> Fixture {
+        serde_json::from_value(json!({"event": {}, "expect": expect})).unwrap()
+    }
+
+    fn outcome(commands: Vec<Command>, id_token: Value) -> Outcome {
+        Outcome {
+            id_token: id_token.as_object().cloned().unwrap(),
+            rules: vec![RuleTrace {
+                rule: "r".into(),
+                status: RuleStatus::Applied,
+                commands,
+                fuel_used: 0,
+                peak_memory_bytes: 0,
+                duration: Default::default(),
+            }],
+            ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn only_named_expectations_are_checked() {
+        let f = fixture(json!({"id_token": {"https://e.test/a": 1}}));
+        let ok = outcome(vec![], json!({"https://e.test/a": 1, "https://e.test/b": 2}));
+        assert!(f.compare(Ok(ok)).is_empty());
+    }
+
+    #[test]
+    fn a_wrong_or_missing_claim_shows_expected_and_actual() {
+        let f = fixture(json!({"id_token": {"https://e.test/a": 1, "https://e.test/b": "x"}}));
+        let got = f.compare(Ok(outcome(vec![], json!({"https://e.test/a": 2}))));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].what, "id_token claim \"https://e.test/a\"");
+        assert_eq!((got[0].expected.as_str(), got[0].actual.as_str()), ("1", "2"));
+        assert_eq!(got[1].actual, "(not set)");
+    }
+
+    #[test]
+    fn null_means_the_claim_must_be_absent() {
+        let f = fixture(json!({"id_token": {"https://e.test/a": null}}));
+        assert!(f.compare(Ok(outcome(vec![], json!({})))).is_empty());
+        let got = f.compare(Ok(outcome(vec![], json!({"https://e.test/a": true}))));
+        assert_eq!(got[0].expected, "(not set)");
+    }
+
+    #[test]
+    fn scopes_compare_as_sets_of_what_the_rule_did() {
+        let f = fixture(json!({"scopes_added": ["b", "a"], "scopes_removed": []}));
+        let add = |s: &str| Command::AddScope { scope: s.into() };
+        assert!(f.compare(Ok(outcome(vec![add("a"), add("b")], json!({})))).is_empty());
+        let got = f.compare(Ok(outcome(vec![add("a")], json!({}))));
+        assert_eq!(got[0].what, "scopes_added");
+        assert_eq!(got[0].actual, "[\"a\"]");
+    }
+
+    #[test]
+    fn denials_must_be_expected_and_match() {
+        let denied = || {
+            Err(LoginError::Denied(Denied {
+                rule: "r".into(),
+                reason: "no".into(),
+                rules: vec![],
+            }))
+        };
+        assert!(fixture(json!({"denied": "no"})).compare(denied()).is_empty());
+        assert_eq!(fixture(json!({"denied": "other"})).compare(denied()).len(), 1);
+        assert_eq!(fixture(json!({})).compare(denied())[0].expected, "not denied");
+        assert_eq!(fixture(json!({"denied": null})).compare(denied()).len(), 1);
+        let got = fixture(json!({"denied": "no"})).compare(Ok(outcome(vec![], json!({}))));
+        assert_eq!(got[0].actual, "not denied");
+    }
+
+    #[test]
+    fn unknown_expectations_are_refused_with_their_path() {
+        let dir = std::env::temp_dir().join(format!("claimsmith-fixture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("typo.json");
+        std::fs::write(&path, r#"{"event": {}, "expect": {"id_tokens": {}}}"#).unwrap();
+        let err = Fixture::load(&path).unwrap_err().to_string();
+        assert!(err.contains("expect") && err.contains("id_tokens"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
