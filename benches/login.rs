@@ -9,6 +9,7 @@
 //!
 //! `cargo bench -p claimsmith --bench login` (filter with `-- GROUP`).
 
+#[path = "support/mod.rs"]
 mod support;
 
 use std::hint::black_box;

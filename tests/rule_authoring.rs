@@ -49,7 +49,11 @@ fn a_new_rule_goes_from_scaffold_to_a_claim_in_a_signed_token() {
     let args = ["test", "rules/email-domain", "--target-dir", &rules_target];
     let out = claimsmith_in(root, &args, None);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("ok   email-domain/example.json"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("ok   email-domain/example.json"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("1 passed, 0 failed"), "{}", out.stdout);
 
     // 3. Expect a new claim first: the fixture fails, with a diff naming the claim.
@@ -60,7 +64,11 @@ fn a_new_rule_goes_from_scaffold_to_a_claim_in_a_signed_token() {
     std::fs::write(&fixture, serde_json::to_string_pretty(&expected).unwrap()).unwrap();
     let out = claimsmith_in(root, &args, None);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("FAIL email-domain/example.json"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("FAIL email-domain/example.json"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stdout.contains(
             "  id_token claim \"https://example.com/login_count\"\n    - expected: 12\n    + actual:   (not set)"
@@ -100,11 +108,21 @@ fn a_new_rule_goes_from_scaffold_to_a_claim_in_a_signed_token() {
     let examples = workspace().join("examples");
     let config = std::fs::read_to_string(examples.join("claimsmith.toml"))
         .unwrap()
-        .replace("\"../target/", &format!("\"{}/target/", workspace().display()));
+        .replace(
+            "\"../target/",
+            &format!("\"{}/target/", workspace().display()),
+        );
     std::fs::create_dir_all(root.join("keys")).unwrap();
-    for (alg, file) in [("RS256", "signing-rs256.pem"), ("EdDSA", "signing-eddsa.pem")] {
+    for (alg, file) in [
+        ("RS256", "signing-rs256.pem"),
+        ("EdDSA", "signing-eddsa.pem"),
+    ] {
         let path = root.join("keys").join(file);
-        let out = claimsmith_in(root, &["keygen", "--alg", alg, "--out", path.to_str().unwrap()], None);
+        let out = claimsmith_in(
+            root,
+            &["keygen", "--alg", alg, "--out", path.to_str().unwrap()],
+            None,
+        );
         assert_eq!(out.code, 0, "{out:?}");
     }
     let config = format!(
@@ -114,7 +132,13 @@ fn a_new_rule_goes_from_scaffold_to_a_claim_in_a_signed_token() {
     let alice = examples.join("events/alice.json");
     let out = claimsmith_in(
         root,
-        &["run", "--config", "claimsmith.toml", "--event", alice.to_str().unwrap()],
+        &[
+            "run",
+            "--config",
+            "claimsmith.toml",
+            "--event",
+            alice.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(out.code, 0, "{out:?}");
@@ -123,7 +147,10 @@ fn a_new_rule_goes_from_scaffold_to_a_claim_in_a_signed_token() {
     let (_, claims) = support::verify(tokens["id_token"].as_str().unwrap(), &jwks, "spa-client");
     assert_eq!(claims["https://example.com/email_domain"], "acme.example");
     assert_eq!(claims["https://example.com/login_count"], 12);
-    assert_eq!(claims["https://example.com/roles"], serde_json::json!(["admin", "editor"]));
+    assert_eq!(
+        claims["https://example.com/roles"],
+        serde_json::json!(["admin", "editor"])
+    );
 }
 
 #[test]
@@ -138,7 +165,11 @@ fn new_joins_the_enclosing_workspace_and_refuses_clashes() {
 
     let out = claimsmith_in(root, &["new", "tiers"], None);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("added to the workspace"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("added to the workspace"),
+        "{}",
+        out.stdout
+    );
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let doc: toml::Table = toml::from_str(&manifest).unwrap();
     assert_eq!(
@@ -149,7 +180,11 @@ fn new_joins_the_enclosing_workspace_and_refuses_clashes() {
     assert!(!crate_manifest.contains("[workspace]"), "{crate_manifest}");
 
     // A glob that covers the folder leaves the manifest alone.
-    std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = [\"rules/*\"]\n").unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"rules/*\"]\n",
+    )
+    .unwrap();
     let out = claimsmith_in(root, &["new", "other", "--dir", "rules"], None);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("in the workspace of"), "{}", out.stdout);
@@ -160,7 +195,13 @@ fn new_joins_the_enclosing_workspace_and_refuses_clashes() {
 
     // Cargo agrees both crates are members.
     let metadata = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
         .current_dir(root.join("rules/other"))
         .output()
         .unwrap();
@@ -176,7 +217,10 @@ fn new_joins_the_enclosing_workspace_and_refuses_clashes() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"other") && names.contains(&"tiers"), "{names:?}");
+    assert!(
+        names.contains(&"other") && names.contains(&"tiers"),
+        "{names:?}"
+    );
 
     // Clashes and bad names: exit 2, the cause named, nothing overwritten.
     let out = claimsmith_in(root, &["new", "tiers"], None);
@@ -184,7 +228,12 @@ fn new_joins_the_enclosing_workspace_and_refuses_clashes() {
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
     let out = claimsmith_in(root, &["new", "Bad_Name"], None);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("\"Bad_Name\" is not a usable rule name"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("\"Bad_Name\" is not a usable rule name"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -199,11 +248,25 @@ fn test_reports_a_broken_fixture_with_its_field_and_exits_2() {
     .unwrap();
     let out = claimsmith_in(
         root,
-        &["test", "rules/typo", "--target-dir", &target("claimsmith-rules")],
+        &[
+            "test",
+            "rules/typo",
+            "--target-dir",
+            &target("claimsmith-rules"),
+        ],
         None,
     );
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stdout.contains("ERR  typo/bad.json"), "{}", out.stdout);
-    assert!(out.stdout.contains("expect.id_tokens: unknown field `id_tokens`"), "{}", out.stdout);
-    assert!(out.stdout.contains("ok   typo/example.json"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("expect.id_tokens: unknown field `id_tokens`"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("ok   typo/example.json"),
+        "{}",
+        out.stdout
+    );
 }

@@ -156,7 +156,10 @@ mod tests {
         let bytes = wat::parse_str(MODULE).unwrap();
         let (_, first) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
         let (_, second) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
-        assert_eq!((first, second), (ArtifactSource::Compiled, ArtifactSource::Cached));
+        assert_eq!(
+            (first, second),
+            (ArtifactSource::Compiled, ArtifactSource::Cached)
+        );
         let other = wat::parse_str(MODULE.replace("7", "8")).unwrap();
         let (_, third) = cache.load_or_compile(sandbox.engine(), &other).unwrap();
         assert_eq!(third, ArtifactSource::Compiled);

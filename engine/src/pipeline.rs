@@ -12,6 +12,7 @@ use crate::outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 use crate::rule::{OnError, Rule, RuleSpec};
 use crate::rule_run;
 use crate::sandbox::Sandbox;
+use crate::validated_module::ValidatedModule;
 use claimsmith_sdk::{Command, LogLevel};
 
 /// The configured rules and the policy they run under. `Send + Sync`: build once, run every
@@ -37,16 +38,21 @@ impl Pipeline {
     pub fn add_rule(&mut self, spec: RuleSpec, bytes: &[u8]) -> Result<&Rule, LoadError> {
         self.check_new_name(&spec)?;
         let secrets = spec.secrets.clone();
-        let rule = Rule::from_bytes(&self.sandbox, &self.policy, spec, bytes)?;
+        let known: Vec<&ValidatedModule> = self.rules.iter().map(Rule::module).collect();
+        let rule = Rule::from_bytes_sharing(&self.sandbox, &self.policy, spec, bytes, &known)?;
         self.push(rule, secrets)
     }
 
     /// Load a rule from a module file and append it.
     pub fn add_rule_file(&mut self, spec: RuleSpec, path: &Path) -> Result<&Rule, LoadError> {
-        self.check_new_name(&spec)?;
-        let secrets = spec.secrets.clone();
-        let rule = Rule::from_file(&self.sandbox, &self.policy, spec, path)?;
-        self.push(rule, secrets)
+        let bytes = std::fs::read(path).map_err(|source| LoadError {
+            rule: spec.name.clone(),
+            kind: LoadErrorKind::Io {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+        self.add_rule(spec, &bytes)
     }
 
     fn check_new_name(&self, spec: &RuleSpec) -> Result<(), LoadError> {

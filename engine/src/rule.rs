@@ -121,8 +121,21 @@ impl Rule {
         spec: RuleSpec,
         bytes: &[u8],
     ) -> Result<Rule, LoadError> {
+        Rule::from_bytes_sharing(sandbox, policy, spec, bytes, &[])
+    }
+
+    /// Like [`Rule::from_bytes`], sharing compiled code with any of `known` that has the same
+    /// module bytes.
+    pub fn from_bytes_sharing(
+        sandbox: &Sandbox,
+        policy: &ClaimPolicy,
+        spec: RuleSpec,
+        bytes: &[u8],
+        known: &[&ValidatedModule],
+    ) -> Result<Rule, LoadError> {
         let name = spec.name.clone();
-        Rule::load(sandbox, policy, spec, bytes).map_err(|kind| LoadError { rule: name, kind })
+        Rule::load(sandbox, policy, spec, bytes, known)
+            .map_err(|kind| LoadError { rule: name, kind })
     }
 
     fn load(
@@ -130,6 +143,7 @@ impl Rule {
         policy: &ClaimPolicy,
         spec: RuleSpec,
         bytes: &[u8],
+        known: &[&ValidatedModule],
     ) -> Result<Rule, LoadErrorKind> {
         if spec.limits.memory_bytes > sandbox.config().max_memory_bytes {
             return Err(LoadErrorKind::Settings(format!(
@@ -147,7 +161,7 @@ impl Rule {
             }
             None => policy.namespaces().to_vec(),
         };
-        let module = ValidatedModule::new(sandbox, bytes, &spec.limits)?;
+        let module = ValidatedModule::new_sharing(sandbox, bytes, &spec.limits, known)?;
         let pre = sandbox
             .linker()
             .instantiate_pre(module.module())

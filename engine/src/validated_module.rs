@@ -2,6 +2,7 @@
 //! exports and their signatures, initial memory. `claimsmith_abi_version` is checked in
 //! [`Rule::load`](crate::Rule) once the module can be instantiated.
 
+use sha2::{Digest, Sha256};
 use wasmtime::{ExternType, FuncType, Module, ValType};
 
 use crate::artifact_cache::ArtifactSource;
@@ -29,6 +30,7 @@ pub struct ValidatedModule {
     module: Module,
     size: usize,
     source: ArtifactSource,
+    digest: [u8; 32],
 }
 
 impl ValidatedModule {
@@ -38,6 +40,17 @@ impl ValidatedModule {
         bytes: &[u8],
         limits: &Limits,
     ) -> Result<ValidatedModule, LoadErrorKind> {
+        ValidatedModule::new_sharing(sandbox, bytes, limits, &[])
+    }
+
+    /// Check `bytes`, reusing the compiled code of a module in `known` with the same bytes
+    /// (rules that share a module share its code; each still gets its own instance per login).
+    pub fn new_sharing(
+        sandbox: &Sandbox,
+        bytes: &[u8],
+        limits: &Limits,
+        known: &[&ValidatedModule],
+    ) -> Result<ValidatedModule, LoadErrorKind> {
         if bytes.len() > limits.module_bytes {
             return Err(LoadErrorKind::TooLarge {
                 size: bytes.len(),
@@ -45,6 +58,12 @@ impl ValidatedModule {
             });
         }
         check_header(bytes)?;
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(same) = known.iter().find(|m| m.digest == digest) {
+            check_imports(&same.module)?;
+            check_exports(&same.module, limits)?;
+            return Ok((*same).clone());
+        }
         let (module, source) = match sandbox.artifact_cache() {
             Some(cache) => cache.load_or_compile(sandbox.engine(), bytes),
             None => Module::from_binary(sandbox.engine(), bytes)
@@ -57,6 +76,7 @@ impl ValidatedModule {
             module,
             size: bytes.len(),
             source,
+            digest,
         })
     }
 

@@ -54,7 +54,11 @@ impl CacheSetting {
     /// The per-user default: `$CLAIMSMITH_CACHE_DIR`, else `$XDG_CACHE_HOME/claimsmith`, else
     /// `$HOME/.cache/claimsmith`.
     pub fn default_dir() -> Option<PathBuf> {
-        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let var = |name| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         var("CLAIMSMITH_CACHE_DIR")
             .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("claimsmith")))
             .or_else(|| var("HOME").map(|d| d.join(".cache").join("claimsmith")))

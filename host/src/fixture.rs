@@ -140,9 +140,12 @@ impl Fixture {
             path: path.to_owned(),
             message,
         };
-        let event = LoginEvent::from_value(self.event.clone())
-            .map_err(|e| load(format!("event: {e}")))?;
-        let namespaces = self.namespaces.clone().unwrap_or_else(|| namespaces.to_vec());
+        let event =
+            LoginEvent::from_value(self.event.clone()).map_err(|e| load(format!("event: {e}")))?;
+        let namespaces = self
+            .namespaces
+            .clone()
+            .unwrap_or_else(|| namespaces.to_vec());
         let policy = ClaimPolicy::new(namespaces).map_err(|e| load(format!("namespaces: {e}")))?;
         let mut sandbox = Sandbox::new(SandboxConfig::default()).map_err(load)?;
         if let Some(cache) = cache {
@@ -215,7 +218,11 @@ impl Fixture {
                 if !same {
                     out.push(Mismatch {
                         what: format!("{token} claim {}", json_text(&Value::String(name.clone()))),
-                        expected: if want.is_null() { "(not set)".into() } else { json_text(want) },
+                        expected: if want.is_null() {
+                            "(not set)".into()
+                        } else {
+                            json_text(want)
+                        },
                         actual: got.map(json_text).unwrap_or_else(|| "(not set)".into()),
                     });
                 }
@@ -229,7 +236,11 @@ impl Fixture {
         let result = RuleResult { commands };
         for (what, expected, actual) in [
             ("scopes_added", &expect.scopes_added, result.scopes_added()),
-            ("scopes_removed", &expect.scopes_removed, result.scopes_removed()),
+            (
+                "scopes_removed",
+                &expect.scopes_removed,
+                result.scopes_removed(),
+            ),
         ] {
             let Some(expected) = expected else { continue };
             let want: BTreeSet<&str> = expected.iter().map(String::as_str).collect();
@@ -305,7 +316,10 @@ mod tests {
     #[test]
     fn only_named_expectations_are_checked() {
         let f = fixture(json!({"id_token": {"https://e.test/a": 1}}));
-        let ok = outcome(vec![], json!({"https://e.test/a": 1, "https://e.test/b": 2}));
+        let ok = outcome(
+            vec![],
+            json!({"https://e.test/a": 1, "https://e.test/b": 2}),
+        );
         assert!(f.compare(Ok(ok)).is_empty());
     }
 
@@ -315,7 +329,10 @@ mod tests {
         let got = f.compare(Ok(outcome(vec![], json!({"https://e.test/a": 2}))));
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].what, "id_token claim \"https://e.test/a\"");
-        assert_eq!((got[0].expected.as_str(), got[0].actual.as_str()), ("1", "2"));
+        assert_eq!(
+            (got[0].expected.as_str(), got[0].actual.as_str()),
+            ("1", "2")
+        );
         assert_eq!(got[1].actual, "(not set)");
     }
 
@@ -331,7 +348,10 @@ mod tests {
     fn scopes_compare_as_sets_of_what_the_rule_did() {
         let f = fixture(json!({"scopes_added": ["b", "a"], "scopes_removed": []}));
         let add = |s: &str| Command::AddScope { scope: s.into() };
-        assert!(f.compare(Ok(outcome(vec![add("a"), add("b")], json!({})))).is_empty());
+        assert!(
+            f.compare(Ok(outcome(vec![add("a"), add("b")], json!({}))))
+                .is_empty()
+        );
         let got = f.compare(Ok(outcome(vec![add("a")], json!({}))));
         assert_eq!(got[0].what, "scopes_added");
         assert_eq!(got[0].actual, "[\"a\"]");
@@ -346,9 +366,19 @@ mod tests {
                 rules: vec![],
             }))
         };
-        assert!(fixture(json!({"denied": "no"})).compare(denied()).is_empty());
-        assert_eq!(fixture(json!({"denied": "other"})).compare(denied()).len(), 1);
-        assert_eq!(fixture(json!({})).compare(denied())[0].expected, "not denied");
+        assert!(
+            fixture(json!({"denied": "no"}))
+                .compare(denied())
+                .is_empty()
+        );
+        assert_eq!(
+            fixture(json!({"denied": "other"})).compare(denied()).len(),
+            1
+        );
+        assert_eq!(
+            fixture(json!({})).compare(denied())[0].expected,
+            "not denied"
+        );
         assert_eq!(fixture(json!({"denied": null})).compare(denied()).len(), 1);
         let got = fixture(json!({"denied": "no"})).compare(Ok(outcome(vec![], json!({}))));
         assert_eq!(got[0].actual, "not denied");

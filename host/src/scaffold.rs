@@ -25,7 +25,9 @@ pub struct Scaffold {
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
     /// Not a usable crate name.
-    #[error("{0:?} is not a usable rule name: use lowercase letters, digits and '-', starting with a letter")]
+    #[error(
+        "{0:?} is not a usable rule name: use lowercase letters, digits and '-', starting with a letter"
+    )]
     BadName(String),
     /// The folder exists.
     #[error("{} already exists", .0.display())]
@@ -65,21 +67,34 @@ pub fn create(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold,
         return Err(ScaffoldError::Exists(dir));
     }
     let workspace = find_workspace(&parent)?;
-    let sdk_in_workspace = workspace
-        .as_ref()
-        .is_some_and(|(_, doc)| doc.get("workspace").and_then(|w| w.get("dependencies")).and_then(|d| d.get("claimsmith-sdk")).is_some());
+    let sdk_in_workspace = workspace.as_ref().is_some_and(|(_, doc)| {
+        doc.get("workspace")
+            .and_then(|w| w.get("dependencies"))
+            .and_then(|d| d.get("claimsmith-sdk"))
+            .is_some()
+    });
     let sdk_line = if sdk_in_workspace {
         "claimsmith-sdk.workspace = true".to_owned()
     } else {
-        let sdk = sdk.map(Path::to_owned).unwrap_or_else(|| PathBuf::from(BUILT_SDK));
+        let sdk = sdk
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from(BUILT_SDK));
         let sdk = sdk
             .canonicalize()
             .ok()
             .filter(|p| p.join("Cargo.toml").is_file())
             .ok_or_else(|| ScaffoldError::NoSdk(sdk.clone()))?;
         // Relative when both sit under one folder (a checkout moves as a whole), else absolute.
-        let shared = dir.components().zip(sdk.components()).take_while(|(a, b)| a == b).count();
-        let path = if shared > 1 { relative(&dir, &sdk) } else { sdk.clone() };
+        let shared = dir
+            .components()
+            .zip(sdk.components())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let path = if shared > 1 {
+            relative(&dir, &sdk)
+        } else {
+            sdk.clone()
+        };
         let path = path.display().to_string();
         format!("claimsmith-sdk = {{ path = {path:?} }}")
     };
@@ -89,17 +104,22 @@ pub fn create(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold,
          crate-type = [\"cdylib\", \"rlib\"]\n\n[dependencies]\n{sdk_line}\n"
     );
     if workspace.is_none() {
-        manifest.push_str("\n# Not inside a Cargo workspace: this crate is its own.\n[workspace]\n");
+        manifest
+            .push_str("\n# Not inside a Cargo workspace: this crate is its own.\n[workspace]\n");
     }
 
     let files = [
         (dir.join("Cargo.toml"), manifest),
         (dir.join("src").join("lib.rs"), lib_rs(name)),
-        (dir.join("fixtures").join("example.json"), FIXTURE.to_owned()),
+        (
+            dir.join("fixtures").join("example.json"),
+            FIXTURE.to_owned(),
+        ),
     ];
     let written = (|| {
         for (path, text) in &files {
-            std::fs::create_dir_all(path.parent().expect("a file in a folder")).map_err(io(path))?;
+            std::fs::create_dir_all(path.parent().expect("a file in a folder"))
+                .map_err(io(path))?;
             std::fs::write(path, text).map_err(io(path))?;
         }
         match &workspace {
@@ -142,12 +162,12 @@ fn find_workspace(dir: &Path) -> Result<Option<(PathBuf, toml_edit::DocumentMut)
         let Ok(text) = std::fs::read_to_string(&manifest) else {
             continue;
         };
-        let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-            ScaffoldError::Manifest {
-                path: manifest.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let doc: toml_edit::DocumentMut =
+            text.parse()
+                .map_err(|e: toml_edit::TomlError| ScaffoldError::Manifest {
+                    path: manifest.clone(),
+                    message: e.to_string(),
+                })?;
         if doc.get("workspace").is_some_and(|w| w.is_table_like()) {
             return Ok(Some((manifest, doc)));
         }
@@ -195,16 +215,25 @@ fn join_members(
 /// Cargo's member patterns: path segments, each with `*` and `?` wildcards.
 fn glob_match(pattern: &str, path: &str) -> bool {
     let (pattern, path): (Vec<&str>, Vec<&str>) = (
-        pattern.split('/').filter(|s| !s.is_empty() && *s != ".").collect(),
+        pattern
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .collect(),
         path.split('/').filter(|s| !s.is_empty()).collect(),
     );
-    pattern.len() == path.len() && pattern.iter().zip(&path).all(|(p, s)| segment_match(p.as_bytes(), s.as_bytes()))
+    pattern.len() == path.len()
+        && pattern
+            .iter()
+            .zip(&path)
+            .all(|(p, s)| segment_match(p.as_bytes(), s.as_bytes()))
 }
 
 fn segment_match(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => segment_match(&p[1..], s) || (!s.is_empty() && segment_match(p, &s[1..])),
+        (Some(b'*'), _) => {
+            segment_match(&p[1..], s) || (!s.is_empty() && segment_match(p, &s[1..]))
+        }
         (Some(b'?'), Some(_)) => segment_match(&p[1..], &s[1..]),
         (Some(a), Some(b)) if a == b => segment_match(&p[1..], &s[1..]),
         _ => false,
@@ -337,7 +366,13 @@ mod tests {
 
     #[test]
     fn relative_paths_walk_up_then_down() {
-        assert_eq!(relative(Path::new("/w/rules/x"), Path::new("/w/sdk")), PathBuf::from("../../sdk"));
-        assert_eq!(relative(Path::new("/w"), Path::new("/w/rules/x")), PathBuf::from("rules/x"));
+        assert_eq!(
+            relative(Path::new("/w/rules/x"), Path::new("/w/sdk")),
+            PathBuf::from("../../sdk")
+        );
+        assert_eq!(
+            relative(Path::new("/w"), Path::new("/w/rules/x")),
+            PathBuf::from("rules/x")
+        );
     }
 }

@@ -149,7 +149,10 @@ pub fn claimsmith_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(bin())
         .args(args)
         .current_dir(dir)
-        .env("CLAIMSMITH_CACHE_DIR", workspace().join("target/claimsmith-test-cache"))
+        .env(
+            "CLAIMSMITH_CACHE_DIR",
+            workspace().join("target/claimsmith-test-cache"),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

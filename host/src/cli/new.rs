@@ -24,7 +24,9 @@ pub struct NewArgs {
 pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     let created = match scaffold::create(&args.name, &args.dir, args.sdk.as_deref()) {
         Ok(created) => created,
-        Err(e @ (ScaffoldError::BadName(_) | ScaffoldError::Exists(_) | ScaffoldError::NoSdk(_))) => {
+        Err(
+            e @ (ScaffoldError::BadName(_) | ScaffoldError::Exists(_) | ScaffoldError::NoSdk(_)),
+        ) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
@@ -33,7 +35,10 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     let shown = args.dir.join(&created.name);
     let shown = shown.display();
     match (&created.workspace, created.added_to_members) {
-        (Some(root), true) => println!("created {shown}, added to the workspace in {}", root.display()),
+        (Some(root), true) => println!(
+            "created {shown}, added to the workspace in {}",
+            root.display()
+        ),
         (Some(root), false) => println!("created {shown}, in the workspace of {}", root.display()),
         (None, _) => println!("created {shown}, a crate of its own (no enclosing workspace)"),
     }
@@ -43,7 +48,13 @@ pub fn run(args: NewArgs) -> anyhow::Result<ExitCode> {
     };
     println!("next:");
     println!("  {test:<40} # native unit tests");
-    println!("  {:<40} # fixtures/*.json through the wasm engine", format!("claimsmith test {shown}"));
-    println!("  {:<40} # the module to name in your config", format!("claimsmith build {shown}"));
+    println!(
+        "  {:<40} # fixtures/*.json through the wasm engine",
+        format!("claimsmith test {shown}")
+    );
+    println!(
+        "  {:<40} # the module to name in your config",
+        format!("claimsmith build {shown}")
+    );
     Ok(ExitCode::SUCCESS)
 }

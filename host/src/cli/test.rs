@@ -61,10 +61,21 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         let fixtures = fixture::discover(dir)
             .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
         if fixtures.is_empty() {
-            println!("--   {}: no fixtures in {}", built.package, dir.join("fixtures").display());
+            println!(
+                "--   {}: no fixtures in {}",
+                built.package,
+                dir.join("fixtures").display()
+            );
         }
         for path in fixtures {
-            run_one(&built.package, &path, &module, &namespaces, cache.as_ref(), &mut tally);
+            run_one(
+                &built.package,
+                &path,
+                &module,
+                &namespaces,
+                cache.as_ref(),
+                &mut tally,
+            );
         }
     }
     println!(
