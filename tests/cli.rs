@@ -397,3 +397,74 @@ fn keygen_writes_a_private_key_once() {
     );
     assert_eq!(hs.code, 2);
 }
+
+#[test]
+fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
+    let setup = Setup::new("EdDSA", ALL_RULES);
+    let alice = setup.write("alice.json", event("alice").to_string());
+    let args = [
+        "bench",
+        "--config",
+        setup.config.to_str().unwrap(),
+        "--event",
+        alice.to_str().unwrap(),
+        "--iterations",
+        "60",
+        "--threads",
+        "2",
+        "--warmup",
+        "5",
+        "--json",
+    ];
+    let out = claimsmith(&args, None);
+    assert_eq!(out.code, 0, "{out:?}");
+    let report = out.json();
+    assert_eq!(report["iterations"], 60);
+    assert_eq!(report["threads"], 2);
+    assert_eq!(report["alg"], "EdDSA");
+    let us = |key: &str| {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
+    assert!(us("p50_us") > 0.0 && us("p50_us") <= us("p90_us") && us("p90_us") <= us("p99_us"));
+    assert!(us("rules_p50_us") > 0.0 && us("rules_p50_us") < us("p50_us"));
+    assert!(us("logins_per_sec") > 0.0);
+    let names: Vec<&str> = report["per_rule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "require-verified-email",
+            "add-roles",
+            "capabilities",
+            "scopes-from-roles",
+            "tenant-from-metadata"
+        ]
+    );
+
+    // The table form names the same figures.
+    let table = claimsmith(&args[..args.len() - 1], None);
+    assert_eq!(table.code, 0, "{table:?}");
+    assert!(table.stdout.contains("rules only"), "{}", table.stdout);
+    assert!(table.stdout.contains("logins/s"), "{}", table.stdout);
+
+    // A login that gets no tokens cannot be benchmarked: its own exit code, the reason.
+    let bob = setup.write("bob.json", event("bob-unverified").to_string());
+    let out = claimsmith(
+        &[
+            "bench",
+            "--config",
+            setup.config.to_str().unwrap(),
+            "--event",
+            bob.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains("does not get tokens"), "{}", out.stderr);
+}

@@ -153,3 +153,65 @@ fn config_errors_are_typed_with_the_field() {
         other => panic!("expected an invalid key, got {other:?}"),
     }
 }
+
+#[test]
+fn compiled_rules_are_cached_by_content_and_reused_on_the_next_start() {
+    use claimsmith::engine::ArtifactSource;
+    let setup = Setup::with_header("EdDSA", "cache_dir = \"artifacts\"", ADD_ROLES);
+    let first = Issuer::from_config_file(&setup.config).unwrap();
+    let source = |issuer: &Issuer| issuer.pipeline().rules()[0].module().source();
+    assert_eq!(source(&first), ArtifactSource::Compiled);
+    let artifacts: Vec<_> = std::fs::read_dir(setup.dir.path().join("artifacts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(artifacts.len(), 1, "{artifacts:?}");
+    assert!(artifacts[0].ends_with(".cwasm"), "{artifacts:?}");
+
+    let second = Issuer::from_config_file(&setup.config).unwrap();
+    assert_eq!(source(&second), ArtifactSource::Cached);
+    // The cached module behaves exactly like the compiled one.
+    let tokens = second
+        .login_json(event("alice").to_string().as_bytes())
+        .unwrap();
+    assert_eq!(
+        tokens.id_token_claims["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
+}
+
+#[test]
+fn an_unusable_cache_dir_is_a_config_error_naming_it() {
+    let setup = Setup::with_header("EdDSA", "cache_dir = \"not-a-folder\"", ADD_ROLES);
+    setup.write("not-a-folder", "a file, not a folder");
+    let err = Issuer::from_config_file(&setup.config).unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::Invalid { field, .. } if field == "cache_dir"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not-a-folder"), "{err}");
+}
+
+#[test]
+fn rules_that_share_a_module_share_its_compiled_code_but_not_their_settings() {
+    let rules = format!(
+        "{ADD_ROLES}\n[[rules]]\nname = \"add-roles-again\"\nmodule = \"{{add-roles}}\"\n[rules.config]\nnamespace = \"https://example.com/again\"\n"
+    );
+    let setup = Setup::with_header("EdDSA", "cache_dir = \"\"", &rules);
+    let issuer = Issuer::from_config_file(&setup.config).unwrap();
+    let [a, b] = issuer.pipeline().rules() else {
+        panic!("two rules")
+    };
+    assert!(a.module().shares_code_with(b.module()));
+    let tokens = issuer
+        .login_json(event("alice").to_string().as_bytes())
+        .unwrap();
+    assert_eq!(
+        tokens.id_token_claims["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
+    assert_eq!(
+        tokens.id_token_claims["https://example.com/again/roles"],
+        json!(["admin", "editor"])
+    );
+}

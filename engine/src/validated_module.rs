@@ -85,6 +85,11 @@ impl ValidatedModule {
         &self.module
     }
 
+    /// Whether `other` runs the very same compiled code (the same module bytes, loaded once).
+    pub fn shares_code_with(&self, other: &ValidatedModule) -> bool {
+        Module::same(&self.module, &other.module)
+    }
+
     /// Whether the compiled code came from the artifact cache.
     pub fn source(&self) -> ArtifactSource {
         self.source
