@@ -144,16 +144,17 @@ mod tests {
 
     const MODULE: &str = r#"(module (func (export "f") (result i32) i32.const 7))"#;
 
-    fn sandbox() -> Sandbox {
-        Sandbox::new(SandboxConfig::default()).unwrap()
+    /// A fresh cache folder and its cache, a sandbox, and the test module's bytes.
+    fn setup() -> (PathBuf, ArtifactCache, Sandbox, Vec<u8>) {
+        let dir = tempfile_dir();
+        let cache = ArtifactCache::open(&dir).unwrap();
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        (dir, cache, sandbox, wat::parse_str(MODULE).unwrap())
     }
 
     #[test]
     fn second_load_comes_from_the_cache_and_a_changed_module_does_not() {
-        let dir = tempfile_dir();
-        let cache = ArtifactCache::open(&dir).unwrap();
-        let sandbox = sandbox();
-        let bytes = wat::parse_str(MODULE).unwrap();
+        let (dir, cache, sandbox, bytes) = setup();
         let (_, first) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
         let (_, second) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
         assert_eq!(
@@ -168,10 +169,7 @@ mod tests {
 
     #[test]
     fn a_damaged_artifact_is_recompiled_and_rewritten() {
-        let dir = tempfile_dir();
-        let cache = ArtifactCache::open(&dir).unwrap();
-        let sandbox = sandbox();
-        let bytes = wat::parse_str(MODULE).unwrap();
+        let (dir, cache, sandbox, bytes) = setup();
         cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
         let path = cache.path_for(sandbox.engine(), &bytes);
         let mut data = std::fs::read(&path).unwrap();
@@ -187,10 +185,7 @@ mod tests {
 
     #[test]
     fn an_artifact_of_another_engine_is_not_loaded() {
-        let dir = tempfile_dir();
-        let cache = ArtifactCache::open(&dir).unwrap();
-        let sandbox = sandbox();
-        let bytes = wat::parse_str(MODULE).unwrap();
+        let (dir, cache, sandbox, bytes) = setup();
         // An artifact from an engine with other settings, planted under this engine's name.
         let other = Engine::new(wasmtime::Config::new().consume_fuel(false)).unwrap();
         let foreign = other.precompile_module(&bytes).unwrap();

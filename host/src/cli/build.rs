@@ -1,14 +1,14 @@
 //! `claimsmith build`: compile rule crates to wasm, check each module against the ABI, print
 //! each module's path on stdout (size and exports on stderr).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 
 use claimsmith::engine::{ClaimPolicy, Limits, Rule, RuleSpec, Sandbox, SandboxConfig};
-use claimsmith::rule_crate;
+use claimsmith::rule_crate::{self, BuiltRule};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
@@ -19,26 +19,41 @@ pub struct BuildArgs {
     target_dir: Option<PathBuf>,
 }
 
-pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let dirs = if args.rule_dirs.is_empty() {
+/// The rule crate folders named, or every crate under ./rules.
+pub(super) fn rule_dirs(given: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    let dirs = if given.is_empty() {
         rule_crate::discover("rules".as_ref())
             .context("cannot list ./rules; name the rule crate folders")?
     } else {
-        args.rule_dirs
+        given
     };
     if dirs.is_empty() {
         anyhow::bail!("no rule crates found");
     }
+    Ok(dirs)
+}
+
+/// Build the crate in `dir` (into `target_dir`, else the workspace's); the build and its bytes.
+pub(super) fn build_module(
+    dir: &Path,
+    target_dir: Option<&Path>,
+) -> anyhow::Result<(BuiltRule, Vec<u8>)> {
+    let target_dir = match target_dir {
+        Some(target) => target.to_owned(),
+        None => rule_crate::default_target_dir(dir),
+    };
+    let built = rule_crate::build(dir, &target_dir)?;
+    let bytes = std::fs::read(&built.module)
+        .with_context(|| format!("cannot read {}", built.module.display()))?;
+    Ok((built, bytes))
+}
+
+pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let dirs = rule_dirs(args.rule_dirs)?;
     let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
     let policy = ClaimPolicy::new(Vec::new()).map_err(anyhow::Error::msg)?;
     for dir in dirs {
-        let target_dir = match &args.target_dir {
-            Some(dir) => dir.clone(),
-            None => rule_crate::default_target_dir(&dir),
-        };
-        let built = rule_crate::build(&dir, &target_dir)?;
-        let bytes = std::fs::read(&built.module)
-            .with_context(|| format!("cannot read {}", built.module.display()))?;
+        let (built, bytes) = build_module(&dir, args.target_dir.as_deref())?;
         let spec = RuleSpec {
             name: built.package.clone(),
             limits: Limits::default(),

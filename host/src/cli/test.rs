@@ -11,8 +11,8 @@ use clap::Args;
 use claimsmith::config::{CacheSetting, Config};
 use claimsmith::engine::ArtifactCache;
 use claimsmith::fixture::{self, DEFAULT_NAMESPACES, Fixture};
-use claimsmith::rule_crate;
 
+use super::build::{build_module, rule_dirs};
 use super::{EXIT_BAD_INPUT, EXIT_FAILURE};
 
 #[derive(Args, Debug)]
@@ -35,15 +35,7 @@ struct Tally {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
-    let dirs = if args.rule_dirs.is_empty() {
-        rule_crate::discover("rules".as_ref())
-            .context("cannot list ./rules; name the rule crate folders")?
-    } else {
-        args.rule_dirs
-    };
-    if dirs.is_empty() {
-        anyhow::bail!("no rule crates found");
-    }
+    let dirs = rule_dirs(args.rule_dirs)?;
     let namespaces: Vec<String> = match &args.config {
         Some(path) => Config::load(path)?.namespaces,
         None => DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect(),
@@ -51,13 +43,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let cache = CacheSetting::default_dir().and_then(|dir| ArtifactCache::open(&dir).ok());
     let mut tally = Tally::default();
     for dir in &dirs {
-        let target_dir = match &args.target_dir {
-            Some(dir) => dir.clone(),
-            None => rule_crate::default_target_dir(dir),
-        };
-        let built = rule_crate::build(dir, &target_dir)?;
-        let module = std::fs::read(&built.module)
-            .with_context(|| format!("cannot read {}", built.module.display()))?;
+        let (built, module) = build_module(dir, args.target_dir.as_deref())?;
         let fixtures = fixture::discover(dir)
             .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
         if fixtures.is_empty() {
