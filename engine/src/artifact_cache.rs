@@ -8,7 +8,8 @@
 //! temporary name and renamed, so a crash never leaves half an artifact.
 //!
 //! Loading an artifact runs native code it contains, so the folder is as trusted as the binary:
-//! it is created private to the user (0700), and a folder other users can write to is refused.
+//! it is created private to the user (0700), and a folder that another user owns or can write to
+//! is refused.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -51,6 +52,17 @@ impl ArtifactCache {
             if meta.mode() & 0o022 != 0 {
                 return Err(format!(
                     "artifact cache {}: other users can write to it; use a folder only you can write",
+                    dir.display()
+                ));
+            }
+            // Whoever owns the folder can plant artifacts in it: it must be this user.
+            let probe = dir.join(format!(".owner-probe-{}", std::process::id()));
+            std::fs::write(&probe, b"").map_err(failed)?;
+            let mine = std::fs::metadata(&probe).map(|m| m.uid());
+            let _ = std::fs::remove_file(&probe);
+            if mine.map_err(failed)? != meta.uid() {
+                return Err(format!(
+                    "artifact cache {}: the folder belongs to another user; use a folder of your own",
                     dir.display()
                 ));
             }

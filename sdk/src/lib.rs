@@ -31,6 +31,11 @@
 //!
 //! The wire format between a module and the host is the claimsmith guest ABI, version 1
 //! (`docs/abi.md`); [`Command`] and [`RuleResult`] are its result types, shared with the engine.
+//!
+//! On `wasm32` the SDK installs a bump allocator as the module's global allocator (default
+//! feature `login-heap`): an instance serves one login and is thrown away, so allocation is a
+//! pointer bump and nothing is freed. A rule that brings its own `#[global_allocator]` turns the
+//! feature off (`default-features = false`).
 
 mod api;
 mod command;
