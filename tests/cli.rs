@@ -468,3 +468,31 @@ fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
     assert_eq!(out.code, 3, "{out:?}");
     assert!(out.stderr.contains("does not get tokens"), "{}", out.stderr);
 }
+
+#[test]
+fn every_example_rule_passes_its_fixtures_through_the_engine() {
+    // From the workspace root, `claimsmith test` builds every crate under rules/ and runs
+    // each rules/*/fixtures/*.json.
+    let out = claimsmith(&["test"], None);
+    assert_eq!(out.code, 0, "{out:?}");
+    let fixtures: Vec<_> = std::fs::read_dir(support::workspace().join("rules"))
+        .unwrap()
+        .flat_map(|rule| std::fs::read_dir(rule.unwrap().path().join("fixtures")).unwrap())
+        .collect();
+    assert!(fixtures.len() >= 15, "every example rule ships fixtures");
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("ok   "))
+            .count(),
+        fixtures.len(),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("{} passed, 0 failed", fixtures.len())),
+        "{}",
+        out.stdout
+    );
+}

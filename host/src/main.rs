@@ -1,5 +1,5 @@
 //! The `claimsmith` command: run a login from the command line, publish the JWKS, check a
-//! config, build rule crates, generate keys.
+//! config, generate keys; scaffold, build and test rule crates; benchmark logins.
 //!
 //! Exit codes: 0 ok; 1 tests failed or internal error; 2 bad config, event or module;
 //! 3 login denied; 4 a rule failed.
