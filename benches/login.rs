@@ -4,7 +4,7 @@
 //! - `native`: add-roles compiled natively and called directly on the same input bytes;
 //! - `pipeline`: 1, 5 and 20 rules;
 //! - `login`: the whole issuer, rules and signing, with RS256, ES256 and EdDSA;
-//! - `threads`: throughput of one issuer on 1 and 2 threads;
+//! - `threads`: throughput of one pipeline on 1 and 2 threads, and of two separate ones;
 //! - `scaling`: cost against event size and claim size.
 //!
 //! `cargo bench -p claimsmith --bench login` (filter with `-- GROUP`).
@@ -100,6 +100,28 @@ fn threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("threads");
     let event = event();
     let pipeline = support::pipeline(&["add-roles"]);
+    // Two threads, each with a sandbox and pipeline of its own: what sharing one costs.
+    let own = [
+        support::pipeline(&["add-roles"]),
+        support::pipeline(&["add-roles"]),
+    ];
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("2-separate-engines", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for pipeline in &own {
+                    let event = &event;
+                    scope.spawn(move || {
+                        for _ in 0..iters {
+                            black_box(pipeline.run(event).expect("passes"));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(threads as u64));
         group.bench_with_input(BenchmarkId::from_parameter(threads), &threads, |b, &t| {
