@@ -85,6 +85,12 @@ impl ValidatedModule {
         &self.module
     }
 
+    /// Bytes of compiled code and its metadata, as mapped in memory.
+    pub fn code_bytes(&self) -> usize {
+        let range = self.module.image_range();
+        range.end as usize - range.start as usize
+    }
+
     /// Whether `other` runs the very same compiled code (the same module bytes, loaded once).
     pub fn shares_code_with(&self, other: &ValidatedModule) -> bool {
         Module::same(&self.module, &other.module)
