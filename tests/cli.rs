@@ -421,6 +421,10 @@ fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
     let report = out.json();
     assert_eq!(report["iterations"], 60);
     assert_eq!(report["threads"], 2);
+    assert_eq!(
+        report["failed_logins"],
+        json!({"denied": 0, "rule_failed": 0, "other": 0})
+    );
     assert_eq!(report["alg"], "EdDSA");
     let us = |key: &str| {
         report[key]
@@ -495,4 +499,18 @@ fn every_example_rule_passes_its_fixtures_through_the_engine() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn test_with_a_config_runs_fixtures_under_that_rules_limits() {
+    // The config gives add-roles far too little fuel: its fixtures fail the way logins would.
+    let setup = Setup::new(
+        "EdDSA",
+        "[[rules]]\nname = \"add-roles\"\nmodule = \"{add-roles}\"\n[rules.limits]\nfuel = 5000\n",
+    );
+    let config = setup.config.to_str().unwrap();
+    let out = claimsmith(&["test", "rules/add-roles", "--config", config], None);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("fuel limit 5000"), "{}", out.stdout);
+    assert!(out.stdout.contains("0 passed, 3 failed"), "{}", out.stdout);
 }

@@ -1539,3 +1539,22 @@ fn a_log_flood_is_cut_at_the_log_limit() {
     );
     assert!(logs.iter().all(|l| l["rule"] == "flood"));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_module_path_to_an_endless_file_is_refused_at_the_size_limit() {
+    // /dev/zero reports size 0 and never ends: reading stops one byte past `module_bytes`.
+    let toml = "[[rules]]\nname = \"endless\"\nmodule = \"/dev/zero\"\n[rules.limits]\nmodule_bytes = 65536\n";
+    let setup = Setup::with_header(ALG, "", toml);
+    let kind = expect_load_error(&setup, "endless", &["65536"]);
+    assert!(
+        matches!(
+            kind,
+            LoadErrorKind::TooLarge {
+                size: 65537,
+                limit: 65536
+            }
+        ),
+        "{kind:?}"
+    );
+}

@@ -226,6 +226,14 @@ fn new_joins_the_enclosing_workspace_and_refuses_clashes() {
     let out = claimsmith_in(root, &["new", "tiers"], None);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("already exists"), "{}", out.stderr);
+    let out = claimsmith_in(root, &["new", "tiers", "--dir", "experiments"], None);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("already has a package named \"tiers\""),
+        "{}",
+        out.stderr
+    );
+    assert!(!root.join("experiments").exists(), "nothing is left behind");
     let out = claimsmith_in(root, &["new", "Bad_Name"], None);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(

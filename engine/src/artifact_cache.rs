@@ -12,8 +12,9 @@
 //! is refused.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
@@ -34,6 +35,9 @@ pub enum ArtifactSource {
 #[derive(Debug, Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
+    /// The folder's owner (this user), whom every artifact must belong to.
+    #[cfg(unix)]
+    owner: u32,
 }
 
 impl ArtifactCache {
@@ -66,7 +70,12 @@ impl ArtifactCache {
                     dir.display()
                 ));
             }
+            Ok(ArtifactCache {
+                dir: dir.to_owned(),
+                owner: meta.uid(),
+            })
         }
+        #[cfg(not(unix))]
         Ok(ArtifactCache {
             dir: dir.to_owned(),
         })
@@ -108,7 +117,13 @@ impl ArtifactCache {
     }
 
     fn load(&self, engine: &Engine, path: &Path) -> Option<Module> {
-        let data = std::fs::read(path).ok()?;
+        let mut file = std::fs::File::open(path).ok()?;
+        if let Err(why) = self.check_file(&file) {
+            tracing::warn!(target: "claimsmith::cache", path = %path.display(), "artifact ignored: {why}; recompiling");
+            return None;
+        }
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).ok()?;
         let payload = data
             .strip_prefix(MAGIC.as_slice())
             .filter(|rest| rest.len() > 32)
@@ -120,8 +135,9 @@ impl ArtifactCache {
             tracing::warn!(target: "claimsmith::cache", path = %path.display(), "artifact is damaged; recompiling");
             return None;
         };
-        // SAFETY: the file is in a folder only this user can write, its checksum matches what
-        // `store` wrote, and wasmtime refuses artifacts of another version or configuration.
+        // SAFETY: the file is this user's, in a folder of this user's, and nobody else can write
+        // either; its checksum matches what `store` wrote; and wasmtime refuses artifacts of
+        // another version or configuration.
         match unsafe { Module::deserialize(engine, payload) } {
             Ok(module) => Some(module),
             Err(e) => {
@@ -131,9 +147,43 @@ impl ArtifactCache {
         }
     }
 
+    /// Only a plain file of this user's, that nobody else can write and with no other name, is
+    /// read: checked on the open handle, so the file cannot be swapped between check and read.
+    #[cfg(unix)]
+    fn check_file(&self, file: &std::fs::File) -> Result<(), &'static str> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().map_err(|_| "cannot read its metadata")?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            Err("it is not a plain file with one name")
+        } else if meta.uid() != self.owner {
+            Err("it belongs to another user")
+        } else if meta.mode() & 0o022 != 0 {
+            Err("other users can write to it")
+        } else {
+            Ok(())
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn check_file(&self, file: &std::fs::File) -> Result<(), &'static str> {
+        match file.metadata() {
+            Ok(meta) if meta.is_file() => Ok(()),
+            _ => Err("it is not a plain file"),
+        }
+    }
+
     fn store(&self, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
-        let temp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = std::fs::File::create(&temp)?;
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let temp = path.with_extension(format!(
+            "tmp-{}-{}",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
         file.write_all(MAGIC)?;
         file.write_all(&Sha256::digest(artifact))?;
         file.write_all(artifact)?;
@@ -207,6 +257,24 @@ mod tests {
         let (module, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
         assert_eq!(source, ArtifactSource::Compiled);
         assert!(module.get_export("f").is_some());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_artifact_others_can_write_is_not_loaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, cache, sandbox, bytes) = setup();
+        cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        let path = cache.path_for(sandbox.engine(), &bytes);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "artifacts are written private");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let (_, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        assert_eq!(source, ArtifactSource::Compiled);
+        // Rewritten private, it loads again.
+        let (_, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        assert_eq!(source, ArtifactSource::Cached);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

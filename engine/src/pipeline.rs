@@ -9,7 +9,7 @@ use crate::draft::{Draft, Stop, apply};
 use crate::error::{Denied, LoadError, LoadErrorKind, LoginError, RuleFailed};
 use crate::login_event::LoginEvent;
 use crate::outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
-use crate::rule::{OnError, Rule, RuleSpec};
+use crate::rule::{OnError, Rule, RuleSpec, read_module};
 use crate::rule_run;
 use crate::sandbox::Sandbox;
 use crate::validated_module::ValidatedModule;
@@ -45,12 +45,9 @@ impl Pipeline {
 
     /// Load a rule from a module file and append it.
     pub fn add_rule_file(&mut self, spec: RuleSpec, path: &Path) -> Result<&Rule, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError {
+        let bytes = read_module(path, spec.limits.module_bytes).map_err(|kind| LoadError {
             rule: spec.name.clone(),
-            kind: LoadErrorKind::Io {
-                path: path.to_owned(),
-                source,
-            },
+            kind,
         })?;
         self.add_rule(spec, &bytes)
     }

@@ -98,20 +98,13 @@ impl Rule {
         spec: RuleSpec,
         path: &Path,
     ) -> Result<Rule, LoadError> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(source) => {
-                let kind = LoadErrorKind::Io {
-                    path: path.to_owned(),
-                    source,
-                };
-                return Err(LoadError {
-                    rule: spec.name,
-                    kind,
-                });
-            }
-        };
-        Rule::from_bytes(sandbox, policy, spec, &bytes)
+        match read_module(path, spec.limits.module_bytes) {
+            Ok(bytes) => Rule::from_bytes(sandbox, policy, spec, &bytes),
+            Err(kind) => Err(LoadError {
+                rule: spec.name,
+                kind,
+            }),
+        }
     }
 
     /// Load a rule from module bytes: validate, compile, link, and check the ABI version.
@@ -224,4 +217,33 @@ impl Rule {
     pub fn module(&self) -> &ValidatedModule {
         &self.module
     }
+}
+
+/// Read a module file, refusing one over `limit` bytes before reading it (a rule pointed at
+/// `/dev/zero` or a huge file fails with `TooLarge`, not by exhausting memory).
+pub(crate) fn read_module(path: &Path, limit: usize) -> Result<Vec<u8>, LoadErrorKind> {
+    use std::io::Read;
+    let io = |source| LoadErrorKind::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let declared = file.metadata().map_err(io)?.len();
+    if declared > limit as u64 {
+        return Err(LoadErrorKind::TooLarge {
+            size: usize::try_from(declared).unwrap_or(usize::MAX),
+            limit,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() > limit {
+        return Err(LoadErrorKind::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    Ok(bytes)
 }

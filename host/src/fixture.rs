@@ -8,7 +8,11 @@
 //!   must not be set;
 //! - `scopes_added` / `scopes_removed`: the scopes the rule itself added or removed, as sets;
 //! - `denied`: the deny reason, or `null` for "not denied". Whether or not it is named, a denial
-//!   nobody expected fails the fixture, and so does a rule failure.
+//!   nobody expected fails the fixture, and so does a rule failure (skipped or not).
+//!
+//! Given an issuer config ([`RunSettings`]), fixtures run under its namespaces, claim cap and
+//! sandbox, and under the rule's own limits, `on_error` and namespaces when the config runs
+//! this module.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,12 +21,41 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use claimsmith_engine::{
-    ArtifactCache, ClaimPolicy, LoginError, LoginEvent, Pipeline, RuleResult, RuleSpec, Sandbox,
-    SandboxConfig,
+    ArtifactCache, ClaimPolicy, LoginError, LoginEvent, Pipeline, RuleResult, RuleSpec, RuleStatus,
+    Sandbox, SandboxConfig,
 };
 
 /// Namespaces a fixture's claims may use when neither the fixture nor a config names any.
 pub const DEFAULT_NAMESPACES: &[&str] = &["https://example.com/"];
+
+/// What fixtures run under besides their own configuration: an issuer config's policy and
+/// sandbox, and the rule's own settings there (limits, `on_error`, narrowed namespaces).
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The claim policy's namespaces (a fixture's own `namespaces` win).
+    pub namespaces: Vec<String>,
+    /// The cap on custom claims per token.
+    pub claims_bytes: usize,
+    /// Engine-wide sandbox settings.
+    pub sandbox: SandboxConfig,
+    /// The rule's entry in the config, when the config runs this module.
+    pub rule: Option<RuleSpec>,
+    /// Where compiled modules are cached.
+    pub cache: Option<ArtifactCache>,
+}
+
+impl Default for RunSettings {
+    /// No config: [`DEFAULT_NAMESPACES`] and every default.
+    fn default() -> Self {
+        RunSettings {
+            namespaces: DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+            claims_bytes: 100 * 1024,
+            sandbox: SandboxConfig::default(),
+            rule: None,
+            cache: None,
+        }
+    }
+}
 
 /// One fixture file, parsed.
 #[derive(Debug, Clone, Deserialize)]
@@ -128,13 +161,11 @@ impl Fixture {
     }
 
     /// Run the fixture against `module` (wasm bytes) and list every mismatch; empty means pass.
-    /// `namespaces` is the policy's when the fixture names none; `cache` keeps compiled code.
     pub fn check(
         &self,
         path: &Path,
         module: &[u8],
-        namespaces: &[String],
-        cache: Option<&ArtifactCache>,
+        settings: &RunSettings,
     ) -> Result<Vec<Mismatch>, FixtureError> {
         let load = |message: String| FixtureError::Load {
             path: path.to_owned(),
@@ -145,10 +176,12 @@ impl Fixture {
         let namespaces = self
             .namespaces
             .clone()
-            .unwrap_or_else(|| namespaces.to_vec());
-        let policy = ClaimPolicy::new(namespaces).map_err(|e| load(format!("namespaces: {e}")))?;
-        let mut sandbox = Sandbox::new(SandboxConfig::default()).map_err(load)?;
-        if let Some(cache) = cache {
+            .unwrap_or_else(|| settings.namespaces.clone());
+        let policy = ClaimPolicy::new(namespaces)
+            .map_err(|e| load(format!("namespaces: {e}")))?
+            .with_max_claims_bytes(settings.claims_bytes);
+        let mut sandbox = Sandbox::new(settings.sandbox.clone()).map_err(load)?;
+        if let Some(cache) = &settings.cache {
             sandbox = sandbox.with_artifact_cache(cache.clone());
         }
         let mut pipeline = Pipeline::new(sandbox, policy);
@@ -158,11 +191,14 @@ impl Fixture {
             .and_then(Path::file_name)
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rule".into());
+        let configured = settings.rule.clone().unwrap_or_default();
         let spec = RuleSpec {
             name,
             configuration: self.configuration.clone(),
             secrets: self.secrets.clone(),
-            ..RuleSpec::default()
+            // A fixture's own namespaces replace the policy's, so they also replace a narrowing.
+            namespaces: configured.namespaces.filter(|_| self.namespaces.is_none()),
+            ..configured
         };
         pipeline
             .add_rule(spec, module)
@@ -197,6 +233,15 @@ impl Fixture {
                 return out;
             }
         };
+        for trace in &outcome.rules {
+            if let RuleStatus::Failed { cause, .. } = &trace.status {
+                out.push(Mismatch {
+                    what: format!("rule {} (on_error = \"skip\")", trace.rule),
+                    expected: "runs to completion".into(),
+                    actual: format!("failed and was skipped: {cause}"),
+                });
+            }
+        }
         if let Some(Some(reason)) = &expect.denied {
             out.push(Mismatch {
                 what: "denied".into(),
@@ -290,7 +335,7 @@ pub fn diff(mismatches: &[Mismatch]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use claimsmith_engine::{Denied, Outcome, RuleStatus, RuleTrace};
+    use claimsmith_engine::{Denied, Outcome, RuleTrace};
     use claimsmith_sdk::Command;
     use serde_json::json;
 

@@ -32,6 +32,14 @@ pub enum ScaffoldError {
     /// The folder exists.
     #[error("{} already exists", .0.display())]
     Exists(PathBuf),
+    /// The workspace already has a package of this name.
+    #[error("the workspace in {} already has a package named {name:?}; pick another name", workspace.display())]
+    NameTaken {
+        /// The name asked for.
+        name: String,
+        /// The workspace's Cargo.toml.
+        workspace: PathBuf,
+    },
     /// The SDK was not found.
     #[error("cannot find claimsmith-sdk at {}; pass --sdk PATH (the sdk/ folder of a claimsmith checkout)", .0.display())]
     NoSdk(PathBuf),
@@ -60,13 +68,36 @@ pub fn create(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold,
         let path = path.to_owned();
         move |source| ScaffoldError::Io { path, source }
     };
+    let parent_existed = parent.is_dir();
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let parent = parent.canonicalize().map_err(io(parent))?;
+    let created = create_in(name, &parent, sdk);
+    if created.is_err() && !parent_existed {
+        // Only removes the folder this call made, and only while it is empty.
+        let _ = std::fs::remove_dir(&parent);
+    }
+    created
+}
+
+fn create_in(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold, ScaffoldError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ScaffoldError::Io { path, source }
+    };
     let dir = parent.join(name);
     if dir.exists() {
         return Err(ScaffoldError::Exists(dir));
     }
-    let workspace = find_workspace(&parent)?;
+    let workspace = find_workspace(parent)?;
+    if let Some((root, _)) = &workspace
+        && let Some(names) = package_names(root)
+        && names.iter().any(|n| n == name)
+    {
+        return Err(ScaffoldError::NameTaken {
+            name: name.to_owned(),
+            workspace: root.clone(),
+        });
+    }
     let sdk_in_workspace = workspace.as_ref().is_some_and(|(_, doc)| {
         doc.get("workspace")
             .and_then(|w| w.get("dependencies"))
@@ -116,6 +147,14 @@ pub fn create(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold,
             FIXTURE.to_owned(),
         ),
     ];
+    // One non-recursive create: if the folder appeared meanwhile, it is someone else's.
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(ScaffoldError::Exists(dir));
+        }
+        Err(e) => return Err(io(&dir)(e)),
+    }
     let written = (|| {
         for (path, text) in &files {
             std::fs::create_dir_all(path.parent().expect("a file in a folder"))
@@ -205,11 +244,45 @@ fn join_members(
         return Ok(false);
     }
     members.push(member);
-    std::fs::write(root, doc.to_string()).map_err(|source| ScaffoldError::Io {
-        path: root.to_owned(),
-        source,
-    })?;
+    // Written beside and renamed over, so a failed write never leaves a truncated manifest.
+    let temp = root.with_extension(format!("toml.claimsmith-new-{}", std::process::id()));
+    let replaced =
+        std::fs::write(&temp, doc.to_string()).and_then(|()| std::fs::rename(&temp, root));
+    if let Err(source) = replaced {
+        let _ = std::fs::remove_file(&temp);
+        return Err(ScaffoldError::Io {
+            path: root.to_owned(),
+            source,
+        });
+    }
     Ok(true)
+}
+
+/// The package names of the workspace at `root`, per `cargo metadata`; `None` when cargo cannot
+/// tell (the new crate then cannot make it worse).
+fn package_names(root: &Path) -> Option<Vec<String>> {
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+        ])
+        .arg(root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(
+        metadata["packages"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["name"].as_str().map(str::to_owned))
+            .collect(),
+    )
 }
 
 /// Cargo's member patterns: path segments, each with `*` and `?` wildcards.

@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, Header};
 
 /// A parsed private key, ready to sign under one algorithm.
 pub struct Signer {
+    alg: Algorithm,
     key: ParsedKey,
     rng: SystemRandom,
 }
@@ -57,14 +58,19 @@ impl Signer {
             _ => return None,
         };
         Some(Signer {
+            alg,
             key,
             rng: SystemRandom::new(),
         })
     }
 
-    /// The compact JWS of `claims` under `header`.
+    /// The compact JWS of `claims` under `header`, whose `alg` is set to this key's.
     pub fn sign<T: serde::Serialize>(&self, header: &Header, claims: &T) -> Result<String, String> {
-        let header = serde_json::to_vec(header).map_err(|e| e.to_string())?;
+        let header = Header {
+            alg: self.alg,
+            ..header.clone()
+        };
+        let header = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
         let claims = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
         let mut token = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 400);
         URL_SAFE_NO_PAD.encode_string(&header, &mut token);

@@ -186,15 +186,30 @@ impl RuleResult {
         scopes
     }
 
-    /// The scopes the rule removed.
+    /// The scopes the rule removed and did not add again.
+    ///
+    /// ```
+    /// let result = claimsmith_sdk::testing::run(
+    ///     |_, api| {
+    ///         api.access_token().remove_scope("a").remove_scope("b").add_scope("b");
+    ///     },
+    ///     &Default::default(),
+    /// );
+    /// assert_eq!(result.scopes_removed(), ["a"]);
+    /// assert_eq!(result.scopes_added(), ["b"]);
+    /// ```
     pub fn scopes_removed(&self) -> Vec<&str> {
-        self.commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::RemoveScope { scope } => Some(scope.as_str()),
-                _ => None,
-            })
-            .collect()
+        let mut scopes: Vec<&str> = Vec::new();
+        for command in &self.commands {
+            match command {
+                Command::RemoveScope { scope } if !scopes.contains(&scope.as_str()) => {
+                    scopes.push(scope)
+                }
+                Command::AddScope { scope } => scopes.retain(|s| s != scope),
+                _ => {}
+            }
+        }
+        scopes
     }
 
     /// The reason of the rule's `deny`, if it denied the login.

@@ -37,11 +37,7 @@ impl LoginHeap {
     }
 
     fn bump(&self, layout: Layout) -> *mut u8 {
-        if self.next.get() == 0 {
-            // Only the linker symbol's address is taken, never its value.
-            self.next.set(core::ptr::addr_of!(__heap_base) as usize);
-            self.end.set(wasm32::memory_size(0) * PAGE);
-        }
+        self.sync();
         let align = layout.align() - 1;
         let Some(start) = self.next.get().checked_add(align).map(|n| n & !align) else {
             return core::ptr::null_mut();
@@ -55,6 +51,22 @@ impl LoginHeap {
         }
     }
 
+    /// Start at `__heap_base` on first use; and if other code grew memory since, never hand out
+    /// its pages: the heap goes on from the new end.
+    fn sync(&self) {
+        if self.next.get() == 0 {
+            // Only the linker symbol's address is taken, never its value.
+            self.next.set(core::ptr::addr_of!(__heap_base) as usize);
+            self.end.set(memory_end());
+        }
+        let end = memory_end();
+        if end != self.end.get() {
+            // Pages between our old end and the new one belong to whoever grew them.
+            self.next.set(end);
+            self.end.set(end);
+        }
+    }
+
     /// Make sure memory reaches `end`, growing it by whole pages; false when it cannot grow.
     fn reserve(&self, end: usize) -> bool {
         if end <= self.end.get() {
@@ -64,8 +76,8 @@ impl LoginHeap {
         if wasm32::memory_grow(0, pages) == usize::MAX {
             return false;
         }
-        self.end.set(self.end.get() + pages * PAGE);
-        true
+        self.end.set(memory_end());
+        end <= self.end.get()
     }
 }
 
@@ -73,6 +85,11 @@ impl Default for LoginHeap {
     fn default() -> Self {
         LoginHeap::new()
     }
+}
+
+/// The end of linear memory in bytes (saturating at the 4 GiB that 32 bits cannot hold).
+fn memory_end() -> usize {
+    wasm32::memory_size(0).saturating_mul(PAGE)
 }
 
 unsafe impl GlobalAlloc for LoginHeap {
@@ -88,6 +105,7 @@ unsafe impl GlobalAlloc for LoginHeap {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.sync();
         let start = ptr as usize;
         if start + layout.size() == self.next.get() {
             // The most recent block grows or shrinks where it is.

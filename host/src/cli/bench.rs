@@ -1,9 +1,11 @@
 //! `claimsmith bench`: many logins of one event through the real issuer (rules, claim policy,
 //! signing), on one or more threads; prints latency percentiles per login and for the rules
-//! alone, per rule, throughput, start-up time and resident memory.
+//! alone, per rule, throughput, start-up time and resident memory. Logins that fail under load
+//! (a deadline, no free instance slot) are counted apart, not timed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -38,13 +40,16 @@ pub struct BenchArgs {
     json: bool,
 }
 
-/// What one thread measured.
+/// What one thread measured: timings of the logins that got tokens, and failures by kind.
 #[derive(Default)]
 struct Samples {
     login: Vec<Duration>,
     rules: Vec<Duration>,
     minting: Vec<Duration>,
     per_rule: Vec<Vec<Duration>>,
+    denied: usize,
+    rule_failed: usize,
+    other_failures: usize,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -78,30 +83,48 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .filter(|r| r.module().source() == ArtifactSource::Cached)
         .count();
     let threads = args.threads as usize;
+    let slots = issuer.config().sandbox.max_concurrent_instances as usize;
+    if threads > slots {
+        eprintln!(
+            "error: --threads {threads} is more than the {slots} instance slots of the sandbox (limits.max_concurrent_instances): logins would fail for want of a slot"
+        );
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
     let per_thread: Vec<u64> = (0..args.threads)
         .map(|t| args.iterations / args.threads + u64::from(t < args.iterations % args.threads))
         .collect();
-    let wall = Instant::now();
-    let samples: Vec<anyhow::Result<Samples>> = std::thread::scope(|scope| {
+    // Every thread warms up, then all start timing together: the wall clock covers timed logins only.
+    let start = Barrier::new(threads + 1);
+    let (samples, wall): (Vec<Samples>, Duration) = std::thread::scope(|scope| {
         let handles: Vec<_> = per_thread
             .iter()
             .map(|&n| {
-                let (issuer, event) = (&issuer, &event);
-                scope.spawn(move || measure(issuer, event, args.warmup, n, rule_count))
+                let (issuer, event, start) = (&issuer, &event, &start);
+                scope.spawn(move || {
+                    for _ in 0..args.warmup {
+                        let _ = issuer.login_json(event);
+                    }
+                    start.wait();
+                    measure(issuer, event, n, rule_count)
+                })
             })
             .collect();
-        handles
+        start.wait();
+        let wall = Instant::now();
+        let samples = handles
             .into_iter()
             .map(|h| h.join().expect("a bench thread panicked"))
-            .collect()
+            .collect();
+        (samples, wall.elapsed())
     });
-    let wall = wall.elapsed();
     let mut all = Samples {
         per_rule: vec![Vec::new(); rule_count],
         ..Samples::default()
     };
     for thread in samples {
-        let thread = thread?;
+        all.denied += thread.denied;
+        all.rule_failed += thread.rule_failed;
+        all.other_failures += thread.other_failures;
         all.login.extend(thread.login);
         all.rules.extend(thread.rules);
         all.minting.extend(thread.minting);
@@ -113,7 +136,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let login = Latencies::new(all.login);
     let rules = Latencies::new(all.rules);
     let minting = Latencies::new(all.minting);
-    let logins_per_sec = (login.len() as f64 / wall.as_secs_f64()).round();
+    let logins_per_sec = (args.iterations as f64 / wall.as_secs_f64()).round();
     let per_rule: Vec<Value> = issuer
         .pipeline()
         .rules()
@@ -126,7 +149,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let key = issuer.keys().signing();
     let report = json!({
-        "iterations": login.len(),
+        "iterations": args.iterations,
+        "failed_logins": {"denied": all.denied, "rule_failed": all.rule_failed, "other": all.other_failures},
         "threads": threads,
         "rules": rule_count,
         "alg": key.alg_name(),
@@ -152,26 +176,32 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn measure(
-    issuer: &Issuer,
-    event: &[u8],
-    warmup: u64,
-    iterations: u64,
-    rule_count: usize,
-) -> anyhow::Result<Samples> {
-    for _ in 0..warmup {
-        issuer.login_json(event)?;
-    }
+fn measure(issuer: &Issuer, event: &[u8], iterations: u64, rule_count: usize) -> Samples {
     let n = iterations as usize;
     let mut samples = Samples {
         login: Vec::with_capacity(n),
         rules: Vec::with_capacity(n),
         minting: Vec::with_capacity(n),
         per_rule: vec![Vec::with_capacity(n); rule_count],
+        ..Samples::default()
     };
     for _ in 0..iterations {
         let started = Instant::now();
-        let tokens = issuer.login_json(event)?;
+        let tokens = match issuer.login_json(event) {
+            Ok(tokens) => tokens,
+            Err(LoginFailure::Denied(_)) => {
+                samples.denied += 1;
+                continue;
+            }
+            Err(LoginFailure::RuleFailed(_)) => {
+                samples.rule_failed += 1;
+                continue;
+            }
+            Err(_) => {
+                samples.other_failures += 1;
+                continue;
+            }
+        };
         samples.login.push(started.elapsed());
         samples.rules.push(tokens.timings.rules);
         samples.minting.push(tokens.timings.minting);
@@ -179,7 +209,7 @@ fn measure(
             into.push(trace.duration);
         }
     }
-    Ok(samples)
+    samples
 }
 
 fn table(r: &Value) -> String {
@@ -222,6 +252,16 @@ fn table(r: &Value) -> String {
             rule["name"].as_str().unwrap_or("?"),
             us(&rule["p50_us"]),
             us(&rule["p99_us"])
+        );
+    }
+    let failed = &r["failed_logins"];
+    let count = |k: &str| failed[k].as_u64().unwrap_or(0);
+    if count("denied") + count("rule_failed") + count("other") > 0 {
+        out += &format!(
+            "FAILED logins (left out of the percentiles): {} denied, {} rule failed, {} other\n",
+            count("denied"),
+            count("rule_failed"),
+            count("other")
         );
     }
     out += &format!(

@@ -10,7 +10,8 @@ use clap::Args;
 
 use claimsmith::config::{CacheSetting, Config};
 use claimsmith::engine::ArtifactCache;
-use claimsmith::fixture::{self, DEFAULT_NAMESPACES, Fixture};
+use claimsmith::engine::RuleSpec;
+use claimsmith::fixture::{self, Fixture, RunSettings};
 
 use super::build::{build_module, rule_dirs};
 use super::{EXIT_BAD_INPUT, EXIT_FAILURE};
@@ -36,11 +37,16 @@ struct Tally {
 
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let dirs = rule_dirs(args.rule_dirs)?;
-    let namespaces: Vec<String> = match &args.config {
-        Some(path) => Config::load(path)?.namespaces,
-        None => DEFAULT_NAMESPACES.iter().map(|s| s.to_string()).collect(),
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let mut base = RunSettings {
+        cache: CacheSetting::default_dir().and_then(|dir| ArtifactCache::open(&dir).ok()),
+        ..RunSettings::default()
     };
-    let cache = CacheSetting::default_dir().and_then(|dir| ArtifactCache::open(&dir).ok());
+    if let Some(config) = &config {
+        base.namespaces = config.namespaces.clone();
+        base.claims_bytes = config.claims_bytes;
+        base.sandbox = config.sandbox.clone();
+    }
     let mut tally = Tally::default();
     for dir in &dirs {
         let (built, module) = build_module(dir, args.target_dir.as_deref())?;
@@ -53,15 +59,14 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                 dir.join("fixtures").display()
             );
         }
+        let settings = RunSettings {
+            rule: config
+                .as_ref()
+                .and_then(|c| configured_rule(c, &built.module)),
+            ..base.clone()
+        };
         for path in fixtures {
-            run_one(
-                &built.package,
-                &path,
-                &module,
-                &namespaces,
-                cache.as_ref(),
-                &mut tally,
-            );
+            run_one(&built.package, &path, &module, &settings, &mut tally);
         }
     }
     println!(
@@ -83,19 +88,22 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn run_one(
-    package: &str,
-    path: &Path,
-    module: &[u8],
-    namespaces: &[String],
-    cache: Option<&ArtifactCache>,
-    tally: &mut Tally,
-) {
+/// The config's entry for the module at `module`, if it runs it.
+fn configured_rule(config: &Config, module: &Path) -> Option<RuleSpec> {
+    let module = module.canonicalize().ok()?;
+    config
+        .rules
+        .iter()
+        .find(|rule| rule.module.canonicalize().ok().as_ref() == Some(&module))
+        .map(|rule| rule.spec.clone())
+}
+
+fn run_one(package: &str, path: &Path, module: &[u8], settings: &RunSettings, tally: &mut Tally) {
     let label = format!(
         "{package}/{}",
         path.file_name().unwrap_or_default().to_string_lossy()
     );
-    let checked = Fixture::load(path).and_then(|f| f.check(path, module, namespaces, cache));
+    let checked = Fixture::load(path).and_then(|f| f.check(path, module, settings));
     match checked {
         Ok(mismatches) if mismatches.is_empty() => {
             tally.passed += 1;
