@@ -12,9 +12,7 @@ use support::{ADD_ROLES, Setup, event};
 fn an_issuer_mints_tokens_whose_claims_follow_the_rules() {
     let setup = Setup::new("EdDSA", ADD_ROLES);
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
-    let tokens = issuer
-        .login_json(event("alice").to_string().as_bytes())
-        .unwrap();
+    let tokens = login_alice(&issuer);
     assert_eq!(
         tokens.id_token_claims["https://example.com/roles"],
         json!(["admin", "editor"])
@@ -94,9 +92,7 @@ fn a_skipped_rule_leaves_no_trace_in_the_tokens_but_one_in_the_warnings() {
     );
     let setup = Setup::new("RS256", &rules);
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
-    let tokens = issuer
-        .login_json(event("alice").to_string().as_bytes())
-        .unwrap();
+    let tokens = login_alice(&issuer);
     assert!(
         tokens
             .id_token_claims
@@ -171,9 +167,7 @@ fn compiled_rules_are_cached_by_content_and_reused_on_the_next_start() {
     let second = Issuer::from_config_file(&setup.config).unwrap();
     assert_eq!(source(&second), ArtifactSource::Cached);
     // The cached module behaves exactly like the compiled one.
-    let tokens = second
-        .login_json(event("alice").to_string().as_bytes())
-        .unwrap();
+    let tokens = login_alice(&second);
     assert_eq!(
         tokens.id_token_claims["https://example.com/roles"],
         json!(["admin", "editor"])
@@ -203,9 +197,7 @@ fn rules_that_share_a_module_share_its_compiled_code_but_not_their_settings() {
         panic!("two rules")
     };
     assert!(a.module().shares_code_with(b.module()));
-    let tokens = issuer
-        .login_json(event("alice").to_string().as_bytes())
-        .unwrap();
+    let tokens = login_alice(&issuer);
     assert_eq!(
         tokens.id_token_claims["https://example.com/roles"],
         json!(["admin", "editor"])
@@ -214,4 +206,11 @@ fn rules_that_share_a_module_share_its_compiled_code_but_not_their_settings() {
         tokens.id_token_claims["https://example.com/again/roles"],
         json!(["admin", "editor"])
     );
+}
+
+/// Alice's login through `issuer`, which must get tokens.
+fn login_alice(issuer: &Issuer) -> claimsmith::Tokens {
+    issuer
+        .login_json(event("alice").to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("alice's login failed: {e}"))
 }

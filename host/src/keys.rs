@@ -126,7 +126,7 @@ impl SigningKey {
         header.alg = self.alg;
         header.kid = Some(self.kid.clone());
         match &self.signer {
-            Some(signer) => signer.sign(&header, claims),
+            Some(signer) => signer.sign(header, claims),
             None => {
                 jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| e.to_string())
             }

@@ -64,10 +64,6 @@ pub enum ScaffoldError {
 /// Create rule crate `name` under `parent`; `sdk` overrides where the SDK is.
 pub fn create(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold, ScaffoldError> {
     check_name(name)?;
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ScaffoldError::Io { path, source }
-    };
     let parent_existed = parent.is_dir();
     std::fs::create_dir_all(parent).map_err(io(parent))?;
     let parent = parent.canonicalize().map_err(io(parent))?;
@@ -80,10 +76,6 @@ pub fn create(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold,
 }
 
 fn create_in(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold, ScaffoldError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ScaffoldError::Io { path, source }
-    };
     let dir = parent.join(name);
     if dir.exists() {
         return Err(ScaffoldError::Exists(dir));
@@ -178,6 +170,12 @@ fn create_in(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold, 
             Err(e)
         }
     }
+}
+
+/// An I/O error on `path`, for `map_err`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ScaffoldError {
+    let path = path.to_owned();
+    move |source| ScaffoldError::Io { path, source }
 }
 
 fn check_name(name: &str) -> Result<(), ScaffoldError> {

@@ -65,11 +65,12 @@ impl Signer {
     }
 
     /// The compact JWS of `claims` under `header`, whose `alg` is set to this key's.
-    pub fn sign<T: serde::Serialize>(&self, header: &Header, claims: &T) -> Result<String, String> {
-        let header = Header {
-            alg: self.alg,
-            ..header.clone()
-        };
+    pub fn sign<T: serde::Serialize>(
+        &self,
+        mut header: Header,
+        claims: &T,
+    ) -> Result<String, String> {
+        header.alg = self.alg;
         let header = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
         let claims = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
         let mut token = String::with_capacity((header.len() + claims.len()) * 4 / 3 + 400);

@@ -173,17 +173,7 @@ impl RuleResult {
 
     /// The scopes the rule added and did not remove again.
     pub fn scopes_added(&self) -> Vec<&str> {
-        let mut scopes: Vec<&str> = Vec::new();
-        for command in &self.commands {
-            match command {
-                Command::AddScope { scope } if !scopes.contains(&scope.as_str()) => {
-                    scopes.push(scope)
-                }
-                Command::RemoveScope { scope } => scopes.retain(|s| s != scope),
-                _ => {}
-            }
-        }
-        scopes
+        self.net_scopes(true)
     }
 
     /// The scopes the rule removed and did not add again.
@@ -199,14 +189,23 @@ impl RuleResult {
     /// assert_eq!(result.scopes_added(), ["b"]);
     /// ```
     pub fn scopes_removed(&self) -> Vec<&str> {
+        self.net_scopes(false)
+    }
+
+    /// Scopes added (or removed, with `added == false`) and not undone by a later command, in
+    /// the order first named.
+    fn net_scopes(&self, added: bool) -> Vec<&str> {
         let mut scopes: Vec<&str> = Vec::new();
         for command in &self.commands {
-            match command {
-                Command::RemoveScope { scope } if !scopes.contains(&scope.as_str()) => {
-                    scopes.push(scope)
-                }
-                Command::AddScope { scope } => scopes.retain(|s| s != scope),
-                _ => {}
+            let (scope, keeps) = match command {
+                Command::AddScope { scope } => (scope.as_str(), added),
+                Command::RemoveScope { scope } => (scope.as_str(), !added),
+                _ => continue,
+            };
+            if !keeps {
+                scopes.retain(|s| *s != scope);
+            } else if !scopes.contains(&scope) {
+                scopes.push(scope);
             }
         }
         scopes
