@@ -1093,16 +1093,19 @@ fn a_wrong_abi_version_is_refused_at_load() {
     let setup = one_rule(
         "future",
         Wasm::commands(json!([]))
-            .abi_version("(i32.const 2)")
+            .abi_version("(i32.const 3)")
             .bytes(),
         "",
     );
     let kind = expect_load_error(
         &setup,
         "future",
-        &["claimsmith_abi_version() returned 2", "ABI version 1"],
+        &[
+            "claimsmith_abi_version() returned 3",
+            "ABI versions 1 and 2",
+        ],
     );
-    assert!(matches!(kind, LoadErrorKind::AbiVersion(2)), "{kind:?}");
+    assert!(matches!(kind, LoadErrorKind::AbiVersion(3)), "{kind:?}");
 }
 
 #[test]
@@ -1557,4 +1560,146 @@ fn a_module_path_to_an_endless_file_is_refused_at_the_size_limit() {
         ),
         "{kind:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guest ABI version 2: the binary result is read as hostile input too
+// ---------------------------------------------------------------------------------------------
+
+/// The binary result of version 2, written by hand from docs/abi.md section 8: magic, a count,
+/// then each command.
+fn binary_result(commands: &[&[u8]]) -> Vec<u8> {
+    let mut bytes = b"CSR1".to_vec();
+    bytes.extend_from_slice(&(commands.len() as u32).to_le_bytes());
+    for command in commands {
+        bytes.extend_from_slice(command);
+    }
+    bytes
+}
+
+/// A length-prefixed string of the binary forms.
+fn binary_str(s: &str) -> Vec<u8> {
+    let mut bytes = (s.len() as u32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(s.as_bytes());
+    bytes
+}
+
+/// `set_claim` on the ID token with a string value.
+fn binary_set_claim(name: &str, value: &str) -> Vec<u8> {
+    let mut command = vec![1, 0];
+    command.extend(binary_str(name));
+    command.push(6);
+    command.extend(binary_str(value));
+    command
+}
+
+#[test]
+fn a_version_2_module_gets_the_binary_event_and_its_binary_result_is_applied() {
+    // Returns the result only if the input starts with the binary event's magic "CSE1";
+    // otherwise a result that is not even the binary form.
+    let good = binary_result(&[&binary_set_claim("https://example.com/abi", "two")]);
+    let wasm = Wasm::entry(&format!(
+        "(if (result i64) (i32.eq (i32.load (local.get $ptr)) (i32.const 0x31455343))
+           (then (i64.const {}))
+           (else (i64.const {})))",
+        packed(DATA_AT, good.len() as u32),
+        packed(DATA_AT, 1),
+    ))
+    .data(&good)
+    .abi_version("(i32.const 2)");
+    let setup = one_rule("binary", wasm.bytes(), "");
+    let issuer = Issuer::from_config_file(&setup.config).unwrap();
+    assert_eq!(issuer.pipeline().rules()[0].abi_version(), 2);
+    let tokens = library_login(&issuer, &event());
+    assert_eq!(tokens.id_token_claims["https://example.com/abi"], "two");
+}
+
+#[test]
+fn a_broken_version_2_result_fails_the_rule_naming_the_field() {
+    let mut bad_token = vec![1, 9];
+    bad_token.extend(binary_str("https://example.com/x"));
+    bad_token.push(0);
+    let mut not_utf8 = vec![5];
+    not_utf8.extend_from_slice(&2u32.to_le_bytes());
+    not_utf8.extend_from_slice(&[0xC3, 0x28]);
+    let mut deep = vec![1, 0];
+    deep.extend(binary_str("https://example.com/deep"));
+    deep.extend(
+        std::iter::repeat_n(7u8, 1)
+            .chain(1u32.to_le_bytes())
+            .cycle()
+            .take(5 * 200),
+    );
+    deep.push(0);
+    let cases: [(&str, Vec<u8>, &[&str]); 6] = [
+        (
+            "json",
+            br#"{"commands":[]}"#.to_vec(),
+            &["binary result", "wrong magic"],
+        ),
+        ("token", binary_result(&[&bad_token]), &["set_claim.token"]),
+        (
+            "utf8",
+            binary_result(&[&not_utf8]),
+            &["deny.reason", "not UTF-8"],
+        ),
+        (
+            "count",
+            {
+                let mut b = b"CSR1".to_vec();
+                b.extend_from_slice(&u32::MAX.to_le_bytes());
+                b
+            },
+            &["commands", "runs past the end"],
+        ),
+        (
+            "trailing",
+            {
+                let mut b = binary_result(&[]);
+                b.push(0);
+                b
+            },
+            &["bytes left over"],
+        ),
+        (
+            "deep",
+            binary_result(&[&deep]),
+            &["set_claim.value", "nest too deep"],
+        ),
+    ];
+    for (name, result, needles) in cases {
+        let setup = one_rule(
+            name,
+            Wasm::returning(&result)
+                .abi_version("(i32.const 2)")
+                .bytes(),
+            "",
+        );
+        expect_rule_failed(&setup, name, needles);
+        let failed = library_failure(&setup, name);
+        assert!(
+            matches!(failed.cause, RuleFailure::InvalidResult(_)),
+            "{name}: {:?}",
+            failed.cause
+        );
+    }
+}
+
+#[test]
+fn a_version_2_result_still_meets_the_claim_policy() {
+    let result = binary_result(&[&binary_set_claim("sub", "someone-else")]);
+    let setup = one_rule(
+        "impostor",
+        Wasm::returning(&result)
+            .abi_version("(i32.const 2)")
+            .bytes(),
+        "",
+    );
+    let failed = library_failure(&setup, "impostor");
+    assert!(
+        matches!(failed.cause, RuleFailure::Policy(_)),
+        "{:?}",
+        failed.cause
+    );
+    expect_rule_failed(&setup, "impostor", &["sub"]);
 }

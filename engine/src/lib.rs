@@ -39,10 +39,14 @@ pub use login_event::LoginEvent;
 pub use outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 pub use pipeline::Pipeline;
 pub use rule::{OnError, Rule, RuleSpec};
-pub use rule_run::parse_result;
+pub use rule_run::{parse_binary_result, parse_result};
 pub use sandbox::{Sandbox, SandboxConfig};
 
 pub use claimsmith_sdk::{Command, LogLevel, RuleResult, TokenKind};
 
-/// The guest ABI version this engine runs.
-pub const ABI_VERSION: i32 = 1;
+/// The newest guest ABI version this engine runs (it runs every version in
+/// [`ABI_VERSIONS`]).
+pub const ABI_VERSION: i32 = 2;
+
+/// Every guest ABI version this engine runs: version 1 (JSON input) and version 2 (binary input).
+pub const ABI_VERSIONS: [i32; 2] = [1, 2];

@@ -1,18 +1,25 @@
-//! The login event, checked once and serialized once per login, then handed to every rule with
-//! that rule's own `configuration` and `secrets`.
+//! The login event, checked once and encoded at most once per form per login, then handed to
+//! every rule with that rule's own `configuration` and `secrets`: as JSON to ABI version 1
+//! modules, in the binary form of `claimsmith_sdk::binary_event` to version 2 modules.
+
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
 use crate::error::EventError;
-use claimsmith_sdk::Event;
+use claimsmith_sdk::{Event, binary_event};
 
-/// A login event that fits the SDK's [`Event`] shape, with its JSON body ready to hand to rules.
+/// A login event that fits the SDK's [`Event`] shape, ready to hand to rules.
 #[derive(Debug, Clone)]
 pub struct LoginEvent {
     event: Event,
-    /// The event's members as JSON, without the enclosing braces and without `configuration` /
-    /// `secrets` (the host sets those per rule).
-    members: String,
+    /// The event as the caller sent it, without `configuration` / `secrets` (the host sets those
+    /// per rule): version 1 modules see unknown members too.
+    value: Value,
+    /// `value`'s members as JSON, without the enclosing braces; made when a version 1 rule runs.
+    members: OnceLock<String>,
+    /// The typed event in binary form; made when a version 2 rule runs.
+    binary: OnceLock<Vec<u8>>,
 }
 
 impl LoginEvent {
@@ -37,9 +44,12 @@ impl LoginEvent {
                 path: e.path().to_string(),
                 message: e.into_inner().to_string(),
             })?;
-        let members = serde_json::to_string(&value).expect("a JSON value serializes");
-        let members = members[1..members.len() - 1].to_owned();
-        Ok(LoginEvent { event, members })
+        Ok(LoginEvent {
+            event,
+            value,
+            members: OnceLock::new(),
+            binary: OnceLock::new(),
+        })
     }
 
     /// The typed event.
@@ -47,17 +57,33 @@ impl LoginEvent {
         &self.event
     }
 
-    /// The input document for one rule: `{"configuration": .., "secrets": .., <event members>}`,
-    /// built from the rule's precomputed prefix (see [`input_prefix`]).
+    /// The input document for one version 1 rule:
+    /// `{"configuration": .., "secrets": .., <event members>}`, built from the rule's precomputed
+    /// prefix (see [`input_prefix`]).
     pub fn input_for(&self, prefix: &str) -> Vec<u8> {
-        let mut input = Vec::with_capacity(prefix.len() + self.members.len() + 2);
-        input.extend_from_slice(prefix.as_bytes());
-        if !self.members.is_empty() {
-            input.push(b',');
-            input.extend_from_slice(self.members.as_bytes());
-        }
-        input.push(b'}');
-        input
+        self.json_input(prefix).concat()
+    }
+
+    /// [`LoginEvent::input_for`] as the pieces that make it up, without copying them together.
+    pub fn json_input<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
+        let members = self.members.get_or_init(|| {
+            let members = serde_json::to_string(&self.value).expect("a JSON map serializes");
+            members[1..members.len() - 1].to_owned()
+        });
+        let comma: &[u8] = if members.is_empty() { b"" } else { b"," };
+        [prefix.as_bytes(), comma, members.as_bytes(), b"}"]
+    }
+
+    /// The input for one version 2 rule, as two pieces: the event in binary form
+    /// ([`binary_event::encode_event`]) and the rule's own `rule_part`
+    /// ([`binary_event::encode_rule_part`]).
+    pub fn binary_input<'a>(&'a self, rule_part: &'a [u8]) -> [&'a [u8]; 2] {
+        let event = self.binary.get_or_init(|| {
+            let mut bytes = Vec::with_capacity(1024);
+            binary_event::encode_event(&self.event, &mut bytes);
+            bytes
+        });
+        [event.as_slice(), rule_part]
     }
 }
 
@@ -116,6 +142,32 @@ mod tests {
             "event must be a JSON object, found an array"
         );
         assert!(LoginEvent::from_json(b"{nope").is_err());
+    }
+
+    #[test]
+    fn the_binary_input_decodes_to_the_event_a_json_rule_would_parse() {
+        let event = LoginEvent::from_value(json!({
+            "user": {"user_id": "u1", "app_metadata": {"plan": "pro"}, "unknown": 1},
+            "authorization": {"roles": ["admin"]},
+            "configuration": {"injected": true},
+            "secrets": {"X": "stolen"},
+            "something_new": [1, 2]
+        }))
+        .unwrap();
+        let mut config = Map::new();
+        config.insert("namespace".into(), json!("https://e.test"));
+        let secrets = [("API_KEY".to_owned(), "k".to_owned())].into();
+        let mut part = Vec::new();
+        binary_event::encode_rule_part(&config, &secrets, &mut part);
+        let binary = binary_event::decode(&event.binary_input(&part).concat()).unwrap();
+
+        let secrets_json: Map<String, Value> =
+            [("API_KEY".to_owned(), json!("k"))].into_iter().collect();
+        let json_input = event.input_for(&input_prefix(&config, &secrets_json));
+        let from_json: Event = serde_json::from_slice(&json_input).unwrap();
+        assert_eq!(binary, from_json);
+        assert_eq!(binary.configuration["namespace"], "https://e.test");
+        assert_eq!(binary.secret("API_KEY"), Some("k"));
     }
 
     #[test]

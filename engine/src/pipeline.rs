@@ -102,8 +102,8 @@ impl Pipeline {
         }
         let mut outcome = Outcome::default();
         for rule in &self.rules {
-            let input = event.input_for(&rule.input_prefix);
-            let run = rule_run::run(&self.sandbox, rule, &input);
+            let input = rule.input(event);
+            let run = rule_run::run(&self.sandbox, rule, input.pieces());
             let mut logs = LogSink::new(rule, &self.policy, &mut outcome.logs);
             for (level, message) in run.host_logs {
                 logs.push(level, &message);

@@ -1,5 +1,6 @@
 //! A rule: a validated module, pre-linked for fast instantiation, with its name, settings,
-//! limits and the constant part of its input (configuration and secrets).
+//! limits and the constant part of its input (configuration and secrets) in the form its ABI
+//! version reads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +12,7 @@ use wasmtime::{InstancePre, ModuleExport};
 use crate::claim_policy::ClaimPolicy;
 use crate::error::{LoadError, LoadErrorKind};
 use crate::limits::Limits;
-use crate::login_event::input_prefix;
+use crate::login_event::{LoginEvent, input_prefix};
 use crate::rule_run::{self, RuleState};
 use crate::sandbox::Sandbox;
 use crate::validated_module::{ValidatedModule, error_chain, exports};
@@ -66,13 +67,55 @@ pub(crate) struct AbiExports {
     pub version: ModuleExport,
 }
 
+/// The rule's own, constant part of its input, in the form of the ABI version its module speaks.
+#[derive(Debug, Clone)]
+pub(crate) enum RuleInput {
+    /// Version 1: JSON; the input starts with this `{"configuration":..,"secrets":..`.
+    Json(String),
+    /// Version 2: binary; this follows the encoded event (`binary_event::encode_rule_part`).
+    Binary(Vec<u8>),
+}
+
+impl RuleInput {
+    fn for_version(version: i32, spec: &RuleSpec) -> Option<RuleInput> {
+        match version {
+            1 => {
+                let secrets: Map<String, Value> = spec
+                    .secrets
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                Some(RuleInput::Json(input_prefix(&spec.configuration, &secrets)))
+            }
+            2 => {
+                let mut part = Vec::new();
+                claimsmith_sdk::binary_event::encode_rule_part(
+                    &spec.configuration,
+                    &spec.secrets,
+                    &mut part,
+                );
+                Some(RuleInput::Binary(part))
+            }
+            _ => None,
+        }
+    }
+
+    /// The ABI version this input is for.
+    fn abi_version(&self) -> i32 {
+        match self {
+            RuleInput::Json(_) => 1,
+            RuleInput::Binary(_) => 2,
+        }
+    }
+}
+
 /// A loaded rule, ready to run on any number of logins at once.
 pub struct Rule {
     pub(crate) name: String,
     pub(crate) on_error: OnError,
     pub(crate) namespaces: Vec<String>,
     pub(crate) limits: Limits,
-    pub(crate) input_prefix: String,
+    input: RuleInput,
     pub(crate) pre: InstancePre<RuleState>,
     pub(crate) exports: AbiExports,
     module: ValidatedModule,
@@ -134,7 +177,7 @@ impl Rule {
     fn load(
         sandbox: &Sandbox,
         policy: &ClaimPolicy,
-        spec: RuleSpec,
+        mut spec: RuleSpec,
         bytes: &[u8],
         known: &[&ValidatedModule],
     ) -> Result<Rule, LoadErrorKind> {
@@ -145,7 +188,7 @@ impl Rule {
                 sandbox.config().max_memory_bytes
             )));
         }
-        let namespaces = match spec.namespaces {
+        let namespaces = match spec.namespaces.take() {
             Some(narrowed) => {
                 policy
                     .check_narrowing(&narrowed)
@@ -171,26 +214,33 @@ impl Rule {
             entry: export(exports::ON_EXECUTE_POST_LOGIN)?,
             version: export(exports::ABI_VERSION)?,
         };
-        let secrets: Map<String, Value> = spec
-            .secrets
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        let rule = Rule {
+        let version = rule_run::abi_version(sandbox, &pre, &exports, &spec.limits)
+            .map_err(|failure| LoadErrorKind::Start(failure.to_string()))?;
+        let input =
+            RuleInput::for_version(version, &spec).ok_or(LoadErrorKind::AbiVersion(version))?;
+        Ok(Rule {
             name: spec.name,
             on_error: spec.on_error,
             namespaces,
             limits: spec.limits,
-            input_prefix: input_prefix(&spec.configuration, &secrets),
+            input,
             pre,
             exports,
             module,
-        };
-        match rule_run::abi_version(sandbox, &rule) {
-            Ok(crate::ABI_VERSION) => Ok(rule),
-            Ok(other) => Err(LoadErrorKind::AbiVersion(other)),
-            Err(failure) => Err(LoadErrorKind::Start(failure.to_string())),
+        })
+    }
+
+    /// This rule's input for `event`, as pieces to write one after the other.
+    pub(crate) fn input<'a>(&'a self, event: &'a LoginEvent) -> InputPieces<'a> {
+        match &self.input {
+            RuleInput::Json(prefix) => InputPieces::Json(event.json_input(prefix)),
+            RuleInput::Binary(part) => InputPieces::Binary(event.binary_input(part)),
         }
+    }
+
+    /// The guest ABI version the rule's module speaks (`claimsmith_abi_version`): 1 or 2.
+    pub fn abi_version(&self) -> i32 {
+        self.input.abi_version()
     }
 
     /// The rule's name.
@@ -216,6 +266,21 @@ impl Rule {
     /// The validated module.
     pub fn module(&self) -> &ValidatedModule {
         &self.module
+    }
+}
+
+/// A rule's input for one login, in pieces: never copied together on the host.
+pub(crate) enum InputPieces<'a> {
+    Json([&'a [u8]; 4]),
+    Binary([&'a [u8]; 2]),
+}
+
+impl<'a> InputPieces<'a> {
+    pub(crate) fn pieces(&self) -> &[&'a [u8]] {
+        match self {
+            InputPieces::Json(pieces) => pieces,
+            InputPieces::Binary(pieces) => pieces,
+        }
     }
 }
 

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::{Extern, Instance, Memory, ResourceLimiter, Store, Trap, TypedFunc};
+use wasmtime::{Extern, Instance, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
 
 use crate::error::RuleFailure;
 use crate::limits::Limits;
-use crate::rule::Rule;
+use crate::rule::{AbiExports, Rule};
 use crate::sandbox::Sandbox;
 use crate::validated_module::error_chain;
 use claimsmith_sdk::{LogLevel, RuleResult};
@@ -117,17 +117,18 @@ pub(crate) struct RuleRun {
     pub duration: Duration,
 }
 
-/// Run `rule` on `input`.
-pub(crate) fn run(sandbox: &Sandbox, rule: &Rule, input: &[u8]) -> RuleRun {
+/// Run `rule` on its input, given as pieces written one after the other.
+pub(crate) fn run(sandbox: &Sandbox, rule: &Rule, input: &[&[u8]]) -> RuleRun {
     let started = Instant::now();
     let mut store = new_store(sandbox, &rule.limits);
-    let result = if input.len() > rule.limits.input_bytes {
+    let size: usize = input.iter().map(|piece| piece.len()).sum();
+    let result = if size > rule.limits.input_bytes {
         Err(RuleFailure::InputTooLarge {
-            size: input.len(),
+            size,
             limit: rule.limits.input_bytes,
         })
     } else {
-        call(&mut store, rule, input).map_err(|e| classify(e, &store, sandbox, &rule.limits))
+        call(&mut store, rule, input, size).map_err(|e| classify(e, &store, sandbox, &rule.limits))
     };
     let fuel_left = store.get_fuel().unwrap_or(0);
     let state = store.into_data();
@@ -156,15 +157,20 @@ pub fn instantiate_only(sandbox: &Sandbox, rule: &Rule) -> Result<(), RuleFailur
     }
 }
 
-/// Instantiate `rule` once and call `claimsmith_abi_version`.
-pub(crate) fn abi_version(sandbox: &Sandbox, rule: &Rule) -> Result<i32, RuleFailure> {
-    let mut store = new_store(sandbox, &rule.limits);
+/// Instantiate a module once and call `claimsmith_abi_version`.
+pub(crate) fn abi_version(
+    sandbox: &Sandbox,
+    pre: &InstancePre<RuleState>,
+    exports: &AbiExports,
+    limits: &Limits,
+) -> Result<i32, RuleFailure> {
+    let mut store = new_store(sandbox, limits);
     let called = (|| {
-        let instance = rule.pre.instantiate(&mut store)?;
-        let version: TypedFunc<(), i32> = typed(&mut store, &instance, &rule.exports.version)?;
+        let instance = pre.instantiate(&mut store)?;
+        let version: TypedFunc<(), i32> = typed(&mut store, &instance, &exports.version)?;
         version.call(&mut store, ())
     })();
-    called.map_err(|e| classify(CallError::Wasm(e), &store, sandbox, &rule.limits))
+    called.map_err(|e| classify(CallError::Wasm(e), &store, sandbox, limits))
 }
 
 fn new_store(sandbox: &Sandbox, limits: &Limits) -> Store<RuleState> {
@@ -190,7 +196,12 @@ impl From<wasmtime::Error> for CallError {
     }
 }
 
-fn call(store: &mut Store<RuleState>, rule: &Rule, input: &[u8]) -> Result<RuleResult, CallError> {
+fn call(
+    store: &mut Store<RuleState>,
+    rule: &Rule,
+    input: &[&[u8]],
+    size: usize,
+) -> Result<RuleResult, CallError> {
     let instance = rule.pre.instantiate(&mut *store)?;
     let memory = match instance.get_module_export(&mut *store, &rule.exports.memory) {
         Some(Extern::Memory(memory)) => memory,
@@ -203,18 +214,28 @@ fn call(store: &mut Store<RuleState>, rule: &Rule, input: &[u8]) -> Result<RuleR
     let alloc: TypedFunc<i32, i32> = typed(store, &instance, &rule.exports.alloc)?;
     let entry: TypedFunc<(i32, i32), i64> = typed(store, &instance, &rule.exports.entry)?;
 
-    let len = input.len() as i32;
+    let len = size as i32;
     let ptr = alloc.call(&mut *store, len)? as u32 as usize;
-    if memory.write(&mut *store, ptr, input).is_err() {
-        let memory = memory.data_size(&*store);
-        return Err(CallError::Rule(RuleFailure::AllocOutOfBounds {
+    let out_of_bounds = |store: &Store<RuleState>| {
+        CallError::Rule(RuleFailure::AllocOutOfBounds {
             ptr,
-            len: input.len(),
-            memory,
-        }));
+            len: size,
+            memory: memory.data_size(store),
+        })
+    };
+    let target = ptr
+        .checked_add(size)
+        .and_then(|end| memory.data_mut(&mut *store).get_mut(ptr..end));
+    let Some(mut target) = target else {
+        return Err(out_of_bounds(store));
+    };
+    for piece in input {
+        let (head, rest) = target.split_at_mut(piece.len());
+        head.copy_from_slice(piece);
+        target = rest;
     }
     let packed = entry.call(&mut *store, (ptr as i32, len))? as u64;
-    read_result(store, memory, packed, &rule.limits).map_err(CallError::Rule)
+    read_result(store, memory, packed, rule).map_err(CallError::Rule)
 }
 
 /// The export as a typed function, without a per-login type check: `Func::typed` takes the
@@ -243,8 +264,9 @@ fn read_result(
     store: &Store<RuleState>,
     memory: Memory,
     packed: u64,
-    limits: &Limits,
+    rule: &Rule,
 ) -> Result<RuleResult, RuleFailure> {
+    let limits = &rule.limits;
     let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
     if len > limits.result_bytes {
         return Err(RuleFailure::ResultTooLarge {
@@ -261,10 +283,19 @@ fn read_result(
             len,
             memory: data.len(),
         })?;
-    parse_result(bytes)
+    match rule.abi_version() {
+        1 => parse_result(bytes),
+        _ => parse_binary_result(bytes),
+    }
 }
 
-/// Parse a module's result bytes: UTF-8, then a `{"commands": [...]}` document.
+/// Parse an ABI version 2 module's result bytes (`claimsmith_sdk::binary_result`).
+pub fn parse_binary_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
+    claimsmith_sdk::binary_result::decode(bytes)
+        .map_err(|e| RuleFailure::InvalidResult(format!("binary result: {e}")))
+}
+
+/// Parse an ABI version 1 module's result bytes: UTF-8, then a `{"commands": [...]}` document.
 pub fn parse_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
     let text = std::str::from_utf8(bytes).map_err(|e| RuleFailure::InvalidUtf8(e.to_string()))?;
     serde_json::from_str(text).map_err(|e| RuleFailure::InvalidResult(e.to_string()))

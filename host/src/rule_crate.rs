@@ -102,6 +102,16 @@ pub fn package_name(dir: &Path) -> Result<String, BuildError> {
 
 /// Build one rule crate into `target_dir`; cargo's own output goes to stderr.
 pub fn build(dir: &Path, target_dir: &Path) -> Result<BuiltRule, BuildError> {
+    build_with_features(dir, target_dir, &[])
+}
+
+/// [`build`] with cargo features turned on, such as `claimsmith-sdk/abi-v1` to build a guest ABI
+/// version 1 module for a host that predates version 2.
+pub fn build_with_features(
+    dir: &Path,
+    target_dir: &Path,
+    features: &[&str],
+) -> Result<BuiltRule, BuildError> {
     if !wasm_target_installed() {
         return Err(BuildError::MissingTarget);
     }
@@ -114,6 +124,7 @@ pub fn build(dir: &Path, target_dir: &Path) -> Result<BuiltRule, BuildError> {
         .args(["--release", "--target", WASM_TARGET, "--lib"])
         .arg("--target-dir")
         .arg(target_dir)
+        .args(features.iter().flat_map(|feature| ["--features", feature]))
         .args(["--config", "profile.release.opt-level=\"s\""])
         .args(SPEED_OPTIMISED.iter().flat_map(|package| {
             [

@@ -1,4 +1,8 @@
-//! The module side of the guest ABI, version 1: what [`export_rule!`](crate::export_rule) expands to.
+//! The module side of the guest ABI: what [`export_rule!`](crate::export_rule) expands to.
+//!
+//! Version 2 (the default) reads the event in the host's binary form
+//! ([`binary_event`](crate::binary_event)); with the `abi-v1` feature the module speaks version 1
+//! and parses the event from JSON, for hosts that predate version 2.
 //!
 //! Not for rule authors to call: `export_rule!(my_rule)` is the whole interface.
 
@@ -16,7 +20,8 @@ pub fn alloc(len: i32) -> i32 {
     ptr as usize as i32
 }
 
-/// Run `rule` on the JSON event at `ptr..ptr+len` and return the packed result location.
+/// Run `rule` on the event at `ptr..ptr+len` and return the packed location of its result
+/// (both binary for ABI version 2, both JSON for version 1).
 ///
 /// # Safety
 /// `ptr..ptr+len` must be the bytes `alloc` handed out and the host filled in.
@@ -28,17 +33,39 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
         // SAFETY: the caller guarantees the range is the allocation it filled in.
         unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }
     };
-    let event: Event = match serde_json::from_slice(input) {
+    let event = match decode_event(input) {
         Ok(event) => event,
         Err(err) => panic!("the login event does not fit the SDK's Event: {err}"),
     };
     let mut api = Api::new();
     rule(&event, &mut api);
-    let output = serde_json::to_vec(&api.into_result()).expect("commands serialize");
+    // The instance is discarded after this call: dropping the event would only walk its maps.
+    std::mem::forget(event);
+    let output = encode_result(&api.into_result());
     let out_len = output.len() as u64;
     let out_ptr = output.as_ptr() as usize as u64;
     std::mem::forget(output);
     ((out_ptr << 32) | out_len) as i64
+}
+
+#[cfg(not(feature = "abi-v1"))]
+fn decode_event(input: &[u8]) -> Result<Event, crate::binary_event::DecodeError> {
+    crate::binary_event::decode(input)
+}
+
+#[cfg(feature = "abi-v1")]
+fn decode_event(input: &[u8]) -> Result<Event, serde_json::Error> {
+    serde_json::from_slice(input)
+}
+
+#[cfg(not(feature = "abi-v1"))]
+fn encode_result(result: &crate::RuleResult) -> Vec<u8> {
+    crate::binary_result::encode(result)
+}
+
+#[cfg(feature = "abi-v1")]
+fn encode_result(result: &crate::RuleResult) -> Vec<u8> {
+    serde_json::to_vec(result).expect("commands serialize")
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -61,7 +88,8 @@ fn install_panic_reporter() {
 #[cfg(not(target_arch = "wasm32"))]
 fn install_panic_reporter() {}
 
-/// Export a rule function `fn(&Event, &mut Api)` as a claimsmith module (ABI version 1).
+/// Export a rule function `fn(&Event, &mut Api)` as a claimsmith module (ABI version
+/// [`ABI_VERSION`](crate::ABI_VERSION)).
 ///
 /// ```ignore
 /// fn on_execute_post_login(event: &claimsmith_sdk::Event, api: &mut claimsmith_sdk::Api) { /* ... */ }

@@ -29,8 +29,11 @@
 //! );
 //! ```
 //!
-//! The wire format between a module and the host is the claimsmith guest ABI, version 1
-//! (`docs/abi.md`); [`Command`] and [`RuleResult`] are its result types, shared with the engine.
+//! The wire format between a module and the host is the claimsmith guest ABI (`docs/abi.md`).
+//! Modules built with this SDK speak version 2: the host hands them the event in a binary form
+//! ([`binary_event`]) that costs far less to read than JSON. [`Command`] and [`RuleResult`] are
+//! the result types, shared with the engine. The `abi-v1` feature builds a version 1 module
+//! instead (JSON input), for hosts that only run version 1.
 //!
 //! On `wasm32` the SDK installs a bump allocator as the module's global allocator (default
 //! feature `login-heap`): an instance serves one login and is thrown away, so allocation is a
@@ -38,6 +41,9 @@
 //! feature off (`default-features = false`).
 
 mod api;
+mod binary;
+pub mod binary_event;
+pub mod binary_result;
 mod command;
 mod event;
 #[doc(hidden)]
@@ -54,6 +60,10 @@ pub use event::{
 };
 
 /// The ABI version this SDK speaks; `claimsmith_abi_version` returns it.
+#[cfg(not(feature = "abi-v1"))]
+pub const ABI_VERSION: i32 = 2;
+/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it.
+#[cfg(feature = "abi-v1")]
 pub const ABI_VERSION: i32 = 1;
 
 /// Re-exported so rules can build claim values without naming serde_json themselves.

@@ -1,0 +1,333 @@
+//! Shared pieces of the binary forms of guest ABI version 2 (`docs/abi.md`, section 8):
+//! little-endian lengths, length-prefixed UTF-8 strings, tagged JSON values, and a reader that
+//! bounds-checks every byte and names the field it was reading when something is wrong.
+
+use std::fmt;
+
+use serde_json::{Map, Number, Value};
+
+/// Deepest nesting of JSON values in an event or a result (serde_json's own default limit).
+pub const MAX_DEPTH: usize = 128;
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const UNSIGNED: u8 = 3;
+const NEGATIVE: u8 = 4;
+const FLOAT: u8 = 5;
+const STRING: u8 = 6;
+const ARRAY: u8 = 7;
+const OBJECT: u8 = 8;
+
+/// Why bytes are not in the binary form they should be: what was being read, and at which byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The field being read (`user.email`, `request.geoip`, ...).
+    pub field: &'static str,
+    /// Byte offset into the input where reading failed.
+    pub offset: usize,
+    /// What was wrong.
+    pub problem: &'static str,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at byte {} (reading {})",
+            self.problem, self.offset, self.field
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+pub(crate) fn put_len(out: &mut Vec<u8>, len: usize) {
+    let len = u32::try_from(len).expect("event parts are far below 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+}
+
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_len(out, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub(crate) fn put_opt_str(out: &mut Vec<u8>, s: &Option<String>) {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            put_str(out, s);
+        }
+    }
+}
+
+pub(crate) fn put_bool(out: &mut Vec<u8>, b: bool) {
+    out.push(b as u8);
+}
+
+pub(crate) fn put_strs(out: &mut Vec<u8>, strings: &[String]) {
+    put_len(out, strings.len());
+    for s in strings {
+        put_str(out, s);
+    }
+}
+
+pub(crate) fn put_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    put_len(out, map.len());
+    for (key, value) in map {
+        put_str(out, key);
+        put_value(out, value);
+    }
+}
+
+pub(crate) fn put_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.push(NULL),
+        Value::Bool(false) => out.push(FALSE),
+        Value::Bool(true) => out.push(TRUE),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                out.push(UNSIGNED);
+                out.extend_from_slice(&u.to_le_bytes());
+            } else if let Some(i) = n.as_i64() {
+                out.push(NEGATIVE);
+                out.extend_from_slice(&i.to_le_bytes());
+            } else {
+                out.push(FLOAT);
+                let f = n.as_f64().expect("a JSON number is u64, i64 or f64");
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+        }
+        Value::String(s) => {
+            out.push(STRING);
+            put_str(out, s);
+        }
+        Value::Array(items) => {
+            out.push(ARRAY);
+            put_len(out, items.len());
+            for item in items {
+                put_value(out, item);
+            }
+        }
+        Value::Object(map) => {
+            out.push(OBJECT);
+            put_map(out, map);
+        }
+    }
+}
+
+/// A cursor over the input. Reads never fail on the spot: past the end, or on a bad byte, a read
+/// records the first problem and returns an empty value, so decoding runs straight through
+/// without a branch per field, and [`decode`] reports the recorded problem at the end.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pub(crate) at: usize,
+    problem: Option<DecodeError>,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader {
+            bytes,
+            at: 0,
+            problem: None,
+        }
+    }
+
+    /// The first problem met, if any, after checking that every byte was read.
+    pub(crate) fn finish(mut self) -> Result<(), DecodeError> {
+        if self.at != self.bytes.len() {
+            self.fail("the end", "bytes left over");
+        }
+        match self.problem {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Check and step over the four magic bytes that open a binary form.
+    pub(crate) fn magic(&mut self, magic: [u8; 4], problem: &'static str) {
+        if self.bytes.get(..4) == Some(&magic[..]) {
+            self.at = 4;
+        } else {
+            self.fail("magic", problem);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn fail(&mut self, field: &'static str, problem: &'static str) {
+        if self.problem.is_none() {
+            self.problem = Some(DecodeError {
+                field,
+                offset: self.at,
+                problem,
+            });
+        }
+        // Nothing more is read once something was wrong.
+        self.at = self.bytes.len();
+    }
+
+    #[inline(always)]
+    pub(crate) fn take(&mut self, n: usize, field: &'static str) -> &'a [u8] {
+        let bytes = self.bytes;
+        match self
+            .at
+            .checked_add(n)
+            .and_then(|end| bytes.get(self.at..end))
+        {
+            Some(slice) => {
+                self.at += n;
+                slice
+            }
+            None => {
+                self.fail(field, "input ends too early");
+                &[]
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn array<const N: usize>(&mut self, field: &'static str) -> [u8; N] {
+        self.take(N, field).try_into().unwrap_or([0; N])
+    }
+
+    #[inline(always)]
+    pub(crate) fn byte(&mut self, field: &'static str) -> u8 {
+        self.array::<1>(field)[0]
+    }
+
+    #[inline(always)]
+    pub(crate) fn bool(&mut self, field: &'static str) -> bool {
+        match self.byte(field) {
+            0 => false,
+            1 => true,
+            _ => {
+                self.fail(field, "a boolean or option tag is neither 0 nor 1");
+                false
+            }
+        }
+    }
+
+    /// An option tag: whether a value follows.
+    #[inline(always)]
+    pub(crate) fn present(&mut self, field: &'static str) -> bool {
+        self.bool(field)
+    }
+
+    /// A count of items that take at least `min_item_bytes` each, checked against what is left
+    /// so that a bad count cannot reserve more memory than the input could fill.
+    #[inline(always)]
+    pub(crate) fn len(&mut self, field: &'static str, min_item_bytes: usize) -> usize {
+        let len = u32::from_le_bytes(self.array(field)) as usize;
+        if len.saturating_mul(min_item_bytes) > self.bytes.len() - self.at {
+            self.fail(field, "a length runs past the end of the input");
+            return 0;
+        }
+        len
+    }
+
+    #[inline(always)]
+    pub(crate) fn str(&mut self, field: &'static str) -> &'a str {
+        let len = self.len(field, 1);
+        let bytes = self.take(len, field);
+        match utf8(bytes) {
+            Some(s) => s,
+            None => {
+                self.fail(field, "a string is not UTF-8");
+                ""
+            }
+        }
+    }
+
+    pub(crate) fn string(&mut self, field: &'static str) -> String {
+        self.str(field).to_owned()
+    }
+
+    pub(crate) fn opt_string(&mut self, field: &'static str) -> Option<String> {
+        if self.present(field) {
+            Some(self.string(field))
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn strings(&mut self, field: &'static str) -> Vec<String> {
+        let count = self.len(field, 4);
+        let mut strings = Vec::with_capacity(count);
+        for _ in 0..count {
+            strings.push(self.string(field));
+        }
+        strings
+    }
+
+    pub(crate) fn map(&mut self, field: &'static str, depth: usize) -> Map<String, Value> {
+        let count = self.len(field, 5);
+        let mut map = Map::new();
+        for _ in 0..count {
+            let key = self.string(field);
+            let value = self.value(field, depth);
+            map.insert(key, value);
+        }
+        map
+    }
+
+    pub(crate) fn value(&mut self, field: &'static str, depth: usize) -> Value {
+        if depth >= MAX_DEPTH {
+            self.fail(field, "values nest too deep");
+            return Value::Null;
+        }
+        match self.byte(field) {
+            NULL => Value::Null,
+            FALSE => Value::Bool(false),
+            TRUE => Value::Bool(true),
+            UNSIGNED => Value::from(u64::from_le_bytes(self.array(field))),
+            NEGATIVE => Value::from(i64::from_le_bytes(self.array(field))),
+            FLOAT => {
+                let f = f64::from_le_bytes(self.array(field));
+                match Number::from_f64(f) {
+                    Some(n) => Value::Number(n),
+                    None => {
+                        self.fail(field, "a number is not finite");
+                        Value::Null
+                    }
+                }
+            }
+            STRING => Value::String(self.string(field)),
+            ARRAY => {
+                let count = self.len(field, 1);
+                let mut items = Vec::with_capacity(count);
+                for _ in 0..count {
+                    items.push(self.value(field, depth + 1));
+                }
+                Value::Array(items)
+            }
+            OBJECT => Value::Object(self.map(field, depth + 1)),
+            _ => {
+                self.fail(field, "unknown value tag");
+                Value::Null
+            }
+        }
+    }
+}
+
+/// `bytes` as text: ASCII is checked eight bytes at a time (almost every string in a login is
+/// ASCII); anything else goes through the full UTF-8 check.
+#[inline(always)]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut high = 0u64;
+    for chunk in &mut chunks {
+        high |= u64::from_le_bytes(chunk.try_into().expect("chunks of 8"));
+    }
+    for &b in chunks.remainder() {
+        high |= b as u64;
+    }
+    if high & 0x8080_8080_8080_8080 == 0 {
+        // SAFETY: every byte is below 0x80, and ASCII is UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}

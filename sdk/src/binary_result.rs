@@ -1,0 +1,259 @@
+//! A rule's result in the binary form of guest ABI version 2 (`docs/abi.md`, section 8).
+//!
+//! The same commands as version 1's JSON result document, written with the lengths and tagged
+//! values of [`binary_event`](crate::binary_event): the module writes it without a JSON
+//! serializer, and the host reads it without a JSON parser. The host treats these bytes as
+//! hostile: every length is checked against what is left, every string must be UTF-8, every tag
+//! known, and no byte may be left over.
+//!
+//! ```
+//! use claimsmith_sdk::{Api, binary_result};
+//!
+//! let mut api = Api::new();
+//! api.id_token().set_custom_claim("https://example.com/roles", ["admin"]);
+//! api.access().deny("no");
+//! let result = api.into_result();
+//! let bytes = binary_result::encode(&result);
+//! assert_eq!(binary_result::decode(&bytes).unwrap(), result);
+//! ```
+
+pub use crate::binary::DecodeError;
+use crate::binary::{Reader, put_len, put_str, put_value};
+use crate::command::{Command, LogLevel, RuleResult, TokenKind};
+
+/// The first four bytes of every encoded result.
+pub const MAGIC: [u8; 4] = *b"CSR1";
+
+const SET_CLAIM: u8 = 1;
+const REMOVE_CLAIM: u8 = 2;
+const ADD_SCOPE: u8 = 3;
+const REMOVE_SCOPE: u8 = 4;
+const DENY: u8 = 5;
+const SET_APP_METADATA: u8 = 6;
+const SET_USER_METADATA: u8 = 7;
+const ENABLE_MFA: u8 = 8;
+const LOG: u8 = 9;
+
+/// The result in binary form.
+pub fn encode(result: &RuleResult) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(&MAGIC);
+    put_len(&mut out, result.commands.len());
+    for command in &result.commands {
+        match command {
+            Command::SetClaim { token, name, value } => {
+                out.push(SET_CLAIM);
+                out.push(token_byte(*token));
+                put_str(&mut out, name);
+                put_value(&mut out, value);
+            }
+            Command::RemoveClaim { token, name } => {
+                out.push(REMOVE_CLAIM);
+                out.push(token_byte(*token));
+                put_str(&mut out, name);
+            }
+            Command::AddScope { scope } => {
+                out.push(ADD_SCOPE);
+                put_str(&mut out, scope);
+            }
+            Command::RemoveScope { scope } => {
+                out.push(REMOVE_SCOPE);
+                put_str(&mut out, scope);
+            }
+            Command::Deny { reason } => {
+                out.push(DENY);
+                put_str(&mut out, reason);
+            }
+            Command::SetAppMetadata { key, value } => {
+                out.push(SET_APP_METADATA);
+                put_str(&mut out, key);
+                put_value(&mut out, value);
+            }
+            Command::SetUserMetadata { key, value } => {
+                out.push(SET_USER_METADATA);
+                put_str(&mut out, key);
+                put_value(&mut out, value);
+            }
+            Command::EnableMfa { provider } => {
+                out.push(ENABLE_MFA);
+                put_str(&mut out, provider);
+            }
+            Command::Log { level, message } => {
+                out.push(LOG);
+                out.push(*level as u8);
+                put_str(&mut out, message);
+            }
+        }
+    }
+    out
+}
+
+/// Read a result written by [`encode`]. Nothing in `bytes` is trusted.
+pub fn decode(bytes: &[u8]) -> Result<RuleResult, DecodeError> {
+    let mut r = Reader::new(bytes);
+    r.magic(MAGIC, "not an encoded result (wrong magic)");
+    // The smallest command (a tag and an empty string) takes five bytes.
+    let count = r.len("commands", 5);
+    let mut commands = Vec::with_capacity(count);
+    for _ in 0..count {
+        let command = match r.byte("commands.op") {
+            SET_CLAIM => Command::SetClaim {
+                token: token(&mut r, "set_claim.token"),
+                name: r.string("set_claim.name"),
+                value: r.value("set_claim.value", 0),
+            },
+            REMOVE_CLAIM => Command::RemoveClaim {
+                token: token(&mut r, "remove_claim.token"),
+                name: r.string("remove_claim.name"),
+            },
+            ADD_SCOPE => Command::AddScope {
+                scope: r.string("add_scope.scope"),
+            },
+            REMOVE_SCOPE => Command::RemoveScope {
+                scope: r.string("remove_scope.scope"),
+            },
+            DENY => Command::Deny {
+                reason: r.string("deny.reason"),
+            },
+            SET_APP_METADATA => Command::SetAppMetadata {
+                key: r.string("set_app_metadata.key"),
+                value: r.value("set_app_metadata.value", 0),
+            },
+            SET_USER_METADATA => Command::SetUserMetadata {
+                key: r.string("set_user_metadata.key"),
+                value: r.value("set_user_metadata.value", 0),
+            },
+            ENABLE_MFA => Command::EnableMfa {
+                provider: r.string("enable_mfa.provider"),
+            },
+            LOG => {
+                let level = r.byte("log.level");
+                let level = LogLevel::from_i32(level as i32).unwrap_or_else(|| {
+                    r.fail("log.level", "unknown log level");
+                    LogLevel::Info
+                });
+                Command::Log {
+                    level,
+                    message: r.string("log.message"),
+                }
+            }
+            _ => {
+                r.fail("commands.op", "unknown command");
+                break;
+            }
+        };
+        commands.push(command);
+    }
+    r.finish()?;
+    Ok(RuleResult { commands })
+}
+
+fn token_byte(token: TokenKind) -> u8 {
+    match token {
+        TokenKind::IdToken => 0,
+        TokenKind::AccessToken => 1,
+    }
+}
+
+fn token(r: &mut Reader<'_>, field: &'static str) -> TokenKind {
+    match r.byte(field) {
+        0 => TokenKind::IdToken,
+        1 => TokenKind::AccessToken,
+        _ => {
+            r.fail(field, "unknown token (0 is id_token, 1 is access_token)");
+            TokenKind::IdToken
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn every_command() -> RuleResult {
+        RuleResult {
+            commands: vec![
+                Command::SetClaim {
+                    token: TokenKind::IdToken,
+                    name: "https://e.test/roles".into(),
+                    value: json!(["admin", {"n": -1, "f": 0.5, "u": 7, "z": null, "t": true}]),
+                },
+                Command::RemoveClaim {
+                    token: TokenKind::AccessToken,
+                    name: "https://e.test/x".into(),
+                },
+                Command::AddScope {
+                    scope: "read".into(),
+                },
+                Command::RemoveScope {
+                    scope: "write".into(),
+                },
+                Command::SetAppMetadata {
+                    key: "plan".into(),
+                    value: json!("pro"),
+                },
+                Command::SetUserMetadata {
+                    key: "theme".into(),
+                    value: Value::Null,
+                },
+                Command::EnableMfa {
+                    provider: "any".into(),
+                },
+                Command::Log {
+                    level: LogLevel::Warn,
+                    message: "ü".into(),
+                },
+                Command::Deny {
+                    reason: "no".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn every_command_survives_the_round_trip() {
+        let result = every_command();
+        assert_eq!(decode(&encode(&result)).unwrap(), result);
+        let empty = RuleResult::default();
+        assert_eq!(decode(&encode(&empty)).unwrap(), empty);
+    }
+
+    #[test]
+    fn hostile_bytes_are_errors_that_name_the_field() {
+        let good = encode(&every_command());
+        for cut in 0..good.len() {
+            assert!(decode(&good[..cut]).is_err(), "prefix of {cut} bytes");
+        }
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x5A;
+            let _ = decode(&bad);
+        }
+        let mut bad_token = MAGIC.to_vec();
+        bad_token.extend_from_slice(&1u32.to_le_bytes());
+        bad_token.extend_from_slice(&[SET_CLAIM, 7]);
+        bad_token.extend_from_slice(&0u32.to_le_bytes());
+        bad_token.push(0);
+        assert_eq!(decode(&bad_token).unwrap_err().field, "set_claim.token");
+
+        let mut bad_op = MAGIC.to_vec();
+        bad_op.extend_from_slice(&1u32.to_le_bytes());
+        bad_op.extend_from_slice(&[99, 0, 0, 0, 0]);
+        let err = decode(&bad_op).unwrap_err();
+        assert_eq!((err.field, err.problem), ("commands.op", "unknown command"));
+
+        let mut not_utf8 = MAGIC.to_vec();
+        not_utf8.extend_from_slice(&1u32.to_le_bytes());
+        not_utf8.push(DENY);
+        not_utf8.extend_from_slice(&2u32.to_le_bytes());
+        not_utf8.extend_from_slice(&[0xC3, 0x28]);
+        let err = decode(&not_utf8).unwrap_err();
+        assert_eq!(
+            (err.field, err.problem),
+            ("deny.reason", "a string is not UTF-8")
+        );
+
+        assert_eq!(decode(b"{\"commands\":[]}").unwrap_err().field, "magic");
+    }
+}
