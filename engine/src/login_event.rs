@@ -2,20 +2,24 @@
 //! every rule with that rule's own `configuration` and `secrets`: as JSON to ABI version 1
 //! modules, in the binary form of `claimsmith_sdk::binary_event` to version 2 modules.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::EventError;
-use claimsmith_sdk::{Event, binary_event};
+use claimsmith_sdk::{
+    Authentication, Authorization, Client, Connection, Event, Organization, Request,
+    ResourceServer, Stats, Transaction, User, binary_event,
+};
 
 /// A login event that fits the SDK's [`Event`] shape, ready to hand to rules.
 #[derive(Debug, Clone)]
 pub struct LoginEvent {
     event: Event,
-    /// The event as the caller sent it, without `configuration` / `secrets` (the host sets those
-    /// per rule): version 1 modules see unknown members too.
-    value: Value,
+    /// The event as the caller sent it: version 1 modules see its unknown members too.
+    source: Source,
     /// `value`'s members as JSON, without the enclosing braces; made when a version 1 rule runs.
     members: OnceLock<String>,
     /// The typed event in binary form; made when a version 2 rule runs.
@@ -23,11 +27,48 @@ pub struct LoginEvent {
 }
 
 impl LoginEvent {
-    /// Parse and check an event from JSON bytes.
+    /// Parse and check an event from JSON bytes, in one pass straight into the typed event.
     pub fn from_json(bytes: &[u8]) -> Result<LoginEvent, EventError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
-        LoginEvent::from_value(value)
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            // Not an object (or not JSON at all): the slow path says which.
+            let value: Value =
+                serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
+            return LoginEvent::from_value(value);
+        }
+        // The fast path has no path tracking; a failing event is parsed again to name the field.
+        let caller: CallerEvent = match serde_json::from_slice(bytes) {
+            Ok(caller) => caller,
+            Err(_) => return Err(LoginEvent::explain_json_error(bytes)),
+        };
+        Ok(LoginEvent {
+            event: caller.into_event(),
+            source: Source::Json(bytes.to_vec()),
+            members: OnceLock::new(),
+            binary: OnceLock::new(),
+        })
+    }
+
+    /// Why `bytes` is not an acceptable event, with the dotted path of a field of the wrong type.
+    #[cold]
+    fn explain_json_error(bytes: &[u8]) -> EventError {
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        let error = match serde_path_to_error::deserialize::<_, CallerEvent>(&mut json) {
+            Ok(_) => match json.end() {
+                Ok(()) => return EventError::NotJson("unreadable event".into()),
+                Err(e) => return EventError::NotJson(e.to_string()),
+            },
+            Err(error) => error,
+        };
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => EventError::WrongType {
+                path,
+                message: inner.to_string(),
+            },
+            _ => EventError::NotJson(inner.to_string()),
+        }
     }
 
     /// Check an event given as a JSON value.
@@ -46,7 +87,7 @@ impl LoginEvent {
             })?;
         Ok(LoginEvent {
             event,
-            value,
+            source: Source::Value(value),
             members: OnceLock::new(),
             binary: OnceLock::new(),
         })
@@ -66,10 +107,7 @@ impl LoginEvent {
 
     /// [`LoginEvent::input_for`] as the pieces that make it up, without copying them together.
     pub fn json_input<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
-        let members = self.members.get_or_init(|| {
-            let members = serde_json::to_string(&self.value).expect("a JSON map serializes");
-            members[1..members.len() - 1].to_owned()
-        });
+        let members = self.members.get_or_init(|| self.source.members());
         let comma: &[u8] = if members.is_empty() { b"" } else { b"," };
         [prefix.as_bytes(), comma, members.as_bytes(), b"}"]
     }
@@ -84,6 +122,69 @@ impl LoginEvent {
             bytes
         });
         [event.as_slice(), rule_part]
+    }
+}
+
+/// Where a [`LoginEvent`] came from, kept for version 1 rules, which see the event as sent.
+#[derive(Debug, Clone)]
+enum Source {
+    /// JSON bytes, checked to hold an object.
+    Json(Vec<u8>),
+    /// A JSON object without `configuration` and `secrets`.
+    Value(Value),
+}
+
+impl Source {
+    /// The members as JSON, without the enclosing braces, `configuration` or `secrets`.
+    fn members(&self) -> String {
+        let json = match self {
+            Source::Value(value) => serde_json::to_string(value),
+            Source::Json(bytes) => {
+                let mut value: Map<String, Value> =
+                    serde_json::from_slice(bytes).expect("checked to be a JSON object");
+                value.remove("configuration");
+                value.remove("secrets");
+                serde_json::to_string(&value)
+            }
+        }
+        .expect("a JSON object serializes");
+        json[1..json.len() - 1].to_owned()
+    }
+}
+
+/// The event as a caller may send it: [`Event`] without `configuration` and `secrets`, which
+/// the host sets per rule. Those members, and any other unknown one, are ignored unread.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CallerEvent {
+    user: User,
+    authorization: Authorization,
+    authentication: Option<Authentication>,
+    client: Client,
+    connection: Connection,
+    organization: Option<Organization>,
+    request: Request,
+    transaction: Transaction,
+    resource_server: Option<ResourceServer>,
+    stats: Stats,
+}
+
+impl CallerEvent {
+    fn into_event(self) -> Event {
+        Event {
+            user: self.user,
+            authorization: self.authorization,
+            authentication: self.authentication,
+            client: self.client,
+            connection: self.connection,
+            organization: self.organization,
+            request: self.request,
+            transaction: self.transaction,
+            resource_server: self.resource_server,
+            stats: self.stats,
+            configuration: Map::new(),
+            secrets: BTreeMap::new(),
+        }
     }
 }
 
@@ -168,6 +269,62 @@ mod tests {
         assert_eq!(binary, from_json);
         assert_eq!(binary.configuration["namespace"], "https://e.test");
         assert_eq!(binary.secret("API_KEY"), Some("k"));
+    }
+
+    #[test]
+    fn from_json_and_from_value_agree_on_every_field_and_drop_the_callers_settings() {
+        let json = json!({
+            "user": {"user_id": "u1", "email": "a@b.test", "email_verified": true,
+                     "app_metadata": {"plan": "pro", "n": [1, -2, 0.5]}, "user_metadata": {"t": null}},
+            "authorization": {"roles": ["admin"], "permissions": ["p"]},
+            "authentication": {"methods": [{"name": "pwd", "auth_time": 5}]},
+            "client": {"client_id": "c", "metadata": {"k": "v"}},
+            "connection": {"id": "i", "name": "n", "strategy": "s"},
+            "organization": {"id": "o", "name": "acme", "display_name": null},
+            "request": {"ip": "203.0.113.1", "geoip": {"c": "FR"}, "query": {"a": "b"}},
+            "transaction": {"requested_scopes": ["openid"], "nonce": "x", "acr_values": ["a"]},
+            "resource_server": {"identifier": "https://api.test"},
+            "stats": {"logins_count": 3},
+            "configuration": {"injected": true},
+            "secrets": "not even a map",
+            "unknown": {"deep": [1]}
+        });
+        let from_json = LoginEvent::from_json(json.to_string().as_bytes()).unwrap();
+        let from_value = LoginEvent::from_value(json.clone()).unwrap();
+        assert_eq!(from_json.event(), from_value.event());
+        assert!(from_json.event().configuration.is_empty());
+        assert!(from_json.event().secrets.is_empty());
+        let mut typed = json;
+        typed.as_object_mut().unwrap().remove("secrets");
+        typed["configuration"] = json!({});
+        let expected: Event = serde_json::from_value(typed).unwrap();
+        assert_eq!(from_json.event(), &expected);
+        // Version 1 rules see the same members either way, unknown ones included.
+        let prefix = input_prefix(&Map::new(), &Map::new());
+        let (a, b) = (from_json.input_for(&prefix), from_value.input_for(&prefix));
+        let (a, b): (Value, Value) = (
+            serde_json::from_slice(&a).unwrap(),
+            serde_json::from_slice(&b).unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a["unknown"]["deep"], json!([1]));
+        assert_eq!(a["configuration"], json!({}));
+    }
+
+    #[test]
+    fn from_json_names_the_field_of_a_wrong_type_and_refuses_trailing_bytes() {
+        let err = LoginEvent::from_json(br#"{"user": {"app_metadata": []}}"#).unwrap_err();
+        assert!(err.to_string().contains("user.app_metadata"), "{err}");
+        assert!(matches!(err, EventError::WrongType { .. }), "{err:?}");
+        let err = LoginEvent::from_json(br#"{"user": {}} {"#).unwrap_err();
+        assert!(matches!(err, EventError::NotJson(_)), "{err:?}");
+        let err = LoginEvent::from_json(br#"{"user": {"#).unwrap_err();
+        assert!(matches!(err, EventError::NotJson(_)), "{err:?}");
+        let err = LoginEvent::from_json(b"  \"text\"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "event must be a JSON object, found a string"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The commands a rule returns: the result half of the guest ABI, version 1.
+//! The commands a rule returns: the result half of the guest ABI (JSON in version 1, the binary
+//! form of [`binary_result`](crate::binary_result) in version 2).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
