@@ -1566,38 +1566,50 @@ fn a_module_path_to_an_endless_file_is_refused_at_the_size_limit() {
 // Guest ABI version 2: the binary result is read as hostile input too
 // ---------------------------------------------------------------------------------------------
 
-/// The binary result of version 2, written by hand from docs/abi.md section 8: magic, a count,
-/// then each command.
-fn binary_result(commands: &[&[u8]]) -> Vec<u8> {
-    let mut bytes = b"CSR1".to_vec();
-    bytes.extend_from_slice(&(commands.len() as u32).to_le_bytes());
-    for command in commands {
-        bytes.extend_from_slice(command);
+/// A binary result of version 2, written by hand from docs/abi.md section 9: the magic, the
+/// text's length, the text, then the structure (a count, then each command).
+#[derive(Default)]
+struct BinaryResult {
+    text: Vec<u8>,
+    structure: Vec<u8>,
+    count: u32,
+}
+
+impl BinaryResult {
+    /// A command given as its structure bytes and the text its strings take.
+    fn command(mut self, structure: &[u8], text: &[u8]) -> BinaryResult {
+        self.structure.extend_from_slice(structure);
+        self.text.extend_from_slice(text);
+        self.count += 1;
+        self
     }
-    bytes
-}
 
-/// A length-prefixed string of the binary forms.
-fn binary_str(s: &str) -> Vec<u8> {
-    let mut bytes = (s.len() as u32).to_le_bytes().to_vec();
-    bytes.extend_from_slice(s.as_bytes());
-    bytes
-}
+    /// `set_claim` on the ID token with a string value.
+    fn set_claim(self, name: &str, value: &str) -> BinaryResult {
+        let mut structure = vec![1, 0];
+        structure.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        structure.push(6);
+        structure.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.command(&structure, format!("{name}{value}").as_bytes())
+    }
 
-/// `set_claim` on the ID token with a string value.
-fn binary_set_claim(name: &str, value: &str) -> Vec<u8> {
-    let mut command = vec![1, 0];
-    command.extend(binary_str(name));
-    command.push(6);
-    command.extend(binary_str(value));
-    command
+    fn bytes(&self) -> Vec<u8> {
+        let mut bytes = b"CSR1".to_vec();
+        bytes.extend_from_slice(&(self.text.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&self.text);
+        bytes.extend_from_slice(&self.count.to_le_bytes());
+        bytes.extend_from_slice(&self.structure);
+        bytes
+    }
 }
 
 #[test]
 fn a_version_2_module_gets_the_binary_event_and_its_binary_result_is_applied() {
     // Returns the result only if the input starts with the binary event's magic "CSE1";
     // otherwise a result that is not even the binary form.
-    let good = binary_result(&[&binary_set_claim("https://example.com/abi", "two")]);
+    let good = BinaryResult::default()
+        .set_claim("https://example.com/abi", "two")
+        .bytes();
     let wasm = Wasm::entry(&format!(
         "(if (result i64) (i32.eq (i32.load (local.get $ptr)) (i32.const 0x31455343))
            (then (i64.const {}))
@@ -1616,54 +1628,57 @@ fn a_version_2_module_gets_the_binary_event_and_its_binary_result_is_applied() {
 
 #[test]
 fn a_broken_version_2_result_fails_the_rule_naming_the_field() {
+    let name = "https://example.com/x";
+    let len = |n: usize| (n as u32).to_le_bytes();
     let mut bad_token = vec![1, 9];
-    bad_token.extend(binary_str("https://example.com/x"));
+    bad_token.extend_from_slice(&len(name.len()));
     bad_token.push(0);
-    let mut not_utf8 = vec![5];
-    not_utf8.extend_from_slice(&2u32.to_le_bytes());
-    not_utf8.extend_from_slice(&[0xC3, 0x28]);
+    let mut deny = vec![5];
+    deny.extend_from_slice(&len(2));
     let mut deep = vec![1, 0];
-    deep.extend(binary_str("https://example.com/deep"));
-    deep.extend(
-        std::iter::repeat_n(7u8, 1)
-            .chain(1u32.to_le_bytes())
-            .cycle()
-            .take(5 * 200),
-    );
+    deep.extend_from_slice(&len(name.len()));
+    for _ in 0..200 {
+        deep.push(7);
+        deep.extend_from_slice(&len(1));
+    }
     deep.push(0);
-    let cases: [(&str, Vec<u8>, &[&str]); 6] = [
+    let mut huge = b"CSR1".to_vec();
+    huge.extend_from_slice(&len(0));
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    let mut trailing = BinaryResult::default().bytes();
+    trailing.push(0);
+    let cases: [(&str, Vec<u8>, &[&str]); 7] = [
         (
             "json",
             br#"{"commands":[]}"#.to_vec(),
             &["binary result", "wrong magic"],
         ),
-        ("token", binary_result(&[&bad_token]), &["set_claim.token"]),
+        (
+            "token",
+            BinaryResult::default()
+                .command(&bad_token, name.as_bytes())
+                .bytes(),
+            &["set_claim.token"],
+        ),
         (
             "utf8",
-            binary_result(&[&not_utf8]),
-            &["deny.reason", "not UTF-8"],
+            BinaryResult::default()
+                .command(&deny, &[0xC3, 0x28])
+                .bytes(),
+            &["the result's text", "not UTF-8"],
         ),
         (
-            "count",
-            {
-                let mut b = b"CSR1".to_vec();
-                b.extend_from_slice(&u32::MAX.to_le_bytes());
-                b
-            },
-            &["commands", "runs past the end"],
+            "overrun",
+            BinaryResult::default().command(&deny, b"n").bytes(),
+            &["deny.reason", "runs past the text"],
         ),
-        (
-            "trailing",
-            {
-                let mut b = binary_result(&[]);
-                b.push(0);
-                b
-            },
-            &["bytes left over"],
-        ),
+        ("count", huge, &["commands", "runs past the end"]),
+        ("trailing", trailing, &["bytes left over"]),
         (
             "deep",
-            binary_result(&[&deep]),
+            BinaryResult::default()
+                .command(&deep, name.as_bytes())
+                .bytes(),
             &["set_claim.value", "nest too deep"],
         ),
     ];
@@ -1687,7 +1702,9 @@ fn a_broken_version_2_result_fails_the_rule_naming_the_field() {
 
 #[test]
 fn a_version_2_result_still_meets_the_claim_policy() {
-    let result = binary_result(&[&binary_set_claim("sub", "someone-else")]);
+    let result = BinaryResult::default()
+        .set_claim("sub", "someone-else")
+        .bytes();
     let setup = one_rule(
         "impostor",
         Wasm::returning(&result)

@@ -1,11 +1,12 @@
-//! Fuzzing the two places a hostile module's output lands: the result parser and the claim
-//! policy. Runs briefly in `cargo test`; for a long run:
+//! Fuzzing the places a hostile module's output lands: the result parsers (JSON for ABI version
+//! 1, binary for version 2) and the claim policy. Runs briefly in `cargo test`; for a long run:
 //! `PROPTEST_CASES=200000 cargo test --release -p claimsmith-engine --test fuzz`.
 
 use claimsmith_engine::draft::{Draft, Stop, apply};
 use claimsmith_engine::reserved_claims::is_reserved;
-use claimsmith_engine::rule_run::parse_result;
+use claimsmith_engine::rule_run::{parse_binary_result, parse_result};
 use claimsmith_engine::{ClaimPolicy, Command};
+use claimsmith_sdk::binary_result;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -102,6 +103,29 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_the_parser(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = parse_result(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_binary_parser(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_binary_result(&bytes);
+        // Past the magic, so the parser reads counts, ops, tags and lengths from random bytes.
+        let mut with_magic = binary_result::MAGIC.to_vec();
+        with_magic.extend_from_slice(&bytes);
+        let _ = parse_binary_result(&with_magic);
+    }
+
+    #[test]
+    fn every_result_reads_back_the_same_from_the_binary_form(commands in prop::collection::vec(command(), 0..12)) {
+        let bytes = serde_json::to_vec(&json!({"commands": commands})).unwrap();
+        let Ok(result) = parse_result(&bytes) else { return Ok(()) };
+        let binary = binary_result::encode(&result);
+        prop_assert_eq!(parse_binary_result(&binary).unwrap(), result);
+        // Any cut of a valid result is refused, never misread.
+        for cut in [0, 4, binary.len() / 2, binary.len().saturating_sub(1)] {
+            if cut < binary.len() {
+                prop_assert!(parse_binary_result(&binary[..cut]).is_err());
+            }
+        }
     }
 
     #[test]

@@ -42,87 +42,125 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-pub(crate) fn put_len(out: &mut Vec<u8>, len: usize) {
-    let len = u32::try_from(len).expect("event parts are far below 4 GiB");
-    out.extend_from_slice(&len.to_le_bytes());
+/// Writes one part of a binary form: the structure (tags, counts, numbers, string lengths) in one
+/// buffer and the text of every string, in the same order, in another. The part is the text's
+/// length, the text, then the structure, so a reader checks all of the text's UTF-8 in one pass.
+#[derive(Default)]
+pub(crate) struct PartWriter {
+    structure: Vec<u8>,
+    text: Vec<u8>,
 }
 
-pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_len(out, s.len());
-    out.extend_from_slice(s.as_bytes());
-}
-
-pub(crate) fn put_opt_str(out: &mut Vec<u8>, s: &Option<String>) {
-    match s {
-        None => out.push(0),
-        Some(s) => {
-            out.push(1);
-            put_str(out, s);
+impl PartWriter {
+    pub(crate) fn new() -> PartWriter {
+        PartWriter {
+            structure: Vec::with_capacity(256),
+            text: Vec::with_capacity(1024),
         }
     }
-}
 
-pub(crate) fn put_bool(out: &mut Vec<u8>, b: bool) {
-    out.push(b as u8);
-}
-
-pub(crate) fn put_strs(out: &mut Vec<u8>, strings: &[String]) {
-    put_len(out, strings.len());
-    for s in strings {
-        put_str(out, s);
+    /// Append the finished part to `out`.
+    pub(crate) fn finish_into(self, out: &mut Vec<u8>) {
+        let len = u32::try_from(self.text.len()).expect("a part's text is far below 4 GiB");
+        out.reserve(4 + self.text.len() + self.structure.len());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&self.text);
+        out.extend_from_slice(&self.structure);
     }
-}
 
-pub(crate) fn put_map(out: &mut Vec<u8>, map: &Map<String, Value>) {
-    put_len(out, map.len());
-    for (key, value) in map {
-        put_str(out, key);
-        put_value(out, value);
+    pub(crate) fn byte(&mut self, b: u8) {
+        self.structure.push(b);
     }
-}
 
-pub(crate) fn put_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::Null => out.push(NULL),
-        Value::Bool(false) => out.push(FALSE),
-        Value::Bool(true) => out.push(TRUE),
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                out.push(UNSIGNED);
-                out.extend_from_slice(&u.to_le_bytes());
-            } else if let Some(i) = n.as_i64() {
-                out.push(NEGATIVE);
-                out.extend_from_slice(&i.to_le_bytes());
-            } else {
-                out.push(FLOAT);
-                let f = n.as_f64().expect("a JSON number is u64, i64 or f64");
-                out.extend_from_slice(&f.to_le_bytes());
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        self.structure.extend_from_slice(bytes);
+    }
+
+    pub(crate) fn len(&mut self, len: usize) {
+        let len = u32::try_from(len).expect("event parts are far below 4 GiB");
+        self.structure.extend_from_slice(&len.to_le_bytes());
+    }
+
+    pub(crate) fn str(&mut self, s: &str) {
+        self.len(s.len());
+        self.text.extend_from_slice(s.as_bytes());
+    }
+
+    pub(crate) fn opt_str(&mut self, s: &Option<String>) {
+        match s {
+            None => self.byte(0),
+            Some(s) => {
+                self.byte(1);
+                self.str(s);
             }
         }
-        Value::String(s) => {
-            out.push(STRING);
-            put_str(out, s);
+    }
+
+    pub(crate) fn bool(&mut self, b: bool) {
+        self.byte(b as u8);
+    }
+
+    pub(crate) fn strs(&mut self, strings: &[String]) {
+        self.len(strings.len());
+        for s in strings {
+            self.str(s);
         }
-        Value::Array(items) => {
-            out.push(ARRAY);
-            put_len(out, items.len());
-            for item in items {
-                put_value(out, item);
+    }
+
+    pub(crate) fn map(&mut self, map: &Map<String, Value>) {
+        self.len(map.len());
+        for (key, value) in map {
+            self.str(key);
+            self.value(value);
+        }
+    }
+
+    pub(crate) fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.byte(NULL),
+            Value::Bool(false) => self.byte(FALSE),
+            Value::Bool(true) => self.byte(TRUE),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    self.byte(UNSIGNED);
+                    self.raw(&u.to_le_bytes());
+                } else if let Some(i) = n.as_i64() {
+                    self.byte(NEGATIVE);
+                    self.raw(&i.to_le_bytes());
+                } else {
+                    self.byte(FLOAT);
+                    let f = n.as_f64().expect("a JSON number is u64, i64 or f64");
+                    self.raw(&f.to_le_bytes());
+                }
             }
-        }
-        Value::Object(map) => {
-            out.push(OBJECT);
-            put_map(out, map);
+            Value::String(s) => {
+                self.byte(STRING);
+                self.str(s);
+            }
+            Value::Array(items) => {
+                self.byte(ARRAY);
+                self.len(items.len());
+                for item in items {
+                    self.value(item);
+                }
+            }
+            Value::Object(map) => {
+                self.byte(OBJECT);
+                self.map(map);
+            }
         }
     }
 }
 
-/// A cursor over the input. Reads never fail on the spot: past the end, or on a bad byte, a read
-/// records the first problem and returns an empty value, so decoding runs straight through
-/// without a branch per field, and [`decode`] reports the recorded problem at the end.
+/// A cursor over the input: the structure of the current part, and its text. Reads never fail
+/// on the spot: past the end, or on a bad byte, a read records the first problem and returns an
+/// empty value, so decoding runs straight through without a branch per field, and
+/// [`Reader::finish`] reports the recorded problem at the end.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
-    pub(crate) at: usize,
+    at: usize,
+    text: &'a str,
+    text_at: usize,
     problem: Option<DecodeError>,
 }
 
@@ -131,7 +169,29 @@ impl<'a> Reader<'a> {
         Reader {
             bytes,
             at: 0,
+            text: "",
+            text_at: 0,
             problem: None,
+        }
+    }
+
+    /// Start a part: read its text, checked to be UTF-8 in one pass.
+    pub(crate) fn begin_part(&mut self, part: &'static str) {
+        let len = u32::from_le_bytes(self.array(part)) as usize;
+        let text = self.take(len, part);
+        match utf8(text) {
+            Some(text) => {
+                self.text = text;
+                self.text_at = 0;
+            }
+            None => self.fail(part, "the text is not UTF-8"),
+        }
+    }
+
+    /// End a part: every byte of its text must have been read.
+    pub(crate) fn end_part(&mut self, part: &'static str) {
+        if self.text_at != self.text.len() {
+            self.fail(part, "text left over");
         }
     }
 
@@ -230,12 +290,19 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     pub(crate) fn str(&mut self, field: &'static str) -> &'a str {
-        let len = self.len(field, 1);
-        let bytes = self.take(len, field);
-        match utf8(bytes) {
-            Some(s) => s,
+        let len = u32::from_le_bytes(self.array(field)) as usize;
+        let text = self.text;
+        match self
+            .text_at
+            .checked_add(len)
+            .and_then(|end| text.get(self.text_at..end))
+        {
+            Some(s) => {
+                self.text_at += len;
+                s
+            }
             None => {
-                self.fail(field, "a string is not UTF-8");
+                self.fail(field, "a string runs past the text or splits a character");
                 ""
             }
         }

@@ -29,9 +29,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 pub use crate::binary::{DecodeError, MAX_DEPTH};
-use crate::binary::{
-    Reader, put_bool, put_len, put_map, put_opt_str, put_str, put_strs, put_value,
-};
+use crate::binary::{PartWriter, Reader};
 
 use crate::event::{
     Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, Organization,
@@ -45,96 +43,98 @@ pub const MAGIC: [u8; 4] = *b"CSE1";
 /// `configuration` and `secrets`, which [`encode_rule_part`] writes per rule.
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
+    let mut w = PartWriter::new();
     let u = &event.user;
-    put_str(out, &u.user_id);
-    put_opt_str(out, &u.email);
-    put_bool(out, u.email_verified);
-    put_opt_str(out, &u.name);
-    put_opt_str(out, &u.nickname);
-    put_opt_str(out, &u.given_name);
-    put_opt_str(out, &u.family_name);
-    put_opt_str(out, &u.picture);
-    put_opt_str(out, &u.phone_number);
-    put_bool(out, u.phone_verified);
-    put_opt_str(out, &u.updated_at);
-    put_map(out, &u.app_metadata);
-    put_map(out, &u.user_metadata);
+    w.str(&u.user_id);
+    w.opt_str(&u.email);
+    w.bool(u.email_verified);
+    w.opt_str(&u.name);
+    w.opt_str(&u.nickname);
+    w.opt_str(&u.given_name);
+    w.opt_str(&u.family_name);
+    w.opt_str(&u.picture);
+    w.opt_str(&u.phone_number);
+    w.bool(u.phone_verified);
+    w.opt_str(&u.updated_at);
+    w.map(&u.app_metadata);
+    w.map(&u.user_metadata);
 
-    put_strs(out, &event.authorization.roles);
-    put_strs(out, &event.authorization.permissions);
+    w.strs(&event.authorization.roles);
+    w.strs(&event.authorization.permissions);
 
     match &event.authentication {
-        None => out.push(0),
+        None => w.byte(0),
         Some(authentication) => {
-            out.push(1);
-            put_len(out, authentication.methods.len());
+            w.byte(1);
+            w.len(authentication.methods.len());
             for method in &authentication.methods {
-                put_str(out, &method.name);
-                put_opt_str(out, &method.timestamp);
+                w.str(&method.name);
+                w.opt_str(&method.timestamp);
                 match method.auth_time {
-                    None => out.push(0),
+                    None => w.byte(0),
                     Some(time) => {
-                        out.push(1);
-                        out.extend_from_slice(&time.to_le_bytes());
+                        w.byte(1);
+                        w.raw(&time.to_le_bytes());
                     }
                 }
             }
         }
     }
 
-    put_str(out, &event.client.client_id);
-    put_opt_str(out, &event.client.name);
-    put_map(out, &event.client.metadata);
+    w.str(&event.client.client_id);
+    w.opt_str(&event.client.name);
+    w.map(&event.client.metadata);
 
     let c = &event.connection;
-    put_str(out, &c.id);
-    put_str(out, &c.name);
-    put_str(out, &c.strategy);
-    put_map(out, &c.metadata);
+    w.str(&c.id);
+    w.str(&c.name);
+    w.str(&c.strategy);
+    w.map(&c.metadata);
 
     match &event.organization {
-        None => out.push(0),
+        None => w.byte(0),
         Some(o) => {
-            out.push(1);
-            put_str(out, &o.id);
-            put_str(out, &o.name);
-            put_opt_str(out, &o.display_name);
-            put_map(out, &o.metadata);
+            w.byte(1);
+            w.str(&o.id);
+            w.str(&o.name);
+            w.opt_str(&o.display_name);
+            w.map(&o.metadata);
         }
     }
 
     let r = &event.request;
-    put_opt_str(out, &r.ip);
-    put_opt_str(out, &r.user_agent);
-    put_opt_str(out, &r.hostname);
-    put_opt_str(out, &r.language);
-    put_opt_str(out, &r.method);
+    w.opt_str(&r.ip);
+    w.opt_str(&r.user_agent);
+    w.opt_str(&r.hostname);
+    w.opt_str(&r.language);
+    w.opt_str(&r.method);
     match &r.geoip {
-        None => out.push(0),
+        None => w.byte(0),
         Some(value) => {
-            out.push(1);
-            put_value(out, value);
+            w.byte(1);
+            w.value(value);
         }
     }
-    put_map(out, &r.query);
+    w.map(&r.query);
 
     let t = &event.transaction;
-    put_strs(out, &t.requested_scopes);
-    put_opt_str(out, &t.protocol);
-    put_opt_str(out, &t.locale);
-    put_opt_str(out, &t.redirect_uri);
-    put_opt_str(out, &t.nonce);
-    put_strs(out, &t.acr_values);
+    w.strs(&t.requested_scopes);
+    w.opt_str(&t.protocol);
+    w.opt_str(&t.locale);
+    w.opt_str(&t.redirect_uri);
+    w.opt_str(&t.nonce);
+    w.strs(&t.acr_values);
 
     match &event.resource_server {
-        None => out.push(0),
+        None => w.byte(0),
         Some(rs) => {
-            out.push(1);
-            put_str(out, &rs.identifier);
+            w.byte(1);
+            w.str(&rs.identifier);
         }
     }
 
-    out.extend_from_slice(&event.stats.logins_count.to_le_bytes());
+    w.raw(&event.stats.logins_count.to_le_bytes());
+    w.finish_into(out);
 }
 
 /// Append one rule's `configuration` and `secrets`: the part of the input that follows
@@ -144,18 +144,21 @@ pub fn encode_rule_part(
     secrets: &BTreeMap<String, String>,
     out: &mut Vec<u8>,
 ) {
-    put_map(out, configuration);
-    put_len(out, secrets.len());
+    let mut w = PartWriter::new();
+    w.map(configuration);
+    w.len(secrets.len());
     for (name, value) in secrets {
-        put_str(out, name);
-        put_str(out, value);
+        w.str(name);
+        w.str(value);
     }
+    w.finish_into(out);
 }
 
 /// Read an event written by [`encode_event`] followed by [`encode_rule_part`].
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let mut r = Reader::new(bytes);
     r.magic(MAGIC, "not an encoded event (wrong magic)");
+    r.begin_part("the event's text");
     let user = User {
         user_id: r.string("user.user_id"),
         email: r.opt_string("user.email"),
@@ -247,6 +250,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let stats = Stats {
         logins_count: u64::from_le_bytes(r.array("stats.logins_count")),
     };
+    r.end_part("the event's text");
+    r.begin_part("the rule's text");
     let configuration = r.map("configuration", 0);
     let count = r.len("secrets", 8);
     let mut secrets = BTreeMap::new();
@@ -255,6 +260,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         let value = r.string("secrets");
         secrets.insert(name, value);
     }
+    r.end_part("the rule's text");
     r.finish()?;
     Ok(Event {
         user,
@@ -339,7 +345,10 @@ mod tests {
         let event: Event = serde_json::from_value(full_event()).unwrap();
         let mut bytes = Vec::new();
         encode_event(&event, &mut bytes);
-        let err = decode(&bytes[..10]).unwrap_err();
+        // Cut two bytes into the structure, which starts after the magic, the text's length and
+        // the text: the first field's length is cut short.
+        let text_len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        let err = decode(&bytes[..8 + text_len + 2]).unwrap_err();
         assert_eq!(err.field, "user.user_id");
         assert!(err.to_string().contains("user.user_id"), "{err}");
         // Every prefix fails cleanly, none panics.
@@ -357,11 +366,48 @@ mod tests {
         encode_rule_part(&Map::new(), &BTreeMap::new(), &mut bytes);
         bytes.push(0);
         assert_eq!(decode(&bytes).unwrap_err().field, "the end");
-        // A huge count does not reserve memory: it fails against the bytes left.
+        // A huge text length fails against the bytes left.
         let mut huge = MAGIC.to_vec();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
         let err = decode(&huge).unwrap_err();
-        assert_eq!(err.problem, "a length runs past the end of the input");
+        assert_eq!(
+            (err.field, err.problem),
+            ("the event's text", "input ends too early")
+        );
+        // A huge count does not reserve memory: it fails against the bytes left. The default
+        // event has no text; `authorization.roles` is the count after 22 bytes of `user`.
+        let mut huge = bytes.clone();
+        huge.truncate(huge.len() - 1);
+        huge[8 + 22..8 + 26].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = decode(&huge).unwrap_err();
+        assert_eq!(
+            (err.field, err.problem),
+            (
+                "authorization.roles",
+                "a length runs past the end of the input"
+            )
+        );
+        // A string that would split a character in the text is refused.
+        let event = Event {
+            user: crate::User {
+                user_id: "é".into(),
+                ..Default::default()
+            },
+            ..Event::default()
+        };
+        let mut split = Vec::new();
+        encode_event(&event, &mut split);
+        encode_rule_part(&Map::new(), &BTreeMap::new(), &mut split);
+        assert_eq!(decode(&split).unwrap(), event);
+        split[4 + 4 + 2..4 + 4 + 2 + 4].copy_from_slice(&1u32.to_le_bytes());
+        let err = decode(&split).unwrap_err();
+        assert_eq!(
+            (err.field, err.problem),
+            (
+                "user.user_id",
+                "a string runs past the text or splits a character"
+            )
+        );
         // Flipping any single byte never panics.
         let event: Event = serde_json::from_value(full_event()).unwrap();
         let mut good = Vec::new();

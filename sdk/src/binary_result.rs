@@ -18,7 +18,7 @@
 //! ```
 
 pub use crate::binary::DecodeError;
-use crate::binary::{Reader, put_len, put_str, put_value};
+use crate::binary::{PartWriter, Reader};
 use crate::command::{Command, LogLevel, RuleResult, TokenKind};
 
 /// The first four bytes of every encoded result.
@@ -36,55 +36,56 @@ const LOG: u8 = 9;
 
 /// The result in binary form.
 pub fn encode(result: &RuleResult) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(&MAGIC);
-    put_len(&mut out, result.commands.len());
+    let mut w = PartWriter::new();
+    w.len(result.commands.len());
     for command in &result.commands {
         match command {
             Command::SetClaim { token, name, value } => {
-                out.push(SET_CLAIM);
-                out.push(token_byte(*token));
-                put_str(&mut out, name);
-                put_value(&mut out, value);
+                w.byte(SET_CLAIM);
+                w.byte(token_byte(*token));
+                w.str(name);
+                w.value(value);
             }
             Command::RemoveClaim { token, name } => {
-                out.push(REMOVE_CLAIM);
-                out.push(token_byte(*token));
-                put_str(&mut out, name);
+                w.byte(REMOVE_CLAIM);
+                w.byte(token_byte(*token));
+                w.str(name);
             }
             Command::AddScope { scope } => {
-                out.push(ADD_SCOPE);
-                put_str(&mut out, scope);
+                w.byte(ADD_SCOPE);
+                w.str(scope);
             }
             Command::RemoveScope { scope } => {
-                out.push(REMOVE_SCOPE);
-                put_str(&mut out, scope);
+                w.byte(REMOVE_SCOPE);
+                w.str(scope);
             }
             Command::Deny { reason } => {
-                out.push(DENY);
-                put_str(&mut out, reason);
+                w.byte(DENY);
+                w.str(reason);
             }
             Command::SetAppMetadata { key, value } => {
-                out.push(SET_APP_METADATA);
-                put_str(&mut out, key);
-                put_value(&mut out, value);
+                w.byte(SET_APP_METADATA);
+                w.str(key);
+                w.value(value);
             }
             Command::SetUserMetadata { key, value } => {
-                out.push(SET_USER_METADATA);
-                put_str(&mut out, key);
-                put_value(&mut out, value);
+                w.byte(SET_USER_METADATA);
+                w.str(key);
+                w.value(value);
             }
             Command::EnableMfa { provider } => {
-                out.push(ENABLE_MFA);
-                put_str(&mut out, provider);
+                w.byte(ENABLE_MFA);
+                w.str(provider);
             }
             Command::Log { level, message } => {
-                out.push(LOG);
-                out.push(*level as u8);
-                put_str(&mut out, message);
+                w.byte(LOG);
+                w.byte(*level as u8);
+                w.str(message);
             }
         }
     }
+    let mut out = MAGIC.to_vec();
+    w.finish_into(&mut out);
     out
 }
 
@@ -92,6 +93,7 @@ pub fn encode(result: &RuleResult) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<RuleResult, DecodeError> {
     let mut r = Reader::new(bytes);
     r.magic(MAGIC, "not an encoded result (wrong magic)");
+    r.begin_part("the result's text");
     // The smallest command (a tag and an empty string) takes five bytes.
     let count = r.len("commands", 5);
     let mut commands = Vec::with_capacity(count);
@@ -144,6 +146,7 @@ pub fn decode(bytes: &[u8]) -> Result<RuleResult, DecodeError> {
         };
         commands.push(command);
     }
+    r.end_part("the result's text");
     r.finish()?;
     Ok(RuleResult { commands })
 }
@@ -230,28 +233,48 @@ mod tests {
             bad[i] ^= 0x5A;
             let _ = decode(&bad);
         }
-        let mut bad_token = MAGIC.to_vec();
-        bad_token.extend_from_slice(&1u32.to_le_bytes());
+        // By hand: the magic, the text's length, the text, then the structure.
+        let result = |text: &[u8], structure: &[u8]| {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(text);
+            bytes.extend_from_slice(structure);
+            bytes
+        };
+        let mut bad_token = 1u32.to_le_bytes().to_vec();
         bad_token.extend_from_slice(&[SET_CLAIM, 7]);
         bad_token.extend_from_slice(&0u32.to_le_bytes());
         bad_token.push(0);
-        assert_eq!(decode(&bad_token).unwrap_err().field, "set_claim.token");
+        assert_eq!(
+            decode(&result(b"", &bad_token)).unwrap_err().field,
+            "set_claim.token"
+        );
 
-        let mut bad_op = MAGIC.to_vec();
-        bad_op.extend_from_slice(&1u32.to_le_bytes());
+        let mut bad_op = 1u32.to_le_bytes().to_vec();
         bad_op.extend_from_slice(&[99, 0, 0, 0, 0]);
-        let err = decode(&bad_op).unwrap_err();
+        let err = decode(&result(b"", &bad_op)).unwrap_err();
         assert_eq!((err.field, err.problem), ("commands.op", "unknown command"));
 
-        let mut not_utf8 = MAGIC.to_vec();
-        not_utf8.extend_from_slice(&1u32.to_le_bytes());
-        not_utf8.push(DENY);
-        not_utf8.extend_from_slice(&2u32.to_le_bytes());
-        not_utf8.extend_from_slice(&[0xC3, 0x28]);
-        let err = decode(&not_utf8).unwrap_err();
+        let mut deny = 1u32.to_le_bytes().to_vec();
+        deny.push(DENY);
+        deny.extend_from_slice(&2u32.to_le_bytes());
+        let err = decode(&result(&[0xC3, 0x28], &deny)).unwrap_err();
         assert_eq!(
             (err.field, err.problem),
-            ("deny.reason", "a string is not UTF-8")
+            ("the result's text", "the text is not UTF-8")
+        );
+        assert_eq!(
+            decode(&result(b"no", &deny)).unwrap(),
+            RuleResult {
+                commands: vec![Command::Deny {
+                    reason: "no".into()
+                }]
+            }
+        );
+        let err = decode(&result(b"no!", &deny)).unwrap_err();
+        assert_eq!(
+            (err.field, err.problem),
+            ("the result's text", "text left over")
         );
 
         assert_eq!(decode(b"{\"commands\":[]}").unwrap_err().field, "magic");
