@@ -107,7 +107,11 @@ impl LoginEvent {
 
     /// [`LoginEvent::input_for`] as the pieces that make it up, without copying them together.
     pub fn json_input<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
-        let members = self.members.get_or_init(|| self.source.members());
+        let members = self.members.get_or_init(|| {
+            self.source
+                .members()
+                .unwrap_or_else(|| typed_members(&self.event))
+        });
         let comma: &[u8] = if members.is_empty() { b"" } else { b"," };
         [prefix.as_bytes(), comma, members.as_bytes(), b"}"]
     }
@@ -135,21 +139,33 @@ enum Source {
 }
 
 impl Source {
-    /// The members as JSON, without the enclosing braces, `configuration` or `secrets`.
-    fn members(&self) -> String {
+    /// The members as JSON, without the enclosing braces, `configuration` or `secrets`; `None`
+    /// if the caller's bytes hold JSON the typed parse skipped but a strict parse refuses (an
+    /// unknown member with a number out of range, a lone surrogate, nesting past 128 levels).
+    fn members(&self) -> Option<String> {
         let json = match self {
-            Source::Value(value) => serde_json::to_string(value),
+            Source::Value(value) => serde_json::to_string(value).ok()?,
             Source::Json(bytes) => {
-                let mut value: Map<String, Value> =
-                    serde_json::from_slice(bytes).expect("checked to be a JSON object");
+                let mut value: Map<String, Value> = serde_json::from_slice(bytes).ok()?;
                 value.remove("configuration");
                 value.remove("secrets");
-                serde_json::to_string(&value)
+                serde_json::to_string(&value).ok()?
             }
-        }
-        .expect("a JSON object serializes");
-        json[1..json.len() - 1].to_owned()
+        };
+        Some(json[1..json.len() - 1].to_owned())
     }
+}
+
+/// The checked event's own members as JSON, for a version 1 rule when the caller's bytes cannot
+/// be passed on as they are: the fields the host checked, without the unknown members.
+fn typed_members(event: &Event) -> String {
+    let mut value = serde_json::to_value(event).expect("an Event serializes");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("configuration");
+        map.remove("secrets");
+    }
+    let json = value.to_string();
+    json[1..json.len() - 1].to_owned()
 }
 
 /// The event as a caller may send it: [`Event`] without `configuration` and `secrets`, which
@@ -325,6 +341,20 @@ mod tests {
             err.to_string(),
             "event must be a JSON object, found a string"
         );
+    }
+
+    #[test]
+    fn unknown_members_a_strict_parse_refuses_never_panic_a_version_1_input() {
+        for json in [
+            r#"{"user": {"user_id": "u1"}, "x": 1e999}"#,
+            r#"{"user": {"user_id": "u1"}, "x": "\ud800"}"#,
+        ] {
+            let event = LoginEvent::from_json(json.as_bytes()).unwrap();
+            let input = event.input_for(&input_prefix(&Map::new(), &Map::new()));
+            let parsed: Value = serde_json::from_slice(&input).unwrap();
+            assert_eq!(parsed["user"]["user_id"], "u1");
+            assert!(parsed.get("x").is_none());
+        }
     }
 
     #[test]

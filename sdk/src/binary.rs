@@ -1,4 +1,4 @@
-//! Shared pieces of the binary forms of guest ABI version 2 (`docs/abi.md`, section 8):
+//! Shared pieces of the binary forms of guest ABI version 2 (`docs/abi.md`, section 9):
 //! little-endian lengths, length-prefixed UTF-8 strings, tagged JSON values, and a reader that
 //! bounds-checks every byte and names the field it was reading when something is wrong.
 
@@ -8,6 +8,10 @@ use serde_json::{Map, Number, Value};
 
 /// Deepest nesting of JSON values in an event or a result (serde_json's own default limit).
 pub const MAX_DEPTH: usize = 128;
+
+/// Most items reserved up front for a list, whatever count the bytes claim: a hostile count
+/// grows the list only as items are actually read, and reading stops at the first problem.
+pub(crate) const MAX_RESERVED: usize = 64;
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -215,6 +219,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Whether a problem was met: loops stop reading at once.
+    pub(crate) fn failed(&self) -> bool {
+        self.problem.is_some()
+    }
+
     #[cold]
     #[inline(never)]
     pub(crate) fn fail(&mut self, field: &'static str, problem: &'static str) {
@@ -322,8 +331,11 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn strings(&mut self, field: &'static str) -> Vec<String> {
         let count = self.len(field, 4);
-        let mut strings = Vec::with_capacity(count);
+        let mut strings = Vec::with_capacity(count.min(MAX_RESERVED));
         for _ in 0..count {
+            if self.problem.is_some() {
+                break;
+            }
             strings.push(self.string(field));
         }
         strings
@@ -333,6 +345,9 @@ impl<'a> Reader<'a> {
         let count = self.len(field, 5);
         let mut map = Map::new();
         for _ in 0..count {
+            if self.problem.is_some() {
+                break;
+            }
             let key = self.string(field);
             let value = self.value(field, depth);
             map.insert(key, value);
@@ -364,8 +379,11 @@ impl<'a> Reader<'a> {
             STRING => Value::String(self.string(field)),
             ARRAY => {
                 let count = self.len(field, 1);
-                let mut items = Vec::with_capacity(count);
+                let mut items = Vec::with_capacity(count.min(MAX_RESERVED));
                 for _ in 0..count {
+                    if self.problem.is_some() {
+                        break;
+                    }
                     items.push(self.value(field, depth + 1));
                 }
                 Value::Array(items)

@@ -1,4 +1,4 @@
-//! The login event in the binary form of guest ABI version 2 (`docs/abi.md`, section 8).
+//! The login event in the binary form of guest ABI version 2 (`docs/abi.md`, section 9).
 //!
 //! The host has already checked the event against [`Event`], so it hands each rule the typed
 //! fields in a fixed order instead of JSON text. The guest then copies strings and builds its
@@ -180,8 +180,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     };
     let authentication = if r.present("authentication") {
         let count = r.len("authentication.methods", 3);
-        let mut methods = Vec::with_capacity(count);
+        let mut methods = Vec::with_capacity(count.min(crate::binary::MAX_RESERVED));
         for _ in 0..count {
+            if r.failed() {
+                break;
+            }
             methods.push(AuthenticationMethod {
                 name: r.string("authentication.methods.name"),
                 timestamp: r.opt_string("authentication.methods.timestamp"),
@@ -256,6 +259,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let count = r.len("secrets", 8);
     let mut secrets = BTreeMap::new();
     for _ in 0..count {
+        if r.failed() {
+            break;
+        }
         let name = r.string("secrets");
         let value = r.string("secrets");
         secrets.insert(name, value);

@@ -1,4 +1,4 @@
-//! A rule's result in the binary form of guest ABI version 2 (`docs/abi.md`, section 8).
+//! A rule's result in the binary form of guest ABI version 2 (`docs/abi.md`, section 9).
 //!
 //! The same commands as version 1's JSON result document, written with the lengths and tagged
 //! values of [`binary_event`](crate::binary_event): the module writes it without a JSON
@@ -96,8 +96,11 @@ pub fn decode(bytes: &[u8]) -> Result<RuleResult, DecodeError> {
     r.begin_part("the result's text");
     // The smallest command (a tag and an empty string) takes five bytes.
     let count = r.len("commands", 5);
-    let mut commands = Vec::with_capacity(count);
+    let mut commands = Vec::with_capacity(count.min(crate::binary::MAX_RESERVED));
     for _ in 0..count {
+        if r.failed() {
+            break;
+        }
         let command = match r.byte("commands.op") {
             SET_CLAIM => Command::SetClaim {
                 token: token(&mut r, "set_claim.token"),
@@ -278,5 +281,17 @@ mod tests {
         );
 
         assert_eq!(decode(b"{\"commands\":[]}").unwrap_err().field, "magic");
+
+        // Nested arrays that each claim as many items as there are bytes left stop at the
+        // first problem: nothing is built for the claimed counts.
+        let mut nested = 1u32.to_le_bytes().to_vec();
+        nested.extend_from_slice(&[SET_CLAIM, 0, 0, 0, 0, 0]);
+        for _ in 0..200 {
+            nested.push(7);
+            nested.extend_from_slice(&200_000u32.to_le_bytes());
+        }
+        nested.resize(nested.len() + 200_000, 0);
+        let err = decode(&result(b"", &nested)).unwrap_err();
+        assert_eq!(err.problem, "values nest too deep");
     }
 }
