@@ -48,16 +48,24 @@ pub fn apply(
     draft: &mut Draft,
     log: &mut dyn FnMut(LogLevel, &str),
 ) -> Result<(), Stop> {
+    // Which tokens' claims changed: only those need their size checked again.
+    let (mut id_token_changed, mut access_token_changed) = (false, false);
+    let mut changed = |token: TokenKind| match token {
+        TokenKind::IdToken => id_token_changed = true,
+        TokenKind::AccessToken => access_token_changed = true,
+    };
     for command in commands {
         match command {
             Command::SetClaim { token, name, value } => {
                 policy.check_claim_name(*token, name, namespaces)?;
                 policy.check_claim_value(*token, name, value)?;
                 claims_of(draft, *token).insert(name.clone(), value.clone());
+                changed(*token);
             }
             Command::RemoveClaim { token, name } => {
                 policy.check_claim_name(*token, name, namespaces)?;
                 claims_of(draft, *token).remove(name);
+                changed(*token);
             }
             Command::AddScope { scope } => {
                 policy.check_scope(scope)?;
@@ -92,8 +100,12 @@ pub fn apply(
             Command::Log { level, message } => log(*level, message),
         }
     }
-    policy.check_size(TokenKind::IdToken, &draft.id_token)?;
-    policy.check_size(TokenKind::AccessToken, &draft.access_token)?;
+    if id_token_changed {
+        policy.check_size(TokenKind::IdToken, &draft.id_token)?;
+    }
+    if access_token_changed {
+        policy.check_size(TokenKind::AccessToken, &draft.access_token)?;
+    }
     Ok(())
 }
 
@@ -101,5 +113,90 @@ fn claims_of(draft: &mut Draft, token: TokenKind) -> &mut Map<String, Value> {
     match token {
         TokenKind::IdToken => &mut draft.id_token,
         TokenKind::AccessToken => &mut draft.access_token,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn set(token: TokenKind, name: &str, value: Value) -> Command {
+        Command::SetClaim {
+            token,
+            name: name.into(),
+            value,
+        }
+    }
+
+    fn apply_all(
+        policy: &ClaimPolicy,
+        draft: &mut Draft,
+        commands: &[Command],
+    ) -> Result<(), Stop> {
+        let namespaces = policy.namespaces().to_vec();
+        apply(policy, &namespaces, commands, draft, &mut |_, _| {})
+    }
+
+    #[test]
+    fn the_size_cap_holds_across_rules_for_the_token_that_grew() {
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()])
+            .unwrap()
+            .with_max_claims_bytes(1024);
+        let mut draft = Draft::default();
+        let blob = |n: usize| json!("x".repeat(n));
+        // Each rule alone stays under the cap; together the ID token goes over it.
+        apply_all(
+            &policy,
+            &mut draft,
+            &[set(TokenKind::IdToken, "https://e.test/a", blob(600))],
+        )
+        .unwrap();
+        // A rule that only touches the access token or scopes passes: the ID token did not change.
+        apply_all(
+            &policy,
+            &mut draft,
+            &[
+                set(TokenKind::AccessToken, "https://e.test/a", blob(600)),
+                Command::AddScope {
+                    scope: "read:x".into(),
+                },
+            ],
+        )
+        .unwrap();
+        let err = apply_all(
+            &policy,
+            &mut draft,
+            &[set(TokenKind::IdToken, "https://e.test/b", blob(600))],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Stop::Failed(RuleFailure::Policy(PolicyViolation::TooLarge {
+                    token: TokenKind::IdToken,
+                    limit: 1024,
+                    ..
+                }))
+            ),
+            "{err:?}"
+        );
+        // Growing the access token past the cap is caught the same way.
+        let err = apply_all(
+            &policy,
+            &mut draft,
+            &[set(TokenKind::AccessToken, "https://e.test/b", blob(600))],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Stop::Failed(RuleFailure::Policy(PolicyViolation::TooLarge {
+                    token: TokenKind::AccessToken,
+                    ..
+                }))
+            ),
+            "{err:?}"
+        );
     }
 }

@@ -25,6 +25,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::mem::ManuallyDrop;
 
 use serde_json::{Map, Value};
 
@@ -156,7 +157,22 @@ pub fn encode_rule_part(
 
 /// Read an event written by [`encode_event`] followed by [`encode_rule_part`].
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-    let mut r = Reader::new(bytes);
+    read(Reader::new(bytes))
+}
+
+/// [`decode`] without a copy of any string: every string of the event points into `bytes`. This
+/// is how the SDK's export reads a rule's input, which lives as long as the call does.
+///
+/// # Safety
+///
+/// The event, and every string in it, must never be dropped, moved out of or grown: lend it to
+/// the rule by shared reference only, and forget it afterwards. `bytes` must outlive it.
+pub unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, DecodeError> {
+    // SAFETY: the caller's contract is `lending`'s; `read` forgets the event on error.
+    read(unsafe { Reader::lending(bytes) }).map(ManuallyDrop::new)
+}
+
+fn read(mut r: Reader<'_>) -> Result<Event, DecodeError> {
     r.magic(MAGIC, "not an encoded event (wrong magic)");
     r.begin_part("the event's text");
     let user = User {
@@ -262,13 +278,14 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         if r.failed() {
             break;
         }
-        let name = r.string("secrets");
+        let name = r.key("secrets");
         let value = r.string("secrets");
-        secrets.insert(name, value);
+        r.insert(&mut secrets, name, value);
     }
     r.end_part("the rule's text");
-    r.finish()?;
-    Ok(Event {
+    let lent = r.lends();
+    let problem = r.finish();
+    let event = Event {
         user,
         authorization,
         authentication,
@@ -281,12 +298,24 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         stats,
         configuration,
         secrets,
-    })
+    };
+    match problem {
+        Ok(()) => Ok(event),
+        Err(problem) => {
+            if lent {
+                // Reads never stop early, so the event is whole; its lent strings must not be
+                // dropped.
+                std::mem::forget(event);
+            }
+            Err(problem)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binary::PartWriter;
     use serde_json::json;
 
     fn full_event() -> Value {
@@ -423,6 +452,79 @@ mod tests {
             let mut bad = good.clone();
             bad[i] ^= 0xA5;
             let _ = decode(&bad);
+        }
+    }
+
+    /// Bytes of a whole input for `event`, its rule part written by `rule_part`.
+    fn input_with(event: &Event, rule_part: impl FnOnce(&mut PartWriter)) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode_event(event, &mut bytes);
+        let mut w = PartWriter::new();
+        rule_part(&mut w);
+        w.finish_into(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn a_lent_event_equals_an_owned_one() {
+        let event: Event = serde_json::from_value(full_event()).unwrap();
+        let mut bytes = Vec::new();
+        encode_event(&event, &mut bytes);
+        encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
+        // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `bytes` goes.
+        let lent = unsafe { decode_lent(&bytes) }.unwrap();
+        assert_eq!(*lent, event);
+        assert_eq!(*lent, decode(&bytes).unwrap());
+        // The strings really are borrowed from the input: no copy was made.
+        let text = bytes.as_ptr_range();
+        assert!(text.contains(&lent.user.user_id.as_ptr()));
+        assert!(text.contains(&lent.authorization.roles[0].as_ptr()));
+    }
+
+    // Natively a lent string that reached the allocator would abort the test process (`free` of
+    // a pointer into the middle of `bytes`), so these fail loudly if decoding ever drops one.
+    #[test]
+    fn lent_values_that_a_duplicate_key_replaces_are_not_dropped() {
+        let bytes = input_with(&Event::default(), |w| {
+            w.len(2);
+            for value in ["first", "second"] {
+                w.str("namespace");
+                w.value(&Value::String(value.into()));
+            }
+            w.len(2);
+            for value in ["one", "two"] {
+                w.str("API_KEY");
+                w.str(value);
+            }
+        });
+        let owned = decode(&bytes).unwrap();
+        assert_eq!(owned.configuration["namespace"], "second");
+        assert_eq!(owned.secret("API_KEY"), Some("two"));
+        // SAFETY: as above.
+        let lent = unsafe { decode_lent(&bytes) }.unwrap();
+        assert_eq!(*lent, owned);
+    }
+
+    #[test]
+    fn a_broken_lent_input_fails_without_dropping_anything() {
+        let event: Event = serde_json::from_value(full_event()).unwrap();
+        let mut bytes = Vec::new();
+        encode_event(&event, &mut bytes);
+        encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
+        for cut in 0..bytes.len() {
+            // SAFETY: nothing is returned on error; the event was forgotten inside.
+            let owned = decode(&bytes[..cut]).unwrap_err();
+            assert_eq!(unsafe { decode_lent(&bytes[..cut]) }.unwrap_err(), owned);
+        }
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0xA5;
+            // SAFETY: as above; a success is only compared, then forgotten.
+            match (unsafe { decode_lent(&bad) }, decode(&bad)) {
+                (Ok(lent), Ok(owned)) => assert_eq!(*lent, owned),
+                (Err(lent), Err(owned)) => assert_eq!(lent, owned),
+                (lent, owned) => panic!("byte {i}: lent {lent:?}, owned {owned:?}"),
+            }
         }
     }
 

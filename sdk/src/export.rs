@@ -38,9 +38,10 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
         Err(err) => panic!("the login event does not fit the SDK's Event: {err}"),
     };
     let mut api = Api::new();
+    // The event stays in its `ManuallyDrop` and is never dropped: its strings may be lent from
+    // the input (`binary_event::decode_lent`), and the instance is discarded after this call
+    // anyway.
     rule(&event, &mut api);
-    // The instance is discarded after this call: dropping the event would only walk its maps.
-    std::mem::forget(event);
     let output = encode_result(&api.into_result());
     let out_len = output.len() as u64;
     let out_ptr = output.as_ptr() as usize as u64;
@@ -49,13 +50,17 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
 }
 
 #[cfg(not(feature = "abi-v1"))]
-fn decode_event(input: &[u8]) -> Result<Event, crate::binary_event::DecodeError> {
-    crate::binary_event::decode(input)
+fn decode_event(
+    input: &[u8],
+) -> Result<std::mem::ManuallyDrop<Event>, crate::binary_event::DecodeError> {
+    // SAFETY: the input is the allocation the host filled for this call, which nothing frees;
+    // the caller lends the event to the rule by shared reference and never drops it.
+    unsafe { crate::binary_event::decode_lent(input) }
 }
 
 #[cfg(feature = "abi-v1")]
-fn decode_event(input: &[u8]) -> Result<Event, serde_json::Error> {
-    serde_json::from_slice(input)
+fn decode_event(input: &[u8]) -> Result<std::mem::ManuallyDrop<Event>, serde_json::Error> {
+    serde_json::from_slice(input).map(std::mem::ManuallyDrop::new)
 }
 
 #[cfg(not(feature = "abi-v1"))]
