@@ -422,6 +422,10 @@ fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
     assert_eq!(report["iterations"], 60);
     assert_eq!(report["threads"], 2);
     assert_eq!(
+        report["engines"],
+        claimsmith::engine::SandboxConfig::default_engines()
+    );
+    assert_eq!(
         report["failed_logins"],
         json!({"denied": 0, "rule_failed": 0, "other": 0})
     );

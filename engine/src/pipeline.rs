@@ -3,6 +3,7 @@
 //! failure of a rule whose `on_error` is `deny`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::claim_policy::ClaimPolicy;
 use crate::draft::{Draft, Stop, apply};
@@ -17,30 +18,90 @@ use claimsmith_sdk::{Command, LogLevel};
 
 /// The configured rules and the policy they run under. `Send + Sync`: build once, run every
 /// login from any thread.
+///
+/// The rules are loaded into each of the sandbox's engines ([`SandboxConfig::engines`]), and
+/// each thread runs its logins on one of them, so that two threads do not contend on one
+/// engine's shared state. Every engine runs the same rules under the same policy: which one a
+/// login runs on changes nothing in its outcome.
+///
+/// [`SandboxConfig::engines`]: crate::SandboxConfig::engines
 #[derive(Debug)]
 pub struct Pipeline {
-    sandbox: Sandbox,
     policy: ClaimPolicy,
+    /// One per engine; the first is the sandbox the pipeline was built with.
+    shards: Vec<Shard>,
+}
+
+/// One engine's sandbox and its own load of every rule.
+#[derive(Debug)]
+struct Shard {
+    sandbox: Sandbox,
     rules: Vec<Rule>,
 }
 
+impl Shard {
+    fn modules(&self) -> Vec<&ValidatedModule> {
+        self.rules.iter().map(Rule::module).collect()
+    }
+}
+
 impl Pipeline {
-    /// An empty pipeline: no rules yet.
+    /// An empty pipeline: no rules yet. Besides `sandbox`, it builds the further engines the
+    /// sandbox's config asks for; one that cannot be built (the address space for its instance
+    /// pool, say) is logged and left out.
     pub fn new(sandbox: Sandbox, policy: ClaimPolicy) -> Pipeline {
-        Pipeline {
+        let config = sandbox.config().clone();
+        let mut shards = vec![Shard {
             sandbox,
-            policy,
             rules: Vec::new(),
+        }];
+        for _ in 1..config.engine_count() {
+            match Sandbox::new(config.clone()) {
+                Ok(sandbox) => shards.push(Shard {
+                    sandbox,
+                    rules: Vec::new(),
+                }),
+                Err(error) => {
+                    tracing::warn!(target: "claimsmith::load", engines = shards.len(), %error, "cannot build another engine; running on fewer");
+                    break;
+                }
+            }
         }
+        Pipeline { policy, shards }
     }
 
     /// Load a rule from module bytes and append it.
     pub fn add_rule(&mut self, spec: RuleSpec, bytes: &[u8]) -> Result<&Rule, LoadError> {
         self.check_new_name(&spec)?;
         let secrets = spec.secrets.clone();
-        let known: Vec<&ValidatedModule> = self.rules.iter().map(Rule::module).collect();
-        let rule = Rule::from_bytes_sharing(&self.sandbox, &self.policy, spec, bytes, &known)?;
-        self.push(rule, secrets)
+        let (first, others) = self.shards.split_first_mut().expect("at least one engine");
+        let rule = Rule::from_bytes_sharing(
+            &first.sandbox,
+            &self.policy,
+            spec.clone(),
+            bytes,
+            &first.modules(),
+        )?;
+        // The other engines take the compiled code of the first (no second compilation); a
+        // module they already hold is shared as before.
+        let mut loaded = Vec::with_capacity(others.len());
+        for shard in others.iter() {
+            let mut known = shard.modules();
+            known.push(rule.module());
+            loaded.push(Rule::from_bytes_sharing(
+                &shard.sandbox,
+                &self.policy,
+                spec.clone(),
+                bytes,
+                &known,
+            )?);
+        }
+        for (shard, rule) in others.iter_mut().zip(loaded) {
+            shard.rules.push(rule);
+        }
+        first.rules.push(rule);
+        self.policy.add_secrets(secrets);
+        Ok(self.shards[0].rules.last().expect("just pushed"))
     }
 
     /// Load a rule from a module file and append it.
@@ -55,7 +116,7 @@ impl Pipeline {
     fn check_new_name(&self, spec: &RuleSpec) -> Result<(), LoadError> {
         let problem = if spec.name.trim().is_empty() {
             "a rule needs a non-empty name"
-        } else if self.rules.iter().any(|r| r.name() == spec.name) {
+        } else if self.rules().iter().any(|r| r.name() == spec.name) {
             "another rule already has this name"
         } else {
             return Ok(());
@@ -66,19 +127,9 @@ impl Pipeline {
         })
     }
 
-    fn push(
-        &mut self,
-        rule: Rule,
-        secrets: std::collections::BTreeMap<String, String>,
-    ) -> Result<&Rule, LoadError> {
-        self.policy.add_secrets(secrets);
-        self.rules.push(rule);
-        Ok(self.rules.last().expect("just pushed"))
-    }
-
-    /// The rules, in order.
+    /// The rules, in order (as loaded into the first engine).
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        &self.shards[0].rules
     }
 
     /// The claim policy.
@@ -86,13 +137,39 @@ impl Pipeline {
         &self.policy
     }
 
-    /// The sandbox.
+    /// The sandbox the pipeline was built with (the first engine).
     pub fn sandbox(&self) -> &Sandbox {
-        &self.sandbox
+        &self.shards[0].sandbox
+    }
+
+    /// How many engines the logins are spread over.
+    pub fn engines(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The engine for a login starting now: the one of the CPU this thread runs on, so two
+    /// logins running at the same moment on two CPUs never share one. Where the CPU is not
+    /// known, each thread keeps to the engine it was given in turn.
+    fn shard(&self) -> &Shard {
+        if self.shards.len() == 1 {
+            return &self.shards[0];
+        }
+        let index = current_cpu().unwrap_or_else(|| {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            thread_local! {
+                static TURN: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+            }
+            TURN.with(|turn| *turn)
+        });
+        &self.shards[index % self.shards.len()]
     }
 
     /// Run every rule on `event`: the outcome, or why the login gets no tokens.
     pub fn run(&self, event: &LoginEvent) -> Result<Outcome, LoginError> {
+        self.run_on(self.shard(), event)
+    }
+
+    fn run_on(&self, shard: &Shard, event: &LoginEvent) -> Result<Outcome, LoginError> {
         let requested = &event.event().transaction.requested_scopes;
         let mut draft = Draft::default();
         for scope in requested {
@@ -101,9 +178,9 @@ impl Pipeline {
             }
         }
         let mut outcome = Outcome::default();
-        for rule in &self.rules {
+        for rule in &shard.rules {
             let input = rule.input(event);
-            let run = rule_run::run(&self.sandbox, rule, input.pieces());
+            let run = rule_run::run(&shard.sandbox, rule, input.pieces());
             let mut logs = LogSink::new(rule, &self.policy, &mut outcome.logs);
             for (level, message) in run.host_logs {
                 logs.push(level, &message);
@@ -236,6 +313,19 @@ impl Pipeline {
     }
 }
 
+/// The CPU the calling thread runs on (a vDSO call on Linux; `None` elsewhere).
+fn current_cpu() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `sched_getcpu` takes no arguments and only returns a number.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 {
+            return Some(cpu as usize);
+        }
+    }
+    None
+}
+
 /// A rule's log lines on their way to `tracing` and the outcome: secrets redacted, capped at the
 /// rule's log limit.
 struct LogSink<'a> {
@@ -303,5 +393,135 @@ fn emit(rule: &str, level: LogLevel, message: &str) {
         LogLevel::Info => tracing::info!(target: "claimsmith::rule", rule, "{message}"),
         LogLevel::Warn => tracing::warn!(target: "claimsmith::rule", rule, "{message}"),
         LogLevel::Error => tracing::error!(target: "claimsmith::rule", rule, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SandboxConfig;
+    use serde_json::json;
+
+    /// An ABI version 1 module that sets `https://e.test/n` to `n` on the ID token and logs.
+    fn module(n: u32) -> Vec<u8> {
+        let result = json!({"commands": [
+            {"op": "set_claim", "token": "id_token", "name": "https://e.test/n", "value": n},
+            {"op": "log", "level": "info", "message": format!("rule {n}")}
+        ]})
+        .to_string();
+        let escaped = result.replace('\\', "\\\\").replace('"', "\\\"");
+        wat::parse_str(format!(
+            r#"(module
+  (memory (export "memory") 2)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (i64.const {packed}))
+  (data (i32.const 1024) "{escaped}"))"#,
+            packed = (1024u64 << 32) | result.len() as u64
+        ))
+        .unwrap()
+    }
+
+    fn pipeline(engines: usize) -> Pipeline {
+        let sandbox = Sandbox::new(SandboxConfig {
+            engines,
+            max_concurrent_instances: 6,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
+        let mut pipeline = Pipeline::new(sandbox, policy);
+        for (name, n) in [("one", 1), ("two", 2), ("one-again", 1)] {
+            let spec = RuleSpec {
+                name: name.into(),
+                ..RuleSpec::default()
+            };
+            pipeline.add_rule(spec, &module(n)).unwrap();
+        }
+        pipeline
+    }
+
+    #[test]
+    fn every_engine_runs_the_same_rules_to_the_same_outcome() {
+        let pipeline = pipeline(3);
+        assert_eq!(pipeline.engines(), 3);
+        assert_eq!(pipeline.sandbox().config().slots_per_engine(), 2);
+        let event = LoginEvent::from_value(json!({"user": {"user_id": "u1"}})).unwrap();
+        let outcomes: Vec<Outcome> = pipeline
+            .shards
+            .iter()
+            .map(|shard| pipeline.run_on(shard, &event).unwrap())
+            .collect();
+        for outcome in &outcomes {
+            assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
+            assert_eq!(outcome.logs.len(), 3);
+            assert_eq!(outcome.rules.len(), 3);
+        }
+        for (a, b) in outcomes.iter().zip(&outcomes[1..]) {
+            assert_eq!(a.id_token, b.id_token);
+            assert_eq!(a.logs, b.logs);
+            let commands = |o: &Outcome| {
+                o.rules
+                    .iter()
+                    .map(|r| r.commands.clone())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(commands(a), commands(b));
+        }
+        // Each engine holds its own copy of the code, shared by its rules with the same module.
+        for shard in &pipeline.shards {
+            let [one, two, again] = &shard.rules[..] else {
+                panic!("three rules")
+            };
+            assert!(one.module().shares_code_with(again.module()));
+            assert!(!one.module().shares_code_with(two.module()));
+        }
+        let [first, second, _] = &pipeline.shards[..] else {
+            panic!("three engines")
+        };
+        assert!(
+            !first.rules[0]
+                .module()
+                .shares_code_with(second.rules[0].module())
+        );
+        assert_eq!(
+            first.rules[0].module().source(),
+            second.rules[0].module().source()
+        );
+        // Logins from many threads at once all get the same outcome, whichever engine runs them.
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..20 {
+                        let outcome = pipeline.run(&event).unwrap();
+                        assert_eq!(outcome.id_token, outcomes[0].id_token);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn engines_are_at_most_one_per_instance_slot() {
+        let config = SandboxConfig {
+            engines: 8,
+            max_concurrent_instances: 3,
+            ..SandboxConfig::default()
+        };
+        assert_eq!((config.engine_count(), config.slots_per_engine()), (3, 1));
+        let config = SandboxConfig {
+            engines: 0,
+            max_concurrent_instances: 5,
+            ..SandboxConfig::default()
+        };
+        assert_eq!((config.engine_count(), config.slots_per_engine()), (1, 5));
+        let config = SandboxConfig {
+            engines: 2,
+            max_concurrent_instances: 5,
+            ..SandboxConfig::default()
+        };
+        assert_eq!((config.engine_count(), config.slots_per_engine()), (2, 2));
+        assert_eq!(pipeline(1).engines(), 1);
     }
 }

@@ -29,9 +29,37 @@ pub struct SandboxConfig {
     pub max_wasm_stack: usize,
     /// Largest linear memory any rule may get (the size of a pooled memory slot).
     pub max_memory_bytes: usize,
-    /// Instance slots: how many rule instances may be alive at once across all logins.
+    /// Instance slots: how many rule instances may be alive at once across all logins, split
+    /// evenly between the engines.
     pub max_concurrent_instances: u32,
+    /// Engines a [`Pipeline`](crate::Pipeline) spreads its logins over. Each has its own
+    /// instance pool and its own copy of every rule's compiled code, and each thread running
+    /// logins keeps to one, so threads do not contend on one engine's shared counters. At most
+    /// `max_concurrent_instances`.
+    pub engines: usize,
 }
+
+impl SandboxConfig {
+    /// One engine per CPU, up to [`MAX_DEFAULT_ENGINES`].
+    pub fn default_engines() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_DEFAULT_ENGINES))
+    }
+
+    /// Engines actually built: `engines`, at least one and at most one per instance slot.
+    pub fn engine_count(&self) -> usize {
+        self.engines
+            .clamp(1, (self.max_concurrent_instances as usize).max(1))
+    }
+
+    /// Instance slots of each engine's pool: the total split evenly, never above it.
+    pub fn slots_per_engine(&self) -> u32 {
+        (self.max_concurrent_instances / self.engine_count() as u32).max(1)
+    }
+}
+
+/// Most engines built by default, however many CPUs there are: each engine holds a copy of
+/// every rule's compiled code.
+pub const MAX_DEFAULT_ENGINES: usize = 4;
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -39,6 +67,7 @@ impl Default for SandboxConfig {
             max_wasm_stack: 512 << 10,
             max_memory_bytes: 16 << 20,
             max_concurrent_instances: 128,
+            engines: SandboxConfig::default_engines(),
         }
     }
 }
@@ -70,9 +99,10 @@ impl Sandbox {
             .max_wasm_stack(config.max_wasm_stack)
             .memory_init_cow(true);
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_core_instances(config.max_concurrent_instances)
-            .total_memories(config.max_concurrent_instances)
-            .total_tables(config.max_concurrent_instances)
+        let slots = config.slots_per_engine();
+        pool.total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(16 << 10)

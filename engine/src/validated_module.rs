@@ -3,7 +3,7 @@
 //! [`Rule::load`](crate::Rule) once the module can be instantiated.
 
 use sha2::{Digest, Sha256};
-use wasmtime::{ExternType, FuncType, Module, ValType};
+use wasmtime::{Engine, ExternType, FuncType, Module, ValType};
 
 use crate::artifact_cache::ArtifactSource;
 use crate::error::LoadErrorKind;
@@ -59,10 +59,26 @@ impl ValidatedModule {
         }
         check_header(bytes)?;
         let digest: [u8; 32] = Sha256::digest(bytes).into();
-        if let Some(same) = known.iter().find(|m| m.digest == digest) {
+        // The same engine's module first: its compiled code is shared outright.
+        let same_engine = |m: &&&ValidatedModule| Engine::same(m.module.engine(), sandbox.engine());
+        let mut same_bytes = known.iter().filter(|m| m.digest == digest);
+        if let Some(same) = same_bytes.clone().find(same_engine) {
             check_imports(&same.module)?;
             check_exports(&same.module, limits)?;
             return Ok((*same).clone());
+        }
+        if let Some(other) = same_bytes.next() {
+            // Another engine of this sandbox config compiled it: take a copy of its code.
+            let module = copy_to(sandbox, &other.module)
+                .map_err(|e| LoadErrorKind::Invalid(error_chain(&e)))?;
+            check_imports(&module)?;
+            check_exports(&module, limits)?;
+            return Ok(ValidatedModule {
+                module,
+                size: bytes.len(),
+                source: other.source,
+                digest,
+            });
         }
         let (module, source) = match sandbox.artifact_cache() {
             Some(cache) => cache.load_or_compile(sandbox.engine(), bytes),
@@ -110,6 +126,15 @@ impl ValidatedModule {
     pub fn export_names(&self) -> Vec<String> {
         self.module.exports().map(|e| e.name().to_owned()).collect()
     }
+}
+
+/// `module`'s compiled code, loaded into `sandbox`'s engine without compiling it again.
+fn copy_to(sandbox: &Sandbox, module: &Module) -> wasmtime::Result<Module> {
+    let artifact = module.serialize()?;
+    // SAFETY: the artifact is wasmtime's own serialization of a module this process compiled
+    // (or loaded from its checked artifact cache) a moment ago, and it never left memory.
+    // `deserialize` still refuses it if the engine's settings differ from the one that made it.
+    unsafe { Module::deserialize(sandbox.engine(), &artifact) }
 }
 
 fn check_header(bytes: &[u8]) -> Result<(), LoadErrorKind> {

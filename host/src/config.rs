@@ -152,6 +152,7 @@ struct RawLimits {
     stack_bytes: Option<usize>,
     claims_bytes: Option<usize>,
     max_concurrent_instances: Option<u32>,
+    engines: Option<usize>,
 }
 
 impl Config {
@@ -251,6 +252,7 @@ impl Config {
                     "max_concurrent_instances",
                     rule.limits.max_concurrent_instances.is_some(),
                 ),
+                ("engines", rule.limits.engines.is_some()),
             ] {
                 if value {
                     return Err(invalid(
@@ -314,6 +316,7 @@ impl Config {
             max_concurrent_instances: global
                 .max_concurrent_instances
                 .unwrap_or(defaults.max_concurrent_instances),
+            engines: global.engines.unwrap_or(defaults.engines),
         };
         if !(16 << 10..=64 << 20).contains(&sandbox.max_wasm_stack) {
             return Err(invalid(
@@ -331,6 +334,12 @@ impl Config {
             return Err(invalid(
                 "limits.max_concurrent_instances".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if !(1..=64).contains(&sandbox.engines) {
+            return Err(invalid(
+                "limits.engines".into(),
+                "must be between 1 and 64".into(),
             ));
         }
         Ok(Config {
@@ -514,5 +523,27 @@ private_key = "keys/signing.pem"
                 .to_string()
                 .contains("engine-wide")
         );
+    }
+
+    #[test]
+    fn engines_default_to_the_cpus_and_are_set_engine_wide_only() {
+        let rule = "[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n";
+        let config = parse(&format!("{BASE}{rule}")).unwrap();
+        assert_eq!(config.sandbox.engines, SandboxConfig::default_engines());
+        let config = parse(&format!("{BASE}[limits]\nengines = 3\n{rule}")).unwrap();
+        assert_eq!(config.sandbox.engines, 3);
+        for bad in ["0", "65"] {
+            let err = parse(&format!("{BASE}[limits]\nengines = {bad}\n{rule}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("limits.engines") && err.contains("between 1 and 64"),
+                "{err}"
+            );
+        }
+        let err = parse(&format!("{BASE}{rule}[rules.limits]\nengines = 2\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("engine-wide"), "{err}");
     }
 }

@@ -152,6 +152,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "iterations": args.iterations,
         "failed_logins": {"denied": all.denied, "rule_failed": all.rule_failed, "other": all.other_failures},
         "threads": threads,
+        "engines": issuer.pipeline().engines(),
         "rules": rule_count,
         "alg": key.alg_name(),
         "p50_us": login.percentile_us(50.0),
@@ -219,9 +220,10 @@ fn table(r: &Value) -> String {
         None => "unknown".into(),
     };
     let mut out = format!(
-        "{} logins on {} thread(s), {} rule(s), signing with {}; ready in {:.1} ms ({} rules from the artifact cache)\n",
+        "{} logins on {} thread(s) and {} engine(s), {} rule(s), signing with {}; ready in {:.1} ms ({} rules from the artifact cache)\n",
         r["iterations"],
         r["threads"],
+        r["engines"],
         r["rules"],
         r["alg"].as_str().unwrap_or("?"),
         r["ready_ms"].as_f64().unwrap_or(0.0),
