@@ -4,7 +4,8 @@
 //! - `native`: add-roles compiled natively and called directly on the same input bytes;
 //! - `pipeline`: 1, 5 and 20 rules;
 //! - `login`: the whole issuer, rules and signing, with RS256, ES256 and EdDSA;
-//! - `threads`: throughput of one pipeline on 1 and 2 threads, and of two separate ones;
+//! - `threads`: throughput of one pipeline on 1 and 2 threads, of one with a single engine on 2,
+//!   and of two separate ones;
 //! - `scaling`: cost against event size and claim size.
 //!
 //! `cargo bench -p claimsmith --bench login` (filter with `-- GROUP`).
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use claimsmith::engine::rule_run::instantiate_only;
-use claimsmith::engine::{LoginEvent, RuleResult};
+use claimsmith::engine::{LoginEvent, RuleResult, SandboxConfig};
 
 fn event() -> LoginEvent {
     LoginEvent::from_json(&support::event_json()).expect("bench event")
@@ -100,13 +101,36 @@ fn threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("threads");
     let event = event();
     let pipeline = support::pipeline(&["add-roles"]);
-    // Two threads, each with a sandbox and pipeline of its own: what sharing one costs.
+    // Two threads, each with a pipeline of its own: what sharing one costs.
     let own = [
         support::pipeline(&["add-roles"]),
         support::pipeline(&["add-roles"]),
     ];
+    // Two threads sharing a pipeline that has one engine only (`limits.engines = 1`).
+    let one_engine = support::pipeline_with(
+        SandboxConfig {
+            engines: 1,
+            ..SandboxConfig::default()
+        },
+        &["add-roles"],
+    );
     group.throughput(Throughput::Elements(2));
-    group.bench_function("2-separate-engines", |b| {
+    group.bench_function("2-one-engine", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        for _ in 0..iters {
+                            black_box(one_engine.run(&event).expect("passes"));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
+    group.bench_function("2-separate-pipelines", |b| {
         b.iter_custom(|iters| {
             let started = Instant::now();
             std::thread::scope(|scope| {

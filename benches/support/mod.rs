@@ -74,7 +74,12 @@ pub fn configuration(name: &str) -> Map<String, Value> {
 
 /// A pipeline of `rules` (names of example rules; repeats get numbered names).
 pub fn pipeline(rules: &[&str]) -> Pipeline {
-    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    pipeline_with(SandboxConfig::default(), rules)
+}
+
+/// [`pipeline`] with sandbox settings of its own.
+pub fn pipeline_with(config: SandboxConfig, rules: &[&str]) -> Pipeline {
+    let sandbox = Sandbox::new(config).expect("sandbox");
     let policy = ClaimPolicy::new(vec!["https://example.com/".into()]).expect("policy");
     let mut pipeline = Pipeline::new(sandbox, policy);
     for (i, name) in rules.iter().enumerate() {
