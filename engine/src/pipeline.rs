@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::claim_policy::ClaimPolicy;
 use crate::draft::{Draft, Stop, apply};
-use crate::error::{Denied, LoadError, LoadErrorKind, LoginError, RuleFailed};
+use crate::error::{Denied, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure};
 use crate::login_event::LoginEvent;
 use crate::outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 use crate::rule::{OnError, Rule, RuleSpec, read_module};
-use crate::rule_run;
+use crate::rule_run::{self, RuleRun};
 use crate::sandbox::Sandbox;
 use crate::validated_module::ValidatedModule;
 use claimsmith_sdk::{Command, LogLevel};
@@ -19,10 +19,11 @@ use claimsmith_sdk::{Command, LogLevel};
 /// The configured rules and the policy they run under. `Send + Sync`: build once, run every
 /// login from any thread.
 ///
-/// The rules are loaded into each of the sandbox's engines ([`SandboxConfig::engines`]), and
-/// each thread runs its logins on one of them, so that two threads do not contend on one
-/// engine's shared state. Every engine runs the same rules under the same policy: which one a
-/// login runs on changes nothing in its outcome.
+/// The rules are loaded into each of the sandbox's engines ([`SandboxConfig::engines`]), and a
+/// login runs on the engine of the CPU it starts on, so that logins running at once on
+/// different CPUs mostly work on different engines' shared state. Every engine runs the same
+/// rules under the same policy, and a rule that finds its engine's instance slots all taken
+/// runs on another engine's: which engine a login runs on changes nothing in its outcome.
 ///
 /// [`SandboxConfig::engines`]: crate::SandboxConfig::engines
 #[derive(Debug)]
@@ -62,7 +63,13 @@ impl Pipeline {
                     rules: Vec::new(),
                 }),
                 Err(error) => {
-                    tracing::warn!(target: "claimsmith::load", engines = shards.len(), %error, "cannot build another engine; running on fewer");
+                    tracing::warn!(
+                        target: "claimsmith::load",
+                        engines = shards.len(),
+                        slots = shards.len() as u32 * config.slots_per_engine(),
+                        %error,
+                        "cannot build another engine; running on fewer, with fewer instance slots"
+                    );
                     break;
                 }
             }
@@ -147,12 +154,13 @@ impl Pipeline {
         self.shards.len()
     }
 
-    /// The engine for a login starting now: the one of the CPU this thread runs on, so two
-    /// logins running at the same moment on two CPUs never share one. Where the CPU is not
-    /// known, each thread keeps to the engine it was given in turn.
-    fn shard(&self) -> &Shard {
+    /// The engine for a login starting now: the one of the CPU this thread runs on (the CPU's
+    /// number modulo the engines), so logins running at the same moment on different CPUs
+    /// mostly use different engines. Where the CPU is not known, each thread keeps to the
+    /// engine it was given in turn.
+    fn shard(&self) -> usize {
         if self.shards.len() == 1 {
-            return &self.shards[0];
+            return 0;
         }
         let index = current_cpu().unwrap_or_else(|| {
             static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -161,7 +169,25 @@ impl Pipeline {
             }
             TURN.with(|turn| *turn)
         });
-        &self.shards[index % self.shards.len()]
+        index % self.shards.len()
+    }
+
+    /// Run the rule at `index` on engine `shard`; if that engine has no instance slot free,
+    /// on the next engine that has one. Only when every engine's slots are taken does the rule
+    /// fail for capacity, as it would with a single pool of all the slots.
+    fn run_rule(&self, shard: usize, index: usize, event: &LoginEvent) -> (&Rule, RuleRun) {
+        let mut tried = 0;
+        loop {
+            let shard = &self.shards[(shard + tried) % self.shards.len()];
+            let rule = &shard.rules[index];
+            let input = rule.input(event);
+            let run = rule_run::run(&shard.sandbox, rule, input.pieces());
+            tried += 1;
+            let busy = matches!(run.result, Err(RuleFailure::Capacity(_)));
+            if !busy || tried == self.shards.len() {
+                return (rule, run);
+            }
+        }
     }
 
     /// Run every rule on `event`: the outcome, or why the login gets no tokens.
@@ -169,7 +195,7 @@ impl Pipeline {
         self.run_on(self.shard(), event)
     }
 
-    fn run_on(&self, shard: &Shard, event: &LoginEvent) -> Result<Outcome, LoginError> {
+    fn run_on(&self, shard: usize, event: &LoginEvent) -> Result<Outcome, LoginError> {
         let requested = &event.event().transaction.requested_scopes;
         let mut draft = Draft::default();
         for scope in requested {
@@ -178,9 +204,8 @@ impl Pipeline {
             }
         }
         let mut outcome = Outcome::default();
-        for rule in &shard.rules {
-            let input = rule.input(event);
-            let run = rule_run::run(&shard.sandbox, rule, input.pieces());
+        for index in 0..self.rules().len() {
+            let (rule, run) = self.run_rule(shard, index, event);
             let mut logs = LogSink::new(rule, &self.policy, &mut outcome.logs);
             for (level, message) in run.host_logs {
                 logs.push(level, &message);
@@ -426,7 +451,7 @@ mod tests {
     fn pipeline(engines: usize) -> Pipeline {
         let sandbox = Sandbox::new(SandboxConfig {
             engines,
-            max_concurrent_instances: 6,
+            max_concurrent_instances: engines as u32 * 16,
             ..SandboxConfig::default()
         })
         .unwrap();
@@ -446,11 +471,9 @@ mod tests {
     fn every_engine_runs_the_same_rules_to_the_same_outcome() {
         let pipeline = pipeline(3);
         assert_eq!(pipeline.engines(), 3);
-        assert_eq!(pipeline.sandbox().config().slots_per_engine(), 2);
+        assert_eq!(pipeline.sandbox().config().slots_per_engine(), 16);
         let event = LoginEvent::from_value(json!({"user": {"user_id": "u1"}})).unwrap();
-        let outcomes: Vec<Outcome> = pipeline
-            .shards
-            .iter()
+        let outcomes: Vec<Outcome> = (0..pipeline.shards.len())
             .map(|shard| pipeline.run_on(shard, &event).unwrap())
             .collect();
         for outcome in &outcomes {
@@ -500,6 +523,43 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn a_rule_whose_engine_is_full_runs_on_another_and_fails_only_when_all_are() {
+        let sandbox = Sandbox::new(SandboxConfig {
+            engines: 2,
+            max_concurrent_instances: 2,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
+        let mut pipeline = Pipeline::new(sandbox, policy);
+        let spec = RuleSpec {
+            name: "one".into(),
+            ..RuleSpec::default()
+        };
+        pipeline.add_rule(spec, &module(1)).unwrap();
+        let event = LoginEvent::from_value(json!({"user": {"user_id": "u1"}})).unwrap();
+        let slot = |shard: usize| {
+            let shard = &pipeline.shards[shard];
+            rule_run::hold_slot(&shard.sandbox, &shard.rules[0])
+        };
+        let first = slot(0);
+        let outcome = pipeline.run_on(0, &event).unwrap();
+        assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
+        let second = slot(1);
+        match pipeline.run_on(0, &event) {
+            Err(LoginError::RuleFailed(failed)) => {
+                assert!(
+                    matches!(failed.cause, RuleFailure::Capacity(_)),
+                    "{failed:?}"
+                )
+            }
+            other => panic!("expected a capacity failure, got {other:?}"),
+        }
+        drop((first, second));
+        assert!(pipeline.run_on(1, &event).is_ok());
     }
 
     #[test]

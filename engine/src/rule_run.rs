@@ -157,6 +157,14 @@ pub fn instantiate_only(sandbox: &Sandbox, rule: &Rule) -> Result<(), RuleFailur
     }
 }
 
+/// A live instance of `rule`, holding one of its engine's instance slots until dropped.
+#[cfg(test)]
+pub(crate) fn hold_slot(sandbox: &Sandbox, rule: &Rule) -> Store<RuleState> {
+    let mut store = new_store(sandbox, &rule.limits);
+    rule.pre.instantiate(&mut store).expect("a slot is free");
+    store
+}
+
 /// Instantiate a module once and call `claimsmith_abi_version`.
 pub(crate) fn abi_version(
     sandbox: &Sandbox,

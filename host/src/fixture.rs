@@ -180,7 +180,12 @@ impl Fixture {
         let policy = ClaimPolicy::new(namespaces)
             .map_err(|e| load(format!("namespaces: {e}")))?
             .with_max_claims_bytes(settings.claims_bytes);
-        let mut sandbox = Sandbox::new(settings.sandbox.clone()).map_err(load)?;
+        // One fixture, one login at a time: one engine is enough.
+        let mut sandbox = Sandbox::new(SandboxConfig {
+            engines: 1,
+            ..settings.sandbox.clone()
+        })
+        .map_err(load)?;
         if let Some(cache) = &settings.cache {
             sandbox = sandbox.with_artifact_cache(cache.clone());
         }

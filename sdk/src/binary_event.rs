@@ -1,13 +1,14 @@
 //! The login event in the binary form of guest ABI version 2 (`docs/abi.md`, section 9).
 //!
 //! The host has already checked the event against [`Event`], so it hands each rule the typed
-//! fields in a fixed order instead of JSON text. The guest then copies strings and builds its
-//! maps without tokenizing anything: for the 1 KB benchmark login this takes a small fraction of
-//! the work `serde_json` needs for the same event.
+//! fields in a fixed order instead of JSON text. The guest then builds its `Event` without
+//! tokenizing anything, its strings lent from the input rather than copied: for the 1 KB
+//! benchmark login this takes a small fraction of the work `serde_json` needs for the same event.
 //!
 //! The host encodes the event once per login ([`encode_event`]) and each rule's configuration
 //! and secrets once at load ([`encode_rule_part`]); a rule's input is the two, concatenated. The
-//! SDK's export decodes it with [`decode`]. Rule authors never call this module.
+//! SDK's export decodes it with `decode_lent`, which is [`decode`] without a copy of each string.
+//! Rule authors never call this module.
 //!
 //! ```
 //! use claimsmith_sdk::{Event, binary_event};
@@ -167,7 +168,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 ///
 /// The event, and every string in it, must never be dropped, moved out of or grown: lend it to
 /// the rule by shared reference only, and forget it afterwards. `bytes` must outlive it.
-pub unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, DecodeError> {
+pub(crate) unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, DecodeError> {
     // SAFETY: the caller's contract is `lending`'s; `read` forgets the event on error.
     read(unsafe { Reader::lending(bytes) }).map(ManuallyDrop::new)
 }

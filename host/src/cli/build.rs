@@ -50,7 +50,11 @@ pub(super) fn build_module(
 
 pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let dirs = rule_dirs(args.rule_dirs)?;
-    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        engines: 1,
+        ..SandboxConfig::default()
+    })
+    .map_err(anyhow::Error::msg)?;
     let policy = ClaimPolicy::new(Vec::new()).map_err(anyhow::Error::msg)?;
     for dir in dirs {
         let (built, bytes) = build_module(&dir, args.target_dir.as_deref())?;
