@@ -365,11 +365,10 @@ impl<'a> Reader<'a> {
         self.str(field).to_owned()
     }
 
-    /// Insert into a map of decoded values without dropping a lent value a duplicate replaces.
-    pub(crate) fn insert<V>(&self, map: &mut impl MapInsert<V>, key: String, value: V) {
-        if let Some(replaced) = map.insert_value(key, value)
-            && self.lend
-        {
+    /// Let go of a value a duplicate key pushed out of a map: forgotten, not dropped, when it
+    /// may hold lent strings.
+    pub(crate) fn discard<V>(&self, replaced: Option<V>) {
+        if self.lend {
             std::mem::forget(replaced);
         }
     }
@@ -403,7 +402,7 @@ impl<'a> Reader<'a> {
             }
             let key = self.key(field);
             let value = self.value(field, depth);
-            self.insert(&mut map, key, value);
+            self.discard(map.insert(key, value));
         }
         map
     }
@@ -447,23 +446,6 @@ impl<'a> Reader<'a> {
                 Value::Null
             }
         }
-    }
-}
-
-/// The maps a decoder fills: `insert` that gives back a value it replaced.
-pub(crate) trait MapInsert<V> {
-    fn insert_value(&mut self, key: String, value: V) -> Option<V>;
-}
-
-impl MapInsert<Value> for Map<String, Value> {
-    fn insert_value(&mut self, key: String, value: Value) -> Option<Value> {
-        self.insert(key, value)
-    }
-}
-
-impl MapInsert<String> for std::collections::BTreeMap<String, String> {
-    fn insert_value(&mut self, key: String, value: String) -> Option<String> {
-        self.insert(key, value)
     }
 }
 

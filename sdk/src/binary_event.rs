@@ -281,7 +281,7 @@ fn read(mut r: Reader<'_>) -> Result<Event, DecodeError> {
         }
         let name = r.key("secrets");
         let value = r.string("secrets");
-        r.insert(&mut secrets, name, value);
+        r.discard(secrets.insert(name, value));
     }
     r.end_part("the rule's text");
     let lent = r.lends();
