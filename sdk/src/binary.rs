@@ -195,9 +195,11 @@ impl<'a> Reader<'a> {
     ///
     /// A lent `String` must never be dropped, grown or otherwise handed to the allocator, and
     /// `bytes` must outlive it. The reader keeps its own side: map keys are always owned, a value
-    /// a duplicate key replaces is forgotten rather than dropped, and nothing else is dropped
-    /// while decoding. The caller keeps the rest: it forgets everything decoded, on success and
-    /// on error, and lends it out only by shared reference.
+    /// a duplicate key replaces is forgotten rather than dropped, and nothing else it returned is
+    /// dropped while decoding (an event decoded in place only drops the default, owned values its
+    /// fields held before). The caller keeps the rest: it forgets everything decoded, on success
+    /// and on error, and lends it out only by shared reference.
+    #[cfg_attr(feature = "abi-v1", allow(dead_code))]
     pub(crate) unsafe fn lending(bytes: &'a [u8]) -> Reader<'a> {
         Reader {
             lend: true,
@@ -243,11 +245,6 @@ impl<'a> Reader<'a> {
         } else {
             self.fail("magic", problem);
         }
-    }
-
-    /// Whether this reader lends its strings ([`Reader::lending`]).
-    pub(crate) fn lends(&self) -> bool {
-        self.lend
     }
 
     /// Whether a problem was met: loops stop reading at once.
@@ -331,23 +328,23 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub(crate) fn str(&mut self, field: &'static str) -> &'a str {
         let len = u32::from_le_bytes(self.array(field)) as usize;
-        let text = self.text;
-        match self
-            .text_at
-            .checked_add(len)
-            .and_then(|end| text.get(self.text_at..end))
-        {
-            Some(s) => {
-                self.text_at += len;
-                s
+        let (text, start) = (self.text, self.text_at);
+        match start.checked_add(len) {
+            // `is_char_boundary` is false past the end as well.
+            Some(end) if text.is_char_boundary(end) => {
+                self.text_at = end;
+                // SAFETY: `start` is a character boundary within `text` (0, or the end of the
+                // previous string, checked here), and so is `end`, which is not before it.
+                unsafe { text.get_unchecked(start..end) }
             }
-            None => {
+            _ => {
                 self.fail(field, "a string runs past the text or splits a character");
                 ""
             }
         }
     }
 
+    #[inline(always)]
     pub(crate) fn string(&mut self, field: &'static str) -> String {
         let s = self.str(field);
         if self.lend && !s.is_empty() {
@@ -361,6 +358,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A map key: always owned, so that a key a map refuses (a duplicate) may be dropped.
+    #[inline(always)]
     pub(crate) fn key(&mut self, field: &'static str) -> String {
         self.str(field).to_owned()
     }
@@ -373,6 +371,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn opt_string(&mut self, field: &'static str) -> Option<String> {
         if self.present(field) {
             Some(self.string(field))
