@@ -114,3 +114,42 @@ fn version_1_and_version_2_modules_of_the_same_rules_decide_the_same() {
     let bob = LoginEvent::from_value(support::event("bob-unverified")).unwrap();
     assert!(decided(&v1, &bob)["error"].is_string());
 }
+
+#[test]
+fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules() {
+    let v1 = pipeline(&[("add-roles", version_1_module("add-roles"))]);
+    let v2 = pipeline(&[("add-roles", support::module("add-roles"))]);
+    let mut event = support::event("alice");
+    event["something_new"] = json!({"kept": true});
+    let bytes = serde_json::to_vec(&event).unwrap();
+    let prefix = claimsmith::engine::login_event::input_prefix(&Map::new(), &Map::new());
+    let members = |event: &LoginEvent| -> Value {
+        serde_json::from_slice(&event.input_for(&prefix)).unwrap()
+    };
+
+    // A version 1 rule sees the member the host does not know, as `LoginEvent::from_json` gives.
+    let for_v1 = v1.event_from_json(&bytes).unwrap();
+    assert_eq!(members(&for_v1)["something_new"], json!({"kept": true}));
+    assert_eq!(
+        members(&for_v1),
+        members(&LoginEvent::from_json(&bytes).unwrap())
+    );
+    // A pipeline of version 2 rules only has no use for the bytes: the same checked event,
+    // the same decisions.
+    let for_v2 = v2.event_from_json(&bytes).unwrap();
+    assert_eq!(for_v2.event(), for_v1.event());
+    assert!(members(&for_v2).get("something_new").is_none());
+    assert_eq!(
+        decided(&v2, &for_v2),
+        decided(&v2, &LoginEvent::from_json(&bytes).unwrap())
+    );
+    assert_eq!(
+        decided(&v2, &for_v2)["id_token"]["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
+    // Bad input is refused the same way.
+    let err = v2
+        .event_from_json(br#"{"user": {"app_metadata": []}}"#)
+        .unwrap_err();
+    assert!(err.to_string().contains("user.app_metadata"), "{err}");
+}

@@ -29,6 +29,14 @@ pub struct LoginEvent {
 impl LoginEvent {
     /// Parse and check an event from JSON bytes, in one pass straight into the typed event.
     pub fn from_json(bytes: &[u8]) -> Result<LoginEvent, EventError> {
+        LoginEvent::parse_json(bytes, true)
+    }
+
+    /// [`LoginEvent::from_json`], keeping a copy of `bytes` for version 1 rules only when
+    /// `keep_source` is set. Without it a version 1 rule would see the checked fields but not the
+    /// event's unknown members; [`Pipeline::event_from_json`](crate::Pipeline::event_from_json)
+    /// sets it exactly when the pipeline has a version 1 rule.
+    pub(crate) fn parse_json(bytes: &[u8], keep_source: bool) -> Result<LoginEvent, EventError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             // Not an object (or not JSON at all): the slow path says which.
@@ -48,7 +56,11 @@ impl LoginEvent {
         };
         Ok(LoginEvent {
             event: caller.into_event(),
-            source: Source::Json(bytes.to_vec()),
+            source: if keep_source {
+                Source::Json(bytes.to_vec())
+            } else {
+                Source::Typed
+            },
             members: OnceLock::new(),
             binary: OnceLock::new(),
         })
@@ -141,6 +153,8 @@ enum Source {
     Json(Vec<u8>),
     /// A JSON object without `configuration` and `secrets`.
     Value(Value),
+    /// Not kept: no version 1 rule was going to run (`LoginEvent::parse_json`).
+    Typed,
 }
 
 impl Source {
@@ -150,6 +164,7 @@ impl Source {
     fn members(&self) -> Option<String> {
         let json = match self {
             Source::Value(value) => serde_json::to_string(value).ok()?,
+            Source::Typed => return None,
             Source::Json(bytes) => {
                 let mut value: Map<String, Value> = serde_json::from_slice(bytes).ok()?;
                 value.remove("configuration");
@@ -349,6 +364,27 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a["unknown"]["deep"], json!([1]));
         assert_eq!(a["configuration"], json!({}));
+    }
+
+    #[test]
+    fn without_the_source_the_event_is_the_same_and_version_1_sees_only_checked_fields() {
+        let json = br#"{"user": {"user_id": "u1", "app_metadata": {"plan": "pro"}},
+                        "authorization": {"roles": ["admin"]}, "unknown": [1]}"#;
+        let kept = LoginEvent::parse_json(json, true).unwrap();
+        let typed = LoginEvent::parse_json(json, false).unwrap();
+        assert_eq!(kept.event(), typed.event());
+        assert_eq!(kept.binary_input(b"rule"), typed.binary_input(b"rule"));
+        let prefix = input_prefix(&Map::new(), &Map::new());
+        let (kept, typed): (Value, Value) = (
+            serde_json::from_slice(&kept.input_for(&prefix)).unwrap(),
+            serde_json::from_slice(&typed.input_for(&prefix)).unwrap(),
+        );
+        assert_eq!(kept["unknown"], json!([1]));
+        assert!(typed.get("unknown").is_none());
+        assert_eq!(typed["user"]["app_metadata"], json!({"plan": "pro"}));
+        assert_eq!(typed["authorization"]["roles"], json!(["admin"]));
+        let err = LoginEvent::parse_json(br#"{"user": {"email": 1}}"#, false).unwrap_err();
+        assert!(matches!(err, EventError::WrongType { .. }), "{err:?}");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::claim_policy::ClaimPolicy;
 use crate::draft::{Draft, Stop, apply};
-use crate::error::{Denied, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure};
+use crate::error::{
+    Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
+};
 use crate::login_event::LoginEvent;
 use crate::outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 use crate::rule::{OnError, Rule, RuleSpec, read_module};
@@ -188,6 +190,15 @@ impl Pipeline {
                 return (rule, run);
             }
         }
+    }
+
+    /// Parse and check a login event from JSON bytes for this pipeline: what
+    /// [`LoginEvent::from_json`] does, without keeping a copy of the bytes unless a version 1 rule
+    /// is loaded (only those rules see the event's unknown members). Parse events with this
+    /// after every rule is added.
+    pub fn event_from_json(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
+        let keep_source = self.rules().iter().any(|rule| rule.abi_version() == 1);
+        LoginEvent::parse_json(bytes, keep_source)
     }
 
     /// Run every rule on `event`: the outcome, or why the login gets no tokens.

@@ -112,7 +112,7 @@ impl Issuer {
 
     /// Run a login given as JSON bytes.
     pub fn login_json(&self, event: &[u8]) -> Result<Tokens, LoginFailure> {
-        self.login(&LoginEvent::from_json(event)?)
+        self.login(&self.pipeline.event_from_json(event)?)
     }
 
     /// Run a login now.
