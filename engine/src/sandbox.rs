@@ -1,13 +1,13 @@
 //! The sandbox every rule runs in: one wasmtime engine with fuel metering, epoch deadlines, a
-//! capped wasm stack, pooled instance slots and the two host functions a module may import.
+//! capped wasm stack, pooled instance slots and the two host functions a module may import; and
+//! the one deadline clock that ticks every engine's epoch.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use wasmtime::{
-    Caller, Config, Enabled, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig,
+    Caller, Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker,
+    PoolingAllocationConfig,
 };
 
 use crate::artifact_cache::ArtifactCache;
@@ -78,7 +78,6 @@ pub struct Sandbox {
     linker: Linker<RuleState>,
     config: SandboxConfig,
     cache: Option<ArtifactCache>,
-    ticker: EpochTicker,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -112,13 +111,12 @@ impl Sandbox {
             Engine::new(&wasm).map_err(|e| format!("cannot build the wasm engine: {e}"))?;
         let linker =
             host_functions(&engine).map_err(|e| format!("cannot link host functions: {e}"))?;
-        let ticker = EpochTicker::start(engine.clone());
+        CLOCK.register(&engine)?;
         Ok(Sandbox {
             engine,
             linker,
             config,
             cache: None,
-            ticker,
         })
     }
 
@@ -149,7 +147,6 @@ impl Sandbox {
 
     /// Ticks of [`EPOCH_TICK`] that cover `timeout`.
     pub(crate) fn deadline_ticks(&self, timeout: Duration) -> u64 {
-        let _ = &self.ticker;
         (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
     }
 }
@@ -201,37 +198,118 @@ fn read_guest_text(caller: &mut Caller<'_, RuleState>, ptr: i32, len: i32, cap: 
     }
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] so deadlines fire; stops with the sandbox.
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// The deadline clock: one thread advances the epoch of every live engine each [`EPOCH_TICK`],
+/// however many engines the process builds. It starts with the first engine, forgets an engine
+/// once it is dropped, and stops when none is left.
+struct EpochClock {
+    state: Mutex<ClockState>,
 }
 
-impl EpochTicker {
-    fn start(engine: Engine) -> EpochTicker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("claimsmith-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .expect("spawn the epoch thread");
-        EpochTicker {
-            stop,
-            thread: Some(thread),
+#[derive(Default)]
+struct ClockState {
+    engines: Vec<EngineWeak>,
+    running: bool,
+}
+
+static CLOCK: EpochClock = EpochClock {
+    state: Mutex::new(ClockState {
+        engines: Vec::new(),
+        running: false,
+    }),
+};
+
+impl EpochClock {
+    /// Tick `engine`'s epoch from now on, starting the clock's thread if it is not running.
+    fn register(&'static self, engine: &Engine) -> Result<(), String> {
+        let mut state = self.lock();
+        state.engines.push(engine.weak());
+        if !state.running {
+            std::thread::Builder::new()
+                .name("claimsmith-epoch".into())
+                .spawn(move || self.run())
+                .map_err(|e| format!("cannot start the deadline clock: {e}"))?;
+            state.running = true;
         }
+        Ok(())
+    }
+
+    fn run(&self) {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            let mut state = self.lock();
+            state.engines.retain(|weak| match weak.upgrade() {
+                Some(engine) => {
+                    engine.increment_epoch();
+                    true
+                }
+                None => false,
+            });
+            if state.engines.is_empty() {
+                // Stopped under the lock, so an engine registered from now on starts a new
+                // thread.
+                state.running = false;
+                return;
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        // The state is a list and a flag, consistent after every statement: a panic elsewhere
+        // holding the lock leaves nothing half-done.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// Run a module that loops for ever with a deadline one tick away: only a clock ticking this
+    /// engine's epoch stops it.
+    fn interrupted(sandbox: &Sandbox) -> bool {
+        let engine = sandbox.engine();
+        let module = wasmtime::Module::new(
+            engine,
+            wat::parse_str(r#"(module (func (export "spin") (loop br 0)))"#).unwrap(),
+        )
+        .unwrap();
+        let mut store = wasmtime::Store::new(engine, ());
+        // Fuel is the backstop: without the clock the loop ends out of fuel, not interrupted.
+        store.set_fuel(5_000_000_000).unwrap();
+        store.set_epoch_deadline(1);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let spin = instance
+            .get_typed_func::<(), ()>(&mut store, "spin")
+            .unwrap();
+        let error = spin.call(&mut store, ()).unwrap_err();
+        error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
+    }
+
+    #[test]
+    fn one_clock_ticks_every_engine_and_lets_dropped_ones_go() {
+        let config = SandboxConfig {
+            max_concurrent_instances: 2,
+            engines: 1,
+            ..SandboxConfig::default()
+        };
+        let sandboxes: Vec<Sandbox> = (0..3)
+            .map(|_| Sandbox::new(config.clone()).unwrap())
+            .collect();
+        for sandbox in &sandboxes {
+            assert!(interrupted(sandbox));
         }
+        // The clock holds engines weakly: once their sandboxes are gone, they are freed.
+        let weak: Vec<EngineWeak> = sandboxes.iter().map(|s| s.engine().weak()).collect();
+        drop(sandboxes);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while weak.iter().any(|w| w.upgrade().is_some()) && Instant::now() < deadline {
+            std::thread::sleep(EPOCH_TICK);
+        }
+        assert!(weak.iter().all(|w| w.upgrade().is_none()));
+        // A sandbox made afterwards is ticked too, whether or not the clock stopped meanwhile.
+        assert!(interrupted(&Sandbox::new(config).unwrap()));
     }
 }
