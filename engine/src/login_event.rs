@@ -33,9 +33,11 @@ impl LoginEvent {
     }
 
     /// [`LoginEvent::from_json`], keeping a copy of `bytes` for version 1 rules only when
-    /// `keep_source` is set. Without it a version 1 rule would see the checked fields but not the
-    /// event's unknown members; [`Pipeline::event_from_json`](crate::Pipeline::event_from_json)
-    /// sets it exactly when the pipeline has a version 1 rule.
+    /// `keep_source` is set. Without it a version 1 rule would see the checked fields as the
+    /// typed event serializes them (fields the caller left out as `null` or their defaults), and
+    /// not the event's unknown members;
+    /// [`Pipeline::event_from_json`](crate::Pipeline::event_from_json) sets it exactly when the
+    /// pipeline has a version 1 rule.
     pub(crate) fn parse_json(bytes: &[u8], keep_source: bool) -> Result<LoginEvent, EventError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
@@ -125,6 +127,14 @@ impl LoginEvent {
     /// [`LoginEvent::input_for`] as the pieces that make it up, without copying them together.
     pub fn json_input<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
         let members = self.members.get_or_init(|| {
+            if matches!(self.source, Source::Typed) {
+                tracing::warn!(
+                    target: "claimsmith::login",
+                    "a version 1 rule runs on an event parsed without its JSON (by a pipeline \
+                     that had no version 1 rule then): it sees the checked fields only, not the \
+                     event's unknown members"
+                );
+            }
             self.source
                 .members()
                 .unwrap_or_else(|| typed_members(&self.event))

@@ -195,7 +195,8 @@ impl Pipeline {
     /// Parse and check a login event from JSON bytes for this pipeline: what
     /// [`LoginEvent::from_json`] does, without keeping a copy of the bytes unless a version 1 rule
     /// is loaded (only those rules see the event's unknown members). Parse events with this
-    /// after every rule is added.
+    /// after every rule is added, and run them on this pipeline: a version 1 rule that meets an
+    /// event parsed without its bytes sees only the checked fields (and a warning is logged).
     pub fn event_from_json(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
         let keep_source = self.rules().iter().any(|rule| rule.abi_version() == 1);
         LoginEvent::parse_json(bytes, keep_source)

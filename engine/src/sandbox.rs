@@ -72,7 +72,8 @@ impl Default for SandboxConfig {
     }
 }
 
-/// The wasmtime engine, its deadline clock and the host functions, shared by all rules.
+/// The wasmtime engine and the host functions, shared by all rules; the engine's epoch is ticked
+/// by the process's one deadline clock.
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<RuleState>,
@@ -90,7 +91,8 @@ impl std::fmt::Debug for Sandbox {
 }
 
 impl Sandbox {
-    /// Build the engine; fails only if wasmtime rejects the settings.
+    /// Build the engine; fails only if wasmtime rejects the settings or the deadline clock's
+    /// thread cannot start.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {
         let mut wasm = Config::new();
         wasm.consume_fuel(true)
@@ -199,26 +201,30 @@ fn read_guest_text(caller: &mut Caller<'_, RuleState>, ptr: i32, len: i32, cap: 
 }
 
 /// The deadline clock: one thread advances the epoch of every live engine each [`EPOCH_TICK`],
-/// however many engines the process builds. It starts with the first engine, forgets an engine
-/// once it is dropped, and stops when none is left.
+/// however many engines the process builds. It holds the engines weakly, starts with the first
+/// one registered, forgets an engine once it is dropped, and stops when none is left.
 struct EpochClock {
     state: Mutex<ClockState>,
 }
 
-#[derive(Default)]
 struct ClockState {
     engines: Vec<EngineWeak>,
+    /// Whether a thread is ticking; set and cleared only under the lock.
     running: bool,
 }
 
-static CLOCK: EpochClock = EpochClock {
-    state: Mutex::new(ClockState {
-        engines: Vec::new(),
-        running: false,
-    }),
-};
+static CLOCK: EpochClock = EpochClock::new();
 
 impl EpochClock {
+    const fn new() -> EpochClock {
+        EpochClock {
+            state: Mutex::new(ClockState {
+                engines: Vec::new(),
+                running: false,
+            }),
+        }
+    }
+
     /// Tick `engine`'s epoch from now on, starting the clock's thread if it is not running.
     fn register(&'static self, engine: &Engine) -> Result<(), String> {
         let mut state = self.lock();
@@ -234,28 +240,40 @@ impl EpochClock {
     }
 
     fn run(&self) {
+        let mut live: Vec<Engine> = Vec::new();
         loop {
             std::thread::sleep(EPOCH_TICK);
-            let mut state = self.lock();
-            state.engines.retain(|weak| match weak.upgrade() {
-                Some(engine) => {
-                    engine.increment_epoch();
-                    true
+            {
+                let mut state = self.lock();
+                state.engines.retain(|weak| match weak.upgrade() {
+                    Some(engine) => {
+                        engine.increment_epoch();
+                        live.push(engine);
+                        true
+                    }
+                    None => false,
+                });
+                if state.engines.is_empty() {
+                    // Stopped under the lock, so an engine registered from now on starts a new
+                    // thread.
+                    state.running = false;
+                    return;
                 }
-                None => false,
-            });
-            if state.engines.is_empty() {
-                // Stopped under the lock, so an engine registered from now on starts a new
-                // thread.
-                state.running = false;
-                return;
+            }
+            // An engine whose last sandbox went during this tick is freed here, outside the
+            // lock (unmapping its instance pool takes a while), and a panic in that cannot stop
+            // the clock for the engines still alive.
+            let freed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| live.clear()));
+            if freed.is_err() {
+                live = Vec::new();
             }
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ClockState> {
-        // The state is a list and a flag, consistent after every statement: a panic elsewhere
-        // holding the lock leaves nothing half-done.
+        // Nothing that can panic runs under the lock (weak upgrades and epoch increments), and
+        // the state is consistent after every statement; should the lock be poisoned anyway,
+        // its state is still good.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -267,10 +285,9 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
-    /// Run a module that loops for ever with a deadline one tick away: only a clock ticking this
-    /// engine's epoch stops it.
-    fn interrupted(sandbox: &Sandbox) -> bool {
-        let engine = sandbox.engine();
+    /// Run a module that loops for ever with a deadline one tick away on `engine` (which has fuel
+    /// and epochs on): only a clock ticking this engine's epoch stops it with an interrupt.
+    fn interrupted(engine: &Engine) -> bool {
         let module = wasmtime::Module::new(
             engine,
             wat::parse_str(r#"(module (func (export "spin") (loop br 0)))"#).unwrap(),
@@ -288,8 +305,17 @@ mod tests {
         error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
     }
 
+    /// Wait up to 30 s for `done`.
+    fn eventually(done: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(EPOCH_TICK);
+        }
+        done()
+    }
+
     #[test]
-    fn one_clock_ticks_every_engine_and_lets_dropped_ones_go() {
+    fn one_clock_ticks_every_sandbox_and_lets_dropped_ones_go() {
         let config = SandboxConfig {
             max_concurrent_instances: 2,
             engines: 1,
@@ -299,17 +325,32 @@ mod tests {
             .map(|_| Sandbox::new(config.clone()).unwrap())
             .collect();
         for sandbox in &sandboxes {
-            assert!(interrupted(sandbox));
+            assert!(interrupted(sandbox.engine()));
         }
         // The clock holds engines weakly: once their sandboxes are gone, they are freed.
         let weak: Vec<EngineWeak> = sandboxes.iter().map(|s| s.engine().weak()).collect();
         drop(sandboxes);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while weak.iter().any(|w| w.upgrade().is_some()) && Instant::now() < deadline {
-            std::thread::sleep(EPOCH_TICK);
-        }
-        assert!(weak.iter().all(|w| w.upgrade().is_none()));
-        // A sandbox made afterwards is ticked too, whether or not the clock stopped meanwhile.
-        assert!(interrupted(&Sandbox::new(config).unwrap()));
+        assert!(eventually(|| weak.iter().all(|w| w.upgrade().is_none())));
+    }
+
+    #[test]
+    fn the_clock_stops_with_its_last_engine_and_starts_again_with_the_next() {
+        // A clock of this test's own, so that other tests' sandboxes do not keep it running.
+        let clock: &'static EpochClock = Box::leak(Box::new(EpochClock::new()));
+        let engine = || {
+            let mut config = Config::new();
+            config.consume_fuel(true).epoch_interruption(true);
+            Engine::new(&config).unwrap()
+        };
+        let first = engine();
+        clock.register(&first).unwrap();
+        assert!(interrupted(&first));
+        drop(first);
+        assert!(eventually(|| !clock.lock().running));
+        assert!(clock.lock().engines.is_empty());
+        let second = engine();
+        clock.register(&second).unwrap();
+        assert!(clock.lock().running);
+        assert!(interrupted(&second));
     }
 }

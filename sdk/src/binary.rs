@@ -163,7 +163,11 @@ impl PartWriter {
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The current part's text, checked to be UTF-8 (see [`Reader::begin_part`]).
     text: &'a str,
+    /// Where the next string starts in `text`: always a character boundary of `text`, because
+    /// only `begin_part` (which sets `text` with it) and `str` (after checking the new value)
+    /// change it. `str` relies on this.
     text_at: usize,
     problem: Option<DecodeError>,
     /// Whether strings are lent from the input instead of copied (see [`Reader::lending`]).
@@ -329,6 +333,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn str(&mut self, field: &'static str) -> &'a str {
         let len = u32::from_le_bytes(self.array(field)) as usize;
         let (text, start) = (self.text, self.text_at);
+        debug_assert!(text.is_char_boundary(start));
         match start.checked_add(len) {
             // `is_char_boundary` is false past the end as well.
             Some(end) if text.is_char_boundary(end) => {

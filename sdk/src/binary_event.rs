@@ -169,14 +169,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 ///
 /// # Safety
 ///
-/// `event` must hold only owned values (a default event) and be in a `ManuallyDrop` that is never
-/// dropped, whether decoding succeeds or fails: lend it to the rule by shared reference only.
-/// Nothing in it may be moved out of or grown, and `bytes` must outlive it.
+/// `event` must be exactly `Event::default()` (decoding fills in only the optional parts that
+/// are present, and never frees what it replaces but these owned defaults), held in a
+/// `ManuallyDrop` that is never dropped, whether decoding succeeds or fails: lend it to the rule
+/// by shared reference only. Nothing in it may be moved out of or grown, and `bytes` must outlive
+/// it.
 #[cfg_attr(feature = "abi-v1", allow(dead_code))]
 pub(crate) unsafe fn decode_lent(
     bytes: &[u8],
     event: &mut ManuallyDrop<Event>,
 ) -> Result<(), DecodeError> {
+    debug_assert!(**event == Event::default());
     // SAFETY: the caller's contract is `lending`'s; the event is never dropped, even on error.
     read(unsafe { Reader::lending(bytes) }, event)
 }
