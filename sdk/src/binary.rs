@@ -199,10 +199,9 @@ impl<'a> Reader<'a> {
     ///
     /// A lent `String` must never be dropped, grown or otherwise handed to the allocator, and
     /// `bytes` must outlive it. The reader keeps its own side: map keys are always owned, a value
-    /// a duplicate key replaces is forgotten rather than dropped, and nothing else it returned is
-    /// dropped while decoding (an event decoded in place only drops the default, owned values its
-    /// fields held before). The caller keeps the rest: it forgets everything decoded, on success
-    /// and on error, and lends it out only by shared reference.
+    /// a duplicate key replaces is forgotten rather than dropped, and nothing else is dropped
+    /// while decoding. The caller keeps the rest: it forgets everything decoded, on success and
+    /// on error, and lends it out only by shared reference.
     #[cfg_attr(feature = "abi-v1", allow(dead_code))]
     pub(crate) unsafe fn lending(bytes: &'a [u8]) -> Reader<'a> {
         Reader {
@@ -249,6 +248,12 @@ impl<'a> Reader<'a> {
         } else {
             self.fail("magic", problem);
         }
+    }
+
+    /// Whether this reader lends its strings ([`Reader::lending`]).
+    #[cfg_attr(feature = "abi-v1", allow(dead_code))]
+    pub(crate) fn lends(&self) -> bool {
+        self.lend
     }
 
     /// Whether a problem was met: loops stop reading at once.
@@ -349,7 +354,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline(always)]
     pub(crate) fn string(&mut self, field: &'static str) -> String {
         let s = self.str(field);
         if self.lend && !s.is_empty() {
@@ -363,7 +367,6 @@ impl<'a> Reader<'a> {
     }
 
     /// A map key: always owned, so that a key a map refuses (a duplicate) may be dropped.
-    #[inline(always)]
     pub(crate) fn key(&mut self, field: &'static str) -> String {
         self.str(field).to_owned()
     }
@@ -376,7 +379,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline(always)]
     pub(crate) fn opt_string(&mut self, field: &'static str) -> Option<String> {
         if self.present(field) {
             Some(self.string(field))

@@ -34,7 +34,8 @@ pub use crate::binary::{DecodeError, MAX_DEPTH};
 use crate::binary::{PartWriter, Reader};
 
 use crate::event::{
-    Authentication, AuthenticationMethod, Event, Organization, ResourceServer, Stats,
+    Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, Organization,
+    Request, ResourceServer, Stats, Transaction, User,
 };
 
 /// The first four bytes of every encoded event.
@@ -157,58 +158,45 @@ pub fn encode_rule_part(
 
 /// Read an event written by [`encode_event`] followed by [`encode_rule_part`].
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-    let mut event = Event::default();
-    read(Reader::new(bytes), &mut event)?;
-    Ok(event)
+    read(Reader::new(bytes))
 }
 
-/// [`decode`] without a copy of any string, into `event`: every string of the event points into
-/// `bytes`. This is how the SDK's export reads a rule's input, which lives as long as the call
-/// does. Decoding in place, rather than returning the event, spares the guest the copies of the
-/// whole `Event` that moving it from function to function would cost.
+/// [`decode`] without a copy of any string: every string of the event points into `bytes`. This
+/// is how the SDK's export reads a rule's input, which lives as long as the call does.
 ///
 /// # Safety
 ///
-/// `event` must be exactly `Event::default()` (decoding fills in only the optional parts that
-/// are present, and never frees what it replaces but these owned defaults), held in a
-/// `ManuallyDrop` that is never dropped, whether decoding succeeds or fails: lend it to the rule
-/// by shared reference only. Nothing in it may be moved out of or grown, and `bytes` must outlive
-/// it.
+/// The event, and every string in it, must never be dropped, moved out of or grown: lend it to
+/// the rule by shared reference only, and forget it afterwards. `bytes` must outlive it.
 #[cfg_attr(feature = "abi-v1", allow(dead_code))]
-pub(crate) unsafe fn decode_lent(
-    bytes: &[u8],
-    event: &mut ManuallyDrop<Event>,
-) -> Result<(), DecodeError> {
-    debug_assert!(**event == Event::default());
-    // SAFETY: the caller's contract is `lending`'s; the event is never dropped, even on error.
-    read(unsafe { Reader::lending(bytes) }, event)
+pub(crate) unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, DecodeError> {
+    // SAFETY: the caller's contract is `lending`'s; `read` forgets the event on error.
+    read(unsafe { Reader::lending(bytes) }).map(ManuallyDrop::new)
 }
 
-/// Fill `event` from `r`, field by field where it lies. Each field replaced holds a default,
-/// owned value, so replacing it never hands a lent string to the allocator.
-fn read(mut r: Reader<'_>, event: &mut Event) -> Result<(), DecodeError> {
+fn read(mut r: Reader<'_>) -> Result<Event, DecodeError> {
     r.magic(MAGIC, "not an encoded event (wrong magic)");
     r.begin_part("the event's text");
-    let u = &mut event.user;
-    u.user_id = r.string("user.user_id");
-    u.email = r.opt_string("user.email");
-    u.email_verified = r.bool("user.email_verified");
-    u.name = r.opt_string("user.name");
-    u.nickname = r.opt_string("user.nickname");
-    u.given_name = r.opt_string("user.given_name");
-    u.family_name = r.opt_string("user.family_name");
-    u.picture = r.opt_string("user.picture");
-    u.phone_number = r.opt_string("user.phone_number");
-    u.phone_verified = r.bool("user.phone_verified");
-    u.updated_at = r.opt_string("user.updated_at");
-    u.app_metadata = r.map("user.app_metadata", 0);
-    u.user_metadata = r.map("user.user_metadata", 0);
-
-    let a = &mut event.authorization;
-    a.roles = r.strings("authorization.roles");
-    a.permissions = r.strings("authorization.permissions");
-
-    if r.present("authentication") {
+    let user = User {
+        user_id: r.string("user.user_id"),
+        email: r.opt_string("user.email"),
+        email_verified: r.bool("user.email_verified"),
+        name: r.opt_string("user.name"),
+        nickname: r.opt_string("user.nickname"),
+        given_name: r.opt_string("user.given_name"),
+        family_name: r.opt_string("user.family_name"),
+        picture: r.opt_string("user.picture"),
+        phone_number: r.opt_string("user.phone_number"),
+        phone_verified: r.bool("user.phone_verified"),
+        updated_at: r.opt_string("user.updated_at"),
+        app_metadata: r.map("user.app_metadata", 0),
+        user_metadata: r.map("user.user_metadata", 0),
+    };
+    let authorization = Authorization {
+        roles: r.strings("authorization.roles"),
+        permissions: r.strings("authorization.permissions"),
+    };
+    let authentication = if r.present("authentication") {
         let count = r.len("authentication.methods", 3);
         let mut methods = Vec::with_capacity(count.min(crate::binary::MAX_RESERVED));
         for _ in 0..count {
@@ -227,71 +215,103 @@ fn read(mut r: Reader<'_>, event: &mut Event) -> Result<(), DecodeError> {
                 },
             });
         }
-        event.authentication = Some(Authentication { methods });
-    }
-
-    let c = &mut event.client;
-    c.client_id = r.string("client.client_id");
-    c.name = r.opt_string("client.name");
-    c.metadata = r.map("client.metadata", 0);
-
-    let c = &mut event.connection;
-    c.id = r.string("connection.id");
-    c.name = r.string("connection.name");
-    c.strategy = r.string("connection.strategy");
-    c.metadata = r.map("connection.metadata", 0);
-
-    if r.present("organization") {
-        event.organization = Some(Organization {
+        Some(Authentication { methods })
+    } else {
+        None
+    };
+    let client = Client {
+        client_id: r.string("client.client_id"),
+        name: r.opt_string("client.name"),
+        metadata: r.map("client.metadata", 0),
+    };
+    let connection = Connection {
+        id: r.string("connection.id"),
+        name: r.string("connection.name"),
+        strategy: r.string("connection.strategy"),
+        metadata: r.map("connection.metadata", 0),
+    };
+    let organization = if r.present("organization") {
+        Some(Organization {
             id: r.string("organization.id"),
             name: r.string("organization.name"),
             display_name: r.opt_string("organization.display_name"),
             metadata: r.map("organization.metadata", 0),
-        });
-    }
-
-    let q = &mut event.request;
-    q.ip = r.opt_string("request.ip");
-    q.user_agent = r.opt_string("request.user_agent");
-    q.hostname = r.opt_string("request.hostname");
-    q.language = r.opt_string("request.language");
-    q.method = r.opt_string("request.method");
-    if r.present("request.geoip") {
-        q.geoip = Some(r.value("request.geoip", 0));
-    }
-    q.query = r.map("request.query", 0);
-
-    let t = &mut event.transaction;
-    t.requested_scopes = r.strings("transaction.requested_scopes");
-    t.protocol = r.opt_string("transaction.protocol");
-    t.locale = r.opt_string("transaction.locale");
-    t.redirect_uri = r.opt_string("transaction.redirect_uri");
-    t.nonce = r.opt_string("transaction.nonce");
-    t.acr_values = r.strings("transaction.acr_values");
-
-    if r.present("resource_server") {
-        event.resource_server = Some(ResourceServer {
+        })
+    } else {
+        None
+    };
+    let request = Request {
+        ip: r.opt_string("request.ip"),
+        user_agent: r.opt_string("request.user_agent"),
+        hostname: r.opt_string("request.hostname"),
+        language: r.opt_string("request.language"),
+        method: r.opt_string("request.method"),
+        geoip: if r.present("request.geoip") {
+            Some(r.value("request.geoip", 0))
+        } else {
+            None
+        },
+        query: r.map("request.query", 0),
+    };
+    let transaction = Transaction {
+        requested_scopes: r.strings("transaction.requested_scopes"),
+        protocol: r.opt_string("transaction.protocol"),
+        locale: r.opt_string("transaction.locale"),
+        redirect_uri: r.opt_string("transaction.redirect_uri"),
+        nonce: r.opt_string("transaction.nonce"),
+        acr_values: r.strings("transaction.acr_values"),
+    };
+    let resource_server = if r.present("resource_server") {
+        Some(ResourceServer {
             identifier: r.string("resource_server.identifier"),
-        });
-    }
-
-    event.stats = Stats {
+        })
+    } else {
+        None
+    };
+    let stats = Stats {
         logins_count: u64::from_le_bytes(r.array("stats.logins_count")),
     };
     r.end_part("the event's text");
     r.begin_part("the rule's text");
-    event.configuration = r.map("configuration", 0);
+    let configuration = r.map("configuration", 0);
     let count = r.len("secrets", 8);
+    let mut secrets = BTreeMap::new();
     for _ in 0..count {
         if r.failed() {
             break;
         }
         let name = r.key("secrets");
         let value = r.string("secrets");
-        r.discard(event.secrets.insert(name, value));
+        r.discard(secrets.insert(name, value));
     }
     r.end_part("the rule's text");
-    r.finish()
+    let lent = r.lends();
+    let problem = r.finish();
+    let event = Event {
+        user,
+        authorization,
+        authentication,
+        client,
+        connection,
+        organization,
+        request,
+        transaction,
+        resource_server,
+        stats,
+        configuration,
+        secrets,
+    };
+    match problem {
+        Ok(()) => Ok(event),
+        Err(problem) => {
+            if lent {
+                // Reads never stop early, so the event is whole; its lent strings must not be
+                // dropped.
+                std::mem::forget(event);
+            }
+            Err(problem)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -299,17 +319,6 @@ mod tests {
     use super::*;
     use crate::binary::PartWriter;
     use serde_json::json;
-
-    /// [`decode_lent`] into a fresh event, handed back in its `ManuallyDrop` (and leaked, never
-    /// dropped, on error).
-    ///
-    /// # Safety
-    /// As [`decode_lent`]: the event must never be dropped and `bytes` must outlive it.
-    unsafe fn lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, DecodeError> {
-        let mut event = ManuallyDrop::new(Event::default());
-        // SAFETY: forwarded to the caller.
-        unsafe { decode_lent(bytes, &mut event) }.map(|()| event)
-    }
 
     fn full_event() -> Value {
         json!({
@@ -465,7 +474,7 @@ mod tests {
         encode_event(&event, &mut bytes);
         encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
         // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `bytes` goes.
-        let lent = unsafe { lent(&bytes) }.unwrap();
+        let lent = unsafe { decode_lent(&bytes) }.unwrap();
         assert_eq!(*lent, event);
         assert_eq!(*lent, decode(&bytes).unwrap());
         // The strings really are borrowed from the input: no copy was made.
@@ -494,7 +503,7 @@ mod tests {
         assert_eq!(owned.configuration["namespace"], "second");
         assert_eq!(owned.secret("API_KEY"), Some("two"));
         // SAFETY: as above.
-        let lent = unsafe { lent(&bytes) }.unwrap();
+        let lent = unsafe { decode_lent(&bytes) }.unwrap();
         assert_eq!(*lent, owned);
     }
 
@@ -507,13 +516,13 @@ mod tests {
         for cut in 0..bytes.len() {
             // SAFETY: nothing is returned on error; the event was forgotten inside.
             let owned = decode(&bytes[..cut]).unwrap_err();
-            assert_eq!(unsafe { lent(&bytes[..cut]) }.unwrap_err(), owned);
+            assert_eq!(unsafe { decode_lent(&bytes[..cut]) }.unwrap_err(), owned);
         }
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0xA5;
             // SAFETY: as above; a success is only compared, then forgotten.
-            match (unsafe { lent(&bad) }, decode(&bad)) {
+            match (unsafe { decode_lent(&bad) }, decode(&bad)) {
                 (Ok(lent), Ok(owned)) => assert_eq!(*lent, owned),
                 (Err(lent), Err(owned)) => assert_eq!(lent, owned),
                 (lent, owned) => panic!("byte {i}: lent {lent:?}, owned {owned:?}"),

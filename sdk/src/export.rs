@@ -33,14 +33,14 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
         // SAFETY: the caller guarantees the range is the allocation it filled in.
         unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }
     };
-    // The event stays in its `ManuallyDrop` and is never dropped, even when decoding fails: its
-    // strings may be lent from the input (`binary_event::decode_lent`), and the instance is
-    // discarded after this call anyway.
-    let mut event = std::mem::ManuallyDrop::new(Event::default());
-    if let Err(err) = decode_event(input, &mut event) {
-        panic!("the login event does not fit the SDK's Event: {err}");
-    }
+    let event = match decode_event(input) {
+        Ok(event) => event,
+        Err(err) => panic!("the login event does not fit the SDK's Event: {err}"),
+    };
     let mut api = Api::new();
+    // The event stays in its `ManuallyDrop` and is never dropped: its strings may be lent from
+    // the input (`binary_event::decode_lent`), and the instance is discarded after this call
+    // anyway.
     rule(&event, &mut api);
     let output = encode_result(&api.into_result());
     let out_len = output.len() as u64;
@@ -52,21 +52,15 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
 #[cfg(not(feature = "abi-v1"))]
 fn decode_event(
     input: &[u8],
-    event: &mut std::mem::ManuallyDrop<Event>,
-) -> Result<(), crate::binary_event::DecodeError> {
+) -> Result<std::mem::ManuallyDrop<Event>, crate::binary_event::DecodeError> {
     // SAFETY: the input is the allocation the host filled for this call, which nothing frees;
-    // `event` is a default event the caller lends to the rule by shared reference and never
-    // drops.
-    unsafe { crate::binary_event::decode_lent(input, event) }
+    // the caller lends the event to the rule by shared reference and never drops it.
+    unsafe { crate::binary_event::decode_lent(input) }
 }
 
 #[cfg(feature = "abi-v1")]
-fn decode_event(
-    input: &[u8],
-    event: &mut std::mem::ManuallyDrop<Event>,
-) -> Result<(), serde_json::Error> {
-    **event = serde_json::from_slice(input)?;
-    Ok(())
+fn decode_event(input: &[u8]) -> Result<std::mem::ManuallyDrop<Event>, serde_json::Error> {
+    serde_json::from_slice(input).map(std::mem::ManuallyDrop::new)
 }
 
 #[cfg(not(feature = "abi-v1"))]
