@@ -1,0 +1,97 @@
+//! Rule modules side by side in one process: each module in a one-rule pipeline of its own, the
+//! logins taken round-robin across them, so that the machine's slow and fast phases (this
+//! machine's medians drift by a third between runs) hit every module alike. This is how a change
+//! to the SDK or to a rule is measured in time: build the module before and after, and compare
+//! them in one run. Instruction counts alone can mislead (docs/performance.md).
+//!
+//! `cargo bench -p claimsmith --bench ab -- [RULE=MODULE ...]`: RULE names the example rule
+//! whose configuration the module gets (as in examples/claimsmith.toml), MODULE is the `.wasm`
+//! file. Without arguments, the five example rules as built now. `AB_ROUNDS` sets the rounds
+//! (default 20,000, after 2,000 to warm up).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use claimsmith::engine::{ClaimPolicy, LoginEvent, Pipeline, RuleSpec, Sandbox, SandboxConfig};
+use claimsmith::latency::Latencies;
+
+fn main() {
+    let mut modules: Vec<(String, PathBuf)> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .map(|arg| match arg.split_once('=') {
+            Some((rule, path)) => (rule.to_owned(), PathBuf::from(path)),
+            None => panic!("expected RULE=MODULE, got {arg:?}"),
+        })
+        .collect();
+    if modules.is_empty() {
+        modules = support::RULES
+            .iter()
+            .map(|rule| (rule.to_string(), support::module(rule)))
+            .collect();
+    }
+    let rounds: usize = std::env::var("AB_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let event = LoginEvent::from_json(&support::event_json()).expect("bench event");
+    let pipelines: Vec<Pipeline> = modules
+        .iter()
+        .map(|(rule, path)| {
+            // One engine each: the login's engine does not depend on the CPU it starts on.
+            let sandbox = Sandbox::new(SandboxConfig {
+                engines: 1,
+                ..SandboxConfig::default()
+            })
+            .expect("sandbox");
+            let policy = ClaimPolicy::new(vec!["https://example.com/".into()]).expect("policy");
+            let mut pipeline = Pipeline::new(sandbox, policy);
+            let spec = RuleSpec {
+                name: rule.clone(),
+                configuration: support::configuration(rule),
+                ..RuleSpec::default()
+            };
+            pipeline
+                .add_rule_file(spec, path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            pipeline
+        })
+        .collect();
+
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); pipelines.len()];
+    for round in 0..2_000 + rounds {
+        // Start each round at the next module, so that none always runs first.
+        for k in 0..pipelines.len() {
+            let k = (k + round) % pipelines.len();
+            let started = Instant::now();
+            black_box(pipelines[k].run(&event).expect("the rule runs"));
+            if round >= 2_000 {
+                samples[k].push(started.elapsed());
+            }
+        }
+    }
+
+    println!(
+        "{} logins per module on benches/events/login-1k.json, round-robin in one process\n",
+        rounds
+    );
+    println!("| module | rule | p25 us | p50 us | p75 us | p50 / first |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let mut first = None;
+    for ((rule, path), samples) in modules.iter().zip(samples) {
+        let latencies = Latencies::new(samples);
+        let p50 = latencies.percentile_us(50.0);
+        let first = *first.get_or_insert(p50);
+        println!(
+            "| {} | {rule} | {:.2} | {p50:.2} | {:.2} | {:.3} |",
+            path.display(),
+            latencies.percentile_us(25.0),
+            latencies.percentile_us(75.0),
+            p50 / first
+        );
+    }
+}
