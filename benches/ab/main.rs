@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use claimsmith::engine::{ClaimPolicy, LoginEvent, Pipeline, RuleSpec, Sandbox, SandboxConfig};
+use claimsmith::engine::{LoginEvent, Pipeline, SandboxConfig};
 use claimsmith::latency::Latencies;
 
 fn main() {
@@ -39,26 +39,15 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let event = LoginEvent::from_json(&support::event_json()).expect("bench event");
+    // One engine each: the login's engine does not depend on the CPU it starts on.
+    let config = SandboxConfig {
+        engines: 1,
+        ..SandboxConfig::default()
+    };
     let pipelines: Vec<Pipeline> = modules
         .iter()
         .map(|(rule, path)| {
-            // One engine each: the login's engine does not depend on the CPU it starts on.
-            let sandbox = Sandbox::new(SandboxConfig {
-                engines: 1,
-                ..SandboxConfig::default()
-            })
-            .expect("sandbox");
-            let policy = ClaimPolicy::new(vec!["https://example.com/".into()]).expect("policy");
-            let mut pipeline = Pipeline::new(sandbox, policy);
-            let spec = RuleSpec {
-                name: rule.clone(),
-                configuration: support::configuration(rule),
-                ..RuleSpec::default()
-            };
-            pipeline
-                .add_rule_file(spec, path)
-                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            pipeline
+            support::pipeline_of_modules(config.clone(), &[(rule.as_str(), path.clone())])
         })
         .collect();
 

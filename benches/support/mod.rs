@@ -79,18 +79,25 @@ pub fn pipeline(rules: &[&str]) -> Pipeline {
 
 /// [`pipeline`] with sandbox settings of its own.
 pub fn pipeline_with(config: SandboxConfig, rules: &[&str]) -> Pipeline {
+    let modules: Vec<(&str, PathBuf)> = rules.iter().map(|name| (*name, module(name))).collect();
+    pipeline_of_modules(config, &modules)
+}
+
+/// A pipeline of the given module files, each with the configuration of the example rule it
+/// names; the rules are named after it, numbered in order.
+pub fn pipeline_of_modules(config: SandboxConfig, modules: &[(&str, PathBuf)]) -> Pipeline {
     let sandbox = Sandbox::new(config).expect("sandbox");
     let policy = ClaimPolicy::new(vec!["https://example.com/".into()]).expect("policy");
     let mut pipeline = Pipeline::new(sandbox, policy);
-    for (i, name) in rules.iter().enumerate() {
+    for (i, (name, path)) in modules.iter().enumerate() {
         let spec = RuleSpec {
             name: format!("{name}-{i}"),
             configuration: configuration(name),
             ..RuleSpec::default()
         };
         pipeline
-            .add_rule_file(spec, &module(name))
-            .expect("rule loads");
+            .add_rule_file(spec, path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
     pipeline
 }

@@ -33,6 +33,8 @@ pub struct Pipeline {
     policy: ClaimPolicy,
     /// One per engine; the first is the sandbox the pipeline was built with.
     shards: Vec<Shard>,
+    /// Whether a version 1 rule is loaded: only those need the caller's event bytes.
+    has_version_1: bool,
 }
 
 /// One engine's sandbox and its own load of every rule.
@@ -76,7 +78,11 @@ impl Pipeline {
                 }
             }
         }
-        Pipeline { policy, shards }
+        Pipeline {
+            policy,
+            shards,
+            has_version_1: false,
+        }
     }
 
     /// Load a rule from module bytes and append it.
@@ -108,6 +114,7 @@ impl Pipeline {
         for (shard, rule) in others.iter_mut().zip(loaded) {
             shard.rules.push(rule);
         }
+        self.has_version_1 |= rule.abi_version() == 1;
         first.rules.push(rule);
         self.policy.add_secrets(secrets);
         Ok(self.shards[0].rules.last().expect("just pushed"))
@@ -198,8 +205,7 @@ impl Pipeline {
     /// after every rule is added, and run them on this pipeline: a version 1 rule that meets an
     /// event parsed without its bytes sees only the checked fields (and a warning is logged).
     pub fn event_from_json(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
-        let keep_source = self.rules().iter().any(|rule| rule.abi_version() == 1);
-        LoginEvent::parse_json(bytes, keep_source)
+        LoginEvent::parse_json(bytes, self.has_version_1)
     }
 
     /// Run every rule on `event`: the outcome, or why the login gets no tokens.

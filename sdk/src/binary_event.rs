@@ -353,11 +353,16 @@ mod tests {
         })
     }
 
-    fn round_trip(event: &Event) -> Event {
+    /// The whole input for `event`: the event, then its own configuration and secrets.
+    fn encoded(event: &Event) -> Vec<u8> {
         let mut bytes = Vec::new();
         encode_event(event, &mut bytes);
         encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
-        decode(&bytes).unwrap()
+        bytes
+    }
+
+    fn round_trip(event: &Event) -> Event {
+        decode(&encoded(event)).unwrap()
     }
 
     #[test]
@@ -447,9 +452,7 @@ mod tests {
         );
         // Flipping any single byte never panics.
         let event: Event = serde_json::from_value(full_event()).unwrap();
-        let mut good = Vec::new();
-        encode_event(&event, &mut good);
-        encode_rule_part(&event.configuration, &event.secrets, &mut good);
+        let good = encoded(&event);
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0xA5;
@@ -470,9 +473,7 @@ mod tests {
     #[test]
     fn a_lent_event_equals_an_owned_one() {
         let event: Event = serde_json::from_value(full_event()).unwrap();
-        let mut bytes = Vec::new();
-        encode_event(&event, &mut bytes);
-        encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
+        let bytes = encoded(&event);
         // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `bytes` goes.
         let lent = unsafe { decode_lent(&bytes) }.unwrap();
         assert_eq!(*lent, event);
@@ -510,9 +511,7 @@ mod tests {
     #[test]
     fn a_broken_lent_input_fails_without_dropping_anything() {
         let event: Event = serde_json::from_value(full_event()).unwrap();
-        let mut bytes = Vec::new();
-        encode_event(&event, &mut bytes);
-        encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
+        let bytes = encoded(&event);
         for cut in 0..bytes.len() {
             // SAFETY: nothing is returned on error; the event was forgotten inside.
             let owned = decode(&bytes[..cut]).unwrap_err();
@@ -542,9 +541,7 @@ mod tests {
             configuration: map,
             ..Event::default()
         };
-        let mut bytes = Vec::new();
-        encode_event(&event, &mut bytes);
-        encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
+        let bytes = encoded(&event);
         assert_eq!(decode(&bytes).unwrap_err().problem, "values nest too deep");
     }
 }
