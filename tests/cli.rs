@@ -211,8 +211,17 @@ fn the_event_can_come_from_a_file_or_stdin() {
 fn bad_events_exit_2_with_the_field_named_and_nothing_on_stdout() {
     let setup = Setup::new("RS256", ADD_ROLES);
     let config = setup.config.to_str().unwrap();
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 7] = [
         ("{not json", "not valid JSON"),
+        // A struct given as an array of its fields in order is not read positionally.
+        (
+            r#"{"user": ["auth0|1"], "client": {"client_id": "c"}}"#,
+            "`user`: invalid type: sequence, expected struct User",
+        ),
+        (
+            r#"{"user": {"user_id": "u"}, "client": {"client_id": "c"}, "authentication": {"methods": [["pwd"]]}}"#,
+            "`authentication.methods[0]`: invalid type: sequence, expected struct AuthenticationMethod",
+        ),
         ("[1, 2]", "must be a JSON object"),
         (r#"{"client": {"client_id": "c"}}"#, "user.user_id"),
         (r#"{"user": {"user_id": "u"}}"#, "client.client_id"),

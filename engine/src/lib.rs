@@ -6,8 +6,10 @@
 //! - [`sandbox`]: the one wasmtime engine every rule runs in (fuel, deadlines, pooled instances);
 //! - [`validated_module`] and [`rule`]: a module checked against the guest ABI once, at load,
 //!   its compiled code kept across restarts by the [`artifact_cache`];
-//! - [`login_event`]: the event checked and serialized once per login;
-//! - [`pipeline`]: the rules in order, each in a fresh instance ([`rule_run`]);
+//! - [`login_event`]: the event checked (each of its structs a JSON object: `objects_only`) and
+//!   serialized once per login;
+//! - [`pipeline`]: the rules in order, each in a fresh instance ([`rule_run`]), on the engine of
+//!   the CPU the login starts on (`engine_by_cpu`);
 //! - [`claim_policy`]: what a rule's commands may do to the tokens;
 //! - [`outcome`]: claims per token, scopes, metadata and per-rule traces, or a typed
 //!   [`LoginError`] (`Denied`, `RuleFailed`).
@@ -17,9 +19,11 @@
 pub mod artifact_cache;
 pub mod claim_policy;
 pub mod draft;
+mod engine_by_cpu;
 pub mod error;
 pub mod limits;
 pub mod login_event;
+mod objects_only;
 pub mod outcome;
 pub mod pipeline;
 pub mod reserved_claims;

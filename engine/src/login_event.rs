@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::EventError;
+use crate::objects_only::ObjectsOnly;
 use claimsmith_sdk::{
     Authentication, Authorization, Client, Connection, Event, Organization, Request,
     ResourceServer, Stats, Transaction, User, binary_event,
@@ -52,7 +53,7 @@ impl LoginEvent {
         // way: inside a string serde_json refuses it, outside one it is a syntax error.
         let parsed = std::str::from_utf8(bytes)
             .ok()
-            .and_then(|text| serde_json::from_str::<CallerEvent>(text).ok());
+            .and_then(|text| CallerEvent::from_str(text).ok());
         let Some(caller) = parsed else {
             return Err(LoginEvent::explain_json_error(bytes));
         };
@@ -72,7 +73,8 @@ impl LoginEvent {
     #[cold]
     fn explain_json_error(bytes: &[u8]) -> EventError {
         let mut json = serde_json::Deserializer::from_slice(bytes);
-        let error = match serde_path_to_error::deserialize::<_, CallerEvent>(&mut json) {
+        let error = match serde_path_to_error::deserialize::<_, CallerEvent>(ObjectsOnly(&mut json))
+        {
             Ok(_) => match json.end() {
                 Ok(()) => return EventError::NotJson("unreadable event".into()),
                 Err(e) => return EventError::NotJson(e.to_string()),
@@ -99,11 +101,12 @@ impl LoginEvent {
         map.remove("configuration");
         map.remove("secrets");
         let value = Value::Object(map);
-        let event: Event =
-            serde_path_to_error::deserialize(&value).map_err(|e| EventError::WrongType {
+        let event: Event = serde_path_to_error::deserialize(ObjectsOnly(&value)).map_err(|e| {
+            EventError::WrongType {
                 path: e.path().to_string(),
                 message: e.into_inner().to_string(),
-            })?;
+            }
+        })?;
         Ok(LoginEvent {
             event,
             source: Source::Value(value),
@@ -216,6 +219,14 @@ struct CallerEvent {
 }
 
 impl CallerEvent {
+    /// Parse JSON text, each struct of the event from an object only ([`ObjectsOnly`]).
+    fn from_str(text: &str) -> Result<CallerEvent, serde_json::Error> {
+        let mut json = serde_json::Deserializer::from_str(text);
+        let event = CallerEvent::deserialize(ObjectsOnly(&mut json))?;
+        json.end()?;
+        Ok(event)
+    }
+
     fn into_event(self) -> Event {
         Event {
             user: self.user,
@@ -308,6 +319,28 @@ mod tests {
             "event must be a JSON object, found an array"
         );
         assert!(LoginEvent::from_json(b"{nope").is_err());
+    }
+
+    #[test]
+    fn a_part_of_the_event_given_as_an_array_is_refused_not_read_in_field_order() {
+        let bad = json!({"user": ["auth0|1"], "client": {"client_id": "c"}});
+        let parsed = [
+            LoginEvent::from_json(bad.to_string().as_bytes()),
+            LoginEvent::parse_json(bad.to_string().as_bytes(), false),
+            LoginEvent::from_value(bad),
+        ];
+        for result in parsed {
+            match result {
+                Err(EventError::WrongType { path, message }) => {
+                    assert_eq!(path, "user");
+                    assert!(
+                        message.starts_with("invalid type: sequence, expected struct User"),
+                        "{message}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! failure of a rule whose `on_error` is `deny`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::claim_policy::ClaimPolicy;
 use crate::draft::{Draft, Stop, apply};
+use crate::engine_by_cpu::EngineByCpu;
 use crate::error::{
     Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
 };
@@ -33,6 +33,8 @@ pub struct Pipeline {
     policy: ClaimPolicy,
     /// One per engine; the first is the sandbox the pipeline was built with.
     shards: Vec<Shard>,
+    /// The engine of each CPU.
+    engine_by_cpu: EngineByCpu,
     /// Whether a version 1 rule is loaded: only those need the caller's event bytes.
     has_version_1: bool,
 }
@@ -80,6 +82,7 @@ impl Pipeline {
         }
         Pipeline {
             policy,
+            engine_by_cpu: EngineByCpu::new(shards.len()),
             shards,
             has_version_1: false,
         }
@@ -163,22 +166,11 @@ impl Pipeline {
         self.shards.len()
     }
 
-    /// The engine for a login starting now: the one of the CPU this thread runs on (the CPU's
-    /// number modulo the engines), so logins running at the same moment on different CPUs
-    /// mostly use different engines. Where the CPU is not known, each thread keeps to the
-    /// engine it was given in turn.
+    /// The engine for a login starting now: the one of the CPU this thread runs on, the CPUs
+    /// the process may use numbered densely ([`EngineByCpu`]), so logins running at the same
+    /// moment on different CPUs mostly use different engines.
     fn shard(&self) -> usize {
-        if self.shards.len() == 1 {
-            return 0;
-        }
-        let index = current_cpu().unwrap_or_else(|| {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            thread_local! {
-                static TURN: usize = NEXT.fetch_add(1, Ordering::Relaxed);
-            }
-            TURN.with(|turn| *turn)
-        });
-        index % self.shards.len()
+        self.engine_by_cpu.current()
     }
 
     /// Run the rule at `index` on engine `shard`; if that engine has no instance slot free,
@@ -354,19 +346,6 @@ impl Pipeline {
             }
         }
     }
-}
-
-/// The CPU the calling thread runs on (a vDSO call on Linux; `None` elsewhere).
-fn current_cpu() -> Option<usize> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: `sched_getcpu` takes no arguments and only returns a number.
-        let cpu = unsafe { libc::sched_getcpu() };
-        if cpu >= 0 {
-            return Some(cpu as usize);
-        }
-    }
-    None
 }
 
 /// A rule's log lines on their way to `tracing` and the outcome: secrets redacted, capped at the

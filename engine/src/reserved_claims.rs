@@ -70,9 +70,25 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "x5t#S256",
 ];
 
+/// The length of the longest reserved name (`authorization_details`). Namespaced claims are
+/// longer, so most names a rule sets are settled by their length without a search.
+const LONGEST: usize = longest(RESERVED_CLAIMS);
+
+const fn longest(names: &[&str]) -> usize {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < names.len() {
+        if names[i].len() > longest {
+            longest = names[i].len();
+        }
+        i += 1;
+    }
+    longest
+}
+
 /// Whether `name` is reserved.
 pub fn is_reserved(name: &str) -> bool {
-    RESERVED_CLAIMS.binary_search(&name).is_ok()
+    name.len() <= LONGEST && RESERVED_CLAIMS.binary_search(&name).is_ok()
 }
 
 #[cfg(test)]
@@ -89,5 +105,14 @@ mod tests {
             assert!(is_reserved(name));
         }
         assert!(!is_reserved("https://example.com/roles"));
+    }
+
+    #[test]
+    fn the_length_shortcut_never_hides_a_reserved_name() {
+        assert_eq!(LONGEST, "authorization_details".len());
+        assert!(RESERVED_CLAIMS.iter().all(|name| name.len() <= LONGEST));
+        assert!(is_reserved("authorization_details"));
+        assert!(!is_reserved("authorization_detailsx"));
+        assert!(!is_reserved(""));
     }
 }

@@ -1,0 +1,282 @@
+//! Reading the login event strictly: each part of it the SDK types as a struct (`user`,
+//! `client`, `transaction`, ...) must be a JSON object.
+//!
+//! serde's derived `Deserialize` also takes a struct from a sequence of its fields in order, so
+//! without this `{"user": ["auth0|1"]}` would read as a user whose `user_id` is `auth0|1`, and
+//! tokens would be minted for it. [`ObjectsOnly`] wraps a deserializer and asks for a map
+//! wherever a struct is wanted, at every depth; the error then names the struct that was
+//! expected (`invalid type: sequence, expected struct User`). Everything else passes through
+//! unchanged, so the wrapping costs nothing measurable.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// A deserializer that reads structs from maps only, at every depth.
+pub(crate) struct ObjectsOnly<D>(pub D);
+
+/// Forward `deserialize_*` methods to the inner deserializer, with the visitor wrapped.
+macro_rules! forward {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.0.$method(Wrapped(visitor))
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectsOnly<D> {
+    type Error = D::Error;
+
+    forward! {
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+        deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+        deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_identifier
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        // The whole point: a map, never a sequence of the fields in order.
+        self.0.deserialize_map(Wrapped(visitor))
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_unit_struct(name, Wrapped(visitor))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_newtype_struct(name, Wrapped(visitor))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple(len, Wrapped(visitor))
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_tuple_struct(name, len, Wrapped(visitor))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        // The event has no enums; one added later is read as the inner deserializer reads it.
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        // Skipped unread: nothing in it is built, so there is nothing to check.
+        self.0.deserialize_ignored_any(visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+}
+
+/// A visitor whose nested maps, sequences and options are read through [`ObjectsOnly`].
+struct Wrapped<V>(V);
+
+/// Forward `visit_*` methods that carry a plain value.
+macro_rules! visit {
+    ($($method:ident($ty:ty))*) => {$(
+        fn $method<E: de::Error>(self, value: $ty) -> Result<V::Value, E> {
+            self.0.$method(value)
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        self.0.expecting(formatter)
+    }
+
+    visit! {
+        visit_bool(bool) visit_i8(i8) visit_i16(i16) visit_i32(i32) visit_i64(i64)
+        visit_i128(i128) visit_u8(u8) visit_u16(u16) visit_u32(u32) visit_u64(u64)
+        visit_u128(u128) visit_f32(f32) visit_f64(f64) visit_char(char) visit_str(&str)
+        visit_borrowed_str(&'de str) visit_string(String) visit_bytes(&[u8])
+        visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.0.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.0.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        self.0.visit_some(ObjectsOnly(deserializer))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<V::Value, D::Error> {
+        self.0.visit_newtype_struct(ObjectsOnly(deserializer))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        self.0.visit_seq(Wrapped(seq))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.0.visit_map(Wrapped(map))
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        self.0.visit_enum(data)
+    }
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrapped<A> {
+    type Error = A::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, A::Error> {
+        self.0.next_element_seed(Seed(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Wrapped<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        // Keys are strings or field names: nothing in them to wrap.
+        self.0.next_key_seed(seed)
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
+        self.0.next_value_seed(Seed(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+/// A seed that hands the value's deserializer on wrapped.
+struct Seed<T>(T);
+
+impl<'de, T: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<T> {
+    type Value = T::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T::Value, D::Error> {
+        self.0.deserialize(ObjectsOnly(deserializer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::{Value, json};
+
+    #[derive(Deserialize, Debug, Default, PartialEq)]
+    #[serde(default)]
+    struct Inner {
+        id: String,
+        tags: Vec<String>,
+    }
+
+    #[derive(Deserialize, Debug, Default, PartialEq)]
+    #[serde(default)]
+    struct Outer {
+        inner: Inner,
+        maybe: Option<Inner>,
+        list: Vec<Inner>,
+        wrapped: Wrapper,
+        extra: Value,
+    }
+
+    #[derive(Deserialize, Debug, Default, PartialEq)]
+    struct Wrapper(Option<Inner>);
+
+    fn strict(json: &str) -> Result<Outer, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        let outer = Outer::deserialize(ObjectsOnly(&mut de))?;
+        de.end()?;
+        Ok(outer)
+    }
+
+    #[test]
+    fn objects_read_as_before() {
+        let json = r#"{"inner": {"id": "a", "tags": ["x"]}, "maybe": {"id": "b"},
+            "list": [{"id": "c"}], "wrapped": {"id": "d"},
+            "extra": {"k": [1, {"n": null}], "s": "t"}, "unknown": [1, 2]}"#;
+        let lenient: Outer = serde_json::from_str(json).unwrap();
+        assert_eq!(strict(json).unwrap(), lenient);
+        assert_eq!(lenient.list[0].id, "c");
+        assert_eq!(lenient.extra, json!({"k": [1, {"n": null}], "s": "t"}));
+        assert_eq!(strict(r#"{"maybe": null}"#).unwrap().maybe, None);
+    }
+
+    #[test]
+    fn a_struct_given_as_an_array_is_refused_at_every_depth() {
+        for json in [
+            r#"[{"id": "a"}]"#,
+            r#"{"inner": ["a", ["x"]]}"#,
+            r#"{"maybe": ["a"]}"#,
+            r#"{"list": [{"id": "c"}, ["d"]]}"#,
+            r#"{"wrapped": ["d"]}"#,
+        ] {
+            // The lenient derive takes each of these.
+            assert!(serde_json::from_str::<Outer>(json).is_ok(), "{json}");
+            let err = strict(json).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("invalid type: sequence, expected struct"),
+                "{json}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_are_checked_the_same_way() {
+        let value = json!({"inner": ["a"]});
+        assert!(Outer::deserialize(&value).is_ok());
+        let err = Outer::deserialize(ObjectsOnly(&value)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid type: sequence, expected struct Inner"
+        );
+    }
+}
