@@ -7,13 +7,14 @@
 //! `cargo bench -p claimsmith --bench ab -- [RULE=MODULE ...]`: RULE names the example rule
 //! whose configuration the module gets (as in examples/claimsmith.toml), MODULE is the `.wasm`
 //! file. Without arguments, the five example rules as built now. `AB_ROUNDS` sets the rounds
-//! (default 20,000, after 2,000 to warm up).
+//! (default 20,000, after 2,000 to warm up); `AB_EVENT` a login event file other than the
+//! benchmark login (`benches/events/login-1k.json`).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use claimsmith::engine::{LoginEvent, Pipeline, SandboxConfig};
@@ -24,7 +25,7 @@ fn main() {
         .skip(1)
         .filter(|arg| !arg.starts_with("--"))
         .map(|arg| match arg.split_once('=') {
-            Some((rule, path)) => (rule.to_owned(), PathBuf::from(path)),
+            Some((rule, path)) => (rule.to_owned(), from_invocation(path.as_ref())),
             None => panic!("expected RULE=MODULE, got {arg:?}"),
         })
         .collect();
@@ -38,7 +39,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let event = LoginEvent::from_json(&support::event_json()).expect("bench event");
+    let event = match std::env::var_os("AB_EVENT") {
+        Some(path) => {
+            let path = from_invocation(path.as_ref());
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("AB_EVENT {path:?}: {e}"));
+            LoginEvent::from_json(&bytes).unwrap_or_else(|e| panic!("AB_EVENT {path:?}: {e}"))
+        }
+        None => LoginEvent::from_json(&support::event_json()).expect("bench event"),
+    };
     // One engine each: the login's engine does not depend on the CPU it starts on.
     let config = SandboxConfig {
         engines: 1,
@@ -82,5 +90,19 @@ fn main() {
             latencies.percentile_us(75.0),
             p50 / first
         );
+    }
+}
+
+/// A path given on the command line. Cargo runs benches in the package's directory (`host/`),
+/// not where it was called from, so a relative path is taken from the caller's directory
+/// (`PWD`, kept by cargo), else from the workspace root.
+fn from_invocation(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    let from_caller = std::env::var_os("PWD").map(|dir| PathBuf::from(dir).join(path));
+    match from_caller {
+        Some(candidate) if candidate.exists() => candidate,
+        _ => support::workspace().join(path),
     }
 }
