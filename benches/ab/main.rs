@@ -39,14 +39,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let event = match std::env::var_os("AB_EVENT") {
-        Some(path) => {
-            let path = from_invocation(path.as_ref());
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("AB_EVENT {path:?}: {e}"));
-            LoginEvent::from_json(&bytes).unwrap_or_else(|e| panic!("AB_EVENT {path:?}: {e}"))
-        }
-        None => LoginEvent::from_json(&support::event_json()).expect("bench event"),
+    let event_path = match std::env::var_os("AB_EVENT") {
+        Some(path) => from_invocation(path.as_ref()),
+        None => support::workspace().join("benches/events/login-1k.json"),
     };
+    let bytes = std::fs::read(&event_path)
+        .unwrap_or_else(|e| panic!("event {}: {e}", event_path.display()));
+    let event = LoginEvent::from_json(&bytes)
+        .unwrap_or_else(|e| panic!("event {}: {e}", event_path.display()));
     // One engine each: the login's engine does not depend on the CPU it starts on.
     let config = SandboxConfig {
         engines: 1,
@@ -73,8 +73,9 @@ fn main() {
     }
 
     println!(
-        "{} logins per module on benches/events/login-1k.json, round-robin in one process\n",
-        rounds
+        "{} logins per module on {}, round-robin in one process\n",
+        rounds,
+        event_path.display()
     );
     println!("| module | rule | p25 us | p50 us | p75 us | p50 / first |");
     println!("|---|---|---:|---:|---:|---:|");
@@ -94,15 +95,24 @@ fn main() {
 }
 
 /// A path given on the command line. Cargo runs benches in the package's directory (`host/`),
-/// not where it was called from, so a relative path is taken from the caller's directory
-/// (`PWD`, kept by cargo), else from the workspace root.
+/// not where it was called from, so a relative path is taken from the caller's directory as
+/// the shell's `PWD` gives it (a script that changes directory without updating `PWD` should
+/// pass absolute paths), and, if nothing is there, from the workspace root. A path found in
+/// neither place stops the bench naming both.
 fn from_invocation(path: &Path) -> PathBuf {
     if path.is_absolute() {
         return path.to_owned();
     }
     let from_caller = std::env::var_os("PWD").map(|dir| PathBuf::from(dir).join(path));
+    let from_workspace = support::workspace().join(path);
     match from_caller {
         Some(candidate) if candidate.exists() => candidate,
-        _ => support::workspace().join(path),
+        _ if from_workspace.exists() => from_workspace,
+        from_caller => panic!(
+            "{}: not found in the calling directory ({}) or the workspace ({})",
+            path.display(),
+            from_caller.map_or("PWD unset".into(), |p| p.display().to_string()),
+            from_workspace.display()
+        ),
     }
 }

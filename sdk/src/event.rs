@@ -2,6 +2,11 @@
 //!
 //! Every struct is tolerant: unknown fields are ignored and missing optional fields take their
 //! defaults, so an issuer can send more than a rule reads and a rule can read less than Auth0 sends.
+//!
+//! The host reads each of these structs from a JSON object only, never from an array of its
+//! fields in order (`claimsmith-engine`'s `objects_only`). That check follows maps, sequences,
+//! options and newtypes, not enums or `#[serde(flatten)]`: a field of either kind added here
+//! needs the check extended first.
 
 use std::collections::BTreeMap;
 
