@@ -41,7 +41,7 @@ fn main() {
         .unwrap_or(20_000);
     let event_path = match std::env::var_os("AB_EVENT") {
         Some(path) => from_invocation(path.as_ref()),
-        None => support::workspace().join("benches/events/login-1k.json"),
+        None => support::event_path(),
     };
     let bytes = std::fs::read(&event_path)
         .unwrap_or_else(|e| panic!("event {}: {e}", event_path.display()));

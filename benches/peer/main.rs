@@ -36,7 +36,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
-    let event_path = support::workspace().join("benches/events/login-1k.json");
+    let event_path = support::event_path();
     let event_bytes = support::event_json();
 
     let rss_start = resident_bytes();

@@ -49,9 +49,14 @@ pub fn module(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no example rule {name}"))
 }
 
+/// The benchmark login: 1.2 KB, a user with two roles.
+pub fn event_path() -> PathBuf {
+    workspace().join("benches/events/login-1k.json")
+}
+
 /// The ~1 KB benchmark login (alice, admin and editor, with an API).
 pub fn event_json() -> Vec<u8> {
-    std::fs::read(workspace().join("benches/events/login-1k.json")).expect("benches/events")
+    std::fs::read(event_path()).expect("benches/events")
 }
 
 pub fn event_value() -> Value {

@@ -18,24 +18,11 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 /// A deserializer that reads structs from maps only, at every depth.
 pub(crate) struct ObjectsOnly<D>(pub D);
 
-/// Forward `deserialize_*` methods to the inner deserializer, with the visitor wrapped: what
-/// they read may hold a struct.
+/// Forward `deserialize_*` methods to the inner deserializer, the visitor passed through `$wrap`.
 macro_rules! forward {
-    ($($method:ident)*) => {$(
+    ($wrap:path; $($method:ident)*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.0.$method(Wrapped(visitor))
-        }
-    )*};
-}
-
-/// Forward `deserialize_*` methods for plain values as they are. The visitors that ask for a
-/// string, a number, a boolean, an identifier or a unit (std's and serde's derived ones) take
-/// no map or sequence, and serde_json, the deserializer used here, visits only plain values on
-/// these paths; so there is nothing inside to check.
-macro_rules! forward_plain {
-    ($($method:ident)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.0.$method(visitor)
+            self.0.$method($wrap(visitor))
         }
     )*};
 }
@@ -43,14 +30,18 @@ macro_rules! forward_plain {
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectsOnly<D> {
     type Error = D::Error;
 
+    // What these read may hold a struct (serde_json reads bytes from an array too).
     forward! {
-        deserialize_any deserialize_option deserialize_seq deserialize_map
-        // serde_json reads bytes from an array too.
+        Wrapped; deserialize_any deserialize_option deserialize_seq deserialize_map
         deserialize_bytes deserialize_byte_buf
     }
 
-    forward_plain! {
-        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+    // Plain values, passed on as they are. The visitors that ask for a string, a number, a
+    // boolean, an identifier or a unit (std's and serde's derived ones) take no map or sequence,
+    // and serde_json, the deserializer used here, visits only plain values on these paths; so
+    // there is nothing inside to check.
+    forward! {
+        std::convert::identity; deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
         deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
         deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_str
         deserialize_string deserialize_unit deserialize_identifier
