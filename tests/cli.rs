@@ -283,6 +283,14 @@ fn config_errors_exit_2_naming_file_field_and_cause() {
             original.replace("[rules.config]", "on_error = \"maybe\"\n[rules.config]"),
             "on_error",
         ),
+        (
+            // The key's values in field order: serde's derive alone would take it as a key.
+            original.replace(
+                "[[keys]]\nkid = \"test-rs256\"\nalg = \"RS256\"\nprivate_key = \"signing.pem\"",
+                "keys = [[\"test-rs256\", \"RS256\", \"signing.pem\"]]",
+            ),
+            "invalid type: sequence, expected a `[[keys]]` table",
+        ),
     ];
     for (text, expected) in cases {
         std::fs::write(&base.config, &text).unwrap();

@@ -14,7 +14,8 @@
 //! - [`outcome`]: claims per token, scopes, metadata and per-rule traces, or a typed
 //!   [`LoginError`] (`Denied`, `RuleFailed`).
 //!
-//! No file formats and no signing here: the host crate reads config and mints tokens.
+//! No file formats and no signing here: the host crate reads config and mints tokens (its config
+//! reader uses [`ObjectsOnly`] too, so a TOML table cannot be given as an array either).
 
 pub mod artifact_cache;
 pub mod claim_policy;
@@ -23,7 +24,7 @@ mod engine_by_cpu;
 pub mod error;
 pub mod limits;
 pub mod login_event;
-mod objects_only;
+pub mod objects_only;
 pub mod outcome;
 pub mod pipeline;
 pub mod reserved_claims;
@@ -40,6 +41,7 @@ pub use error::{
 };
 pub use limits::Limits;
 pub use login_event::LoginEvent;
+pub use objects_only::ObjectsOnly;
 pub use outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 pub use pipeline::Pipeline;
 pub use rule::{OnError, Rule, RuleSpec};

@@ -1,22 +1,24 @@
-//! Reading the login event strictly: each part of it the SDK types as a struct (`user`,
-//! `client`, `transaction`, ...) must be a JSON object.
+//! Reading structs strictly: each one from a map (a JSON object, a TOML table), never from a
+//! sequence of its fields in order.
 //!
 //! serde's derived `Deserialize` also takes a struct from a sequence of its fields in order, so
 //! without this `{"user": ["auth0|1"]}` would read as a user whose `user_id` is `auth0|1`, and
-//! tokens would be minted for it. [`ObjectsOnly`] wraps a deserializer and asks for a map
-//! wherever a struct is wanted, through maps, sequences, options and newtypes at any depth; the
-//! error then names the struct that was expected (`invalid type: sequence, expected struct
-//! User`). Enums and `#[serde(flatten)]` are not followed (serde reads them through its own
-//! buffers, outside this wrapper): the event has neither, and `sdk/src/event.rs` says so to
-//! whoever adds one. Everything else passes through unchanged; the wrapping costs the benchmark
-//! login's parse about 600 x86 instructions (2 %).
+//! tokens would be minted for it; and in the issuer's config `keys = [["k1", "EdDSA", "k.pem"]]`
+//! would read as a key. [`ObjectsOnly`] wraps a deserializer and asks for a map wherever a
+//! struct is wanted, through maps, sequences, options and newtypes at any depth; the error then
+//! names the struct that was expected (`invalid type: sequence, expected struct User`). Enums
+//! and `#[serde(flatten)]` are not followed (serde reads them through its own buffers, outside
+//! this wrapper): the event has neither, and `sdk/src/event.rs` says so to whoever adds one; the
+//! config's one choice of forms (a secret as a string or `{ env = ".." }`) is read by hand.
+//! Everything else passes through unchanged; the wrapping costs the benchmark login's parse
+//! about 600 x86 instructions (2 %).
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A deserializer that reads structs from maps only, at every depth.
-pub(crate) struct ObjectsOnly<D>(pub D);
+pub struct ObjectsOnly<D>(pub D);
 
 /// Forward `deserialize_*` methods to the inner deserializer, the visitor passed through `$wrap`.
 macro_rules! forward {
@@ -37,9 +39,10 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectsOnly<D> {
     }
 
     // Plain values, passed on as they are. The visitors that ask for a string, a number, a
-    // boolean, an identifier or a unit (std's and serde's derived ones) take no map or sequence,
-    // and serde_json, the deserializer used here, visits only plain values on these paths; so
-    // there is nothing inside to check.
+    // boolean, an identifier or a unit (std's and serde's derived ones) take no map or sequence:
+    // serde_json visits only plain values on these paths, and where TOML's deserializer offers
+    // an array or a table the visitor refuses it. Nothing is built from inside, so there is
+    // nothing inside to check.
     forward! {
         std::convert::identity; deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
         deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
@@ -53,8 +56,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectsOnly<D> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        // The whole point: a map, never a sequence of the fields in order.
-        self.0.deserialize_map(Wrapped(visitor))
+        // The whole point: a map, never a sequence of the fields in order. `deserialize_map`
+        // alone is not enough: TOML's deserializer, for one, hands an array to `visit_seq` there.
+        self.0.deserialize_map(StructFromMap(visitor))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -113,13 +117,30 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectsOnly<D> {
 /// A visitor whose nested maps, sequences and options are read through [`ObjectsOnly`].
 struct Wrapped<V>(V);
 
-/// Forward `visit_*` methods that carry a plain value.
+/// A struct's visitor: a map is read as [`Wrapped`] reads it, a sequence is refused, and
+/// anything else goes to the struct's own visitor, which refuses it in its own words.
+struct StructFromMap<V>(V);
+
+/// Forward `visit_*` methods that carry a plain value, the visitor passed through `$wrap`.
 macro_rules! visit {
-    ($($method:ident($ty:ty))*) => {$(
+    ($wrap:path; $($method:ident($ty:ty))*) => {$(
         fn $method<E: de::Error>(self, value: $ty) -> Result<V::Value, E> {
-            self.0.$method(value)
+            $wrap(self.0).$method(value)
         }
     )*};
+}
+
+/// The plain values every visitor here forwards.
+macro_rules! visit_plain {
+    ($wrap:path) => {
+        visit! {
+            $wrap; visit_bool(bool) visit_i8(i8) visit_i16(i16) visit_i32(i32) visit_i64(i64)
+            visit_i128(i128) visit_u8(u8) visit_u16(u16) visit_u32(u32) visit_u64(u64)
+            visit_u128(u128) visit_f32(f32) visit_f64(f64) visit_char(char) visit_str(&str)
+            visit_borrowed_str(&'de str) visit_string(String) visit_bytes(&[u8])
+            visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
+        }
+    };
 }
 
 impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<V> {
@@ -129,13 +150,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<V> {
         self.0.expecting(formatter)
     }
 
-    visit! {
-        visit_bool(bool) visit_i8(i8) visit_i16(i16) visit_i32(i32) visit_i64(i64)
-        visit_i128(i128) visit_u8(u8) visit_u16(u16) visit_u32(u32) visit_u64(u64)
-        visit_u128(u128) visit_f32(f32) visit_f64(f64) visit_char(char) visit_str(&str)
-        visit_borrowed_str(&'de str) visit_string(String) visit_bytes(&[u8])
-        visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
-    }
+    visit_plain!(std::convert::identity);
 
     fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
         self.0.visit_none()
@@ -166,6 +181,47 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<V> {
 
     fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
         self.0.visit_enum(data)
+    }
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for StructFromMap<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        self.0.expecting(formatter)
+    }
+
+    visit_plain!(Wrapped);
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        Wrapped(self.0).visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        Wrapped(self.0).visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        Wrapped(self.0).visit_some(deserializer)
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<V::Value, D::Error> {
+        Wrapped(self.0).visit_newtype_struct(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<V::Value, A::Error> {
+        Err(de::Error::invalid_type(de::Unexpected::Seq, &self.0))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        Wrapped(self.0).visit_map(map)
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        Wrapped(self.0).visit_enum(data)
     }
 }
 
@@ -278,6 +334,19 @@ mod tests {
                 "{json}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_deserializer_that_offers_a_sequence_for_a_map_is_refused_too() {
+        // Like TOML's: its `deserialize_map` visits whatever the value is.
+        use serde::de::value::{Error, SeqDeserializer};
+        let seq = || SeqDeserializer::<_, Error>::new(["a"].into_iter());
+        assert_eq!(Inner::deserialize(seq()).unwrap().id, "a");
+        let err = Inner::deserialize(ObjectsOnly(seq())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid type: sequence, expected struct Inner"
+        );
     }
 
     #[test]

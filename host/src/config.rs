@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
-use claimsmith_engine::{Limits, OnError, RuleSpec, SandboxConfig};
+use claimsmith_engine::{Limits, ObjectsOnly, OnError, RuleSpec, SandboxConfig};
 
 /// Token lifetimes must sit in this range, in seconds (one minute to thirty days).
 pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
@@ -86,7 +86,7 @@ pub struct RuleConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "the config's top-level table")]
 struct RawConfig {
     issuer: String,
     id_token_ttl: Option<u64>,
@@ -102,7 +102,10 @@ struct RawConfig {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a `[[keys]]` table (`kid`, `alg`, `private_key`)"
+)]
 struct RawKey {
     kid: String,
     alg: String,
@@ -110,7 +113,7 @@ struct RawKey {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a `[[rules]]` table")]
 struct RawRule {
     name: String,
     module: PathBuf,
@@ -125,21 +128,54 @@ struct RawRule {
     limits: RawLimits,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A secret's value: the text itself, or `{ env = "NAME" }` to read it from the environment.
 enum SecretSource {
     Literal(String),
     Env(EnvSecret),
 }
 
+// Read by hand rather than `#[serde(untagged)]`: untagged enums are read from serde's own buffer,
+// where `ObjectsOnly` cannot see, so `{ env = .. }` could be given as `["NAME"]`; and the error
+// says what is wanted instead of "did not match any variant".
+impl<'de> Deserialize<'de> for SecretSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Source;
+
+        impl<'de> serde::de::Visitor<'de> for Source {
+            type Value = SecretSource;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, or a table with `env` naming an environment variable")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<SecretSource, E> {
+                Ok(SecretSource::Literal(value.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretSource, A::Error> {
+                let de = serde::de::value::MapAccessDeserializer::new(map);
+                EnvSecret::deserialize(de).map(SecretSource::Env)
+            }
+        }
+
+        deserializer.deserialize_any(Source)
+    }
+}
+
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table with `env` naming an environment variable"
+)]
 struct EnvSecret {
     env: String,
 }
 
 #[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, expecting = "a `limits` table")]
 struct RawLimits {
     fuel: Option<u64>,
     timeout_ms: Option<u64>,
@@ -167,10 +203,13 @@ impl Config {
 
     /// Check config `text` as if read from `path` (paths resolve against its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        // Every table from a table: `ObjectsOnly` refuses one given as an array of its fields.
+        let raw = toml::Deserializer::parse(text)
+            .and_then(|toml| RawConfig::deserialize(ObjectsOnly(toml)))
+            .map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string().trim_end().to_owned(),
+            })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let invalid = |field: String, message: String| ConfigError::Invalid {
             path: path.to_owned(),
@@ -501,6 +540,86 @@ private_key = "keys/signing.pem"
             err.contains("`rules[0].secrets.ENV`") && err.contains("CLAIMSMITH_TEST_UNSET_VAR"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_table_given_as_an_array_of_its_values_is_refused_where_it_stands() {
+        let head =
+            "issuer = \"https://login.example.com/\"\nnamespaces = [\"https://example.com/\"]\n";
+        let rule = "[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n";
+        for (text, expected, line) in [
+            (
+                format!("{head}keys = [[\"k1\", \"EdDSA\", \"k.pem\"]]\n"),
+                "a `[[keys]]` table",
+                3,
+            ),
+            (
+                // Every field of `limits` has to be given for the derive to take the array.
+                format!("{head}limits = [5, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"),
+                "a `limits` table",
+                3,
+            ),
+            (
+                format!(
+                    "{head}rules = [[\"a\", \"a.wasm\", \"deny\", [\"https://example.com/\"]]]\n"
+                ),
+                "a `[[rules]]` table",
+                3,
+            ),
+            (
+                format!("{head}{rule}limits = [9, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"),
+                "a `limits` table",
+                6,
+            ),
+        ] {
+            // serde's derive alone takes each of these, the values in field order.
+            assert!(toml::from_str::<RawConfig>(&text).is_ok(), "{text}");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("claimsmith.toml")
+                    && err.contains(&format!("invalid type: sequence, expected {expected}"))
+                    && err.contains(&format!("line {line}")),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_is_a_string_or_an_env_table_and_nothing_else() {
+        let text = |secret: &str| {
+            format!(
+                "{BASE}[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n[rules.secrets]\nS = {secret}\n"
+            )
+        };
+        let config = parse(&text("\"v\"")).unwrap();
+        assert_eq!(config.rules[0].spec.secrets["S"], "v");
+        // A variable every process here has, so the test sets none (tests share the environment).
+        let config = parse(&text("{ env = \"PATH\" }")).unwrap();
+        assert_eq!(
+            config.rules[0].spec.secrets["S"],
+            std::env::var("PATH").unwrap()
+        );
+        for (secret, expected) in [
+            (
+                "[\"PATH\"]",
+                "invalid type: sequence, expected a string, or a table with `env`",
+            ),
+            (
+                "7",
+                "invalid type: integer `7`, expected a string, or a table",
+            ),
+            (
+                "{ env = [\"X\"] }",
+                "invalid type: sequence, expected a string",
+            ),
+            ("{ name = \"X\" }", "unknown field `name`, expected `env`"),
+        ] {
+            let err = parse(&text(secret)).unwrap_err().to_string();
+            assert!(
+                err.contains(expected) && err.contains("line 12"),
+                "{secret}: {err}"
+            );
+        }
     }
 
     #[test]
