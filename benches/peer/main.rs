@@ -10,14 +10,23 @@
 //! instance slots. Node.js runs `benches/peer/node-peer.mjs`; without `node` on PATH the
 //! harness says so and runs the rest.
 //!
-//! `cargo bench -p claimsmith --bench peer` (set `PEER_ITERATIONS` for more or fewer logins).
+//! The runtimes take turns: `PEER_ROUNDS` rounds (default 40), each a batch of logins of every
+//! runtime, in an order that rotates from round to round, with Node.js serving its batches
+//! from one warm process (`node-peer.mjs --serve`). This machine's speed drifts by tens of
+//! percent over minutes, so runtimes timed one after the other were compared across different
+//! phases; taking turns puts every runtime through the same ones, and the per-round medians
+//! show how steady each ratio is.
+//!
+//! `cargo bench -p claimsmith --bench peer` (set `PEER_ITERATIONS` for more or fewer logins per
+//! runtime, `PEER_ROUNDS` for more or fewer turns).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 use std::hint::black_box;
-use std::process::Command;
-use std::time::Instant;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use claimsmith::engine::validated_module::ValidatedModule;
 use claimsmith::engine::{LoginEvent, RuleResult};
@@ -31,84 +40,135 @@ struct Row {
     p99_us: f64,
 }
 
+/// The runtimes, in table order; the last two are Node.js's.
+const RUNTIMES: [(&str, &str); 5] = [
+    (
+        "claimsmith (wasm), from JSON bytes",
+        "fresh instance per login",
+    ),
+    (
+        "claimsmith (wasm), rules only (event parsed by the issuer)",
+        "fresh instance per login",
+    ),
+    ("native Rust, called directly", "none"),
+    ("Node.js vm, fresh context", "fresh context per login"),
+    ("Node.js, shared context", "none"),
+];
+const FROM_JSON: usize = 0;
+const RULES_ONLY: usize = 1;
+const NATIVE: usize = 2;
+const NODE_FRESH: usize = 3;
+const NODE_SHARED: usize = 4;
+
+/// Node.js's mode for a runtime of [`RUNTIMES`].
+fn node_mode(runtime: usize) -> &'static str {
+    if runtime == NODE_FRESH {
+        "fresh_vm"
+    } else {
+        "shared_context"
+    }
+}
+
 fn main() {
-    let iterations: usize = std::env::var("PEER_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(default)
+    };
+    let iterations = env("PEER_ITERATIONS", 20_000);
+    let rounds = env("PEER_ROUNDS", 40).min(iterations);
+    let per_round = iterations / rounds;
+    // A fresh vm context costs about fifty times a login of the others: a tenth as many keep
+    // its share of the run's time in line, and still give it hundreds of logins per round.
+    let node_fresh_per_round = (per_round / 10).max(1);
     let event_path = support::event_path();
     let event_bytes = support::event_json();
 
     let rss_start = resident_bytes();
     let pipeline = support::pipeline(&["add-roles"]);
     let event = LoginEvent::from_json(&event_bytes).expect("bench event");
-    let claimsmith = time(iterations, || {
-        // As an issuer parses each login (`Issuer::login_json`).
-        let event = pipeline
-            .event_from_json(black_box(&event_bytes))
-            .expect("bench event");
-        black_box(pipeline.run(&event).expect("add-roles passes"));
-    });
-    let rules_only = time(iterations, || {
-        black_box(pipeline.run(&event).expect("add-roles passes"));
-    });
-
     let mut input = support::event_value();
     input["configuration"] = Value::Object(support::configuration("add-roles"));
     input["secrets"] = json!({});
     let input = serde_json::to_vec(&input).expect("JSON");
-    let native = time(iterations, || {
-        let event: claimsmith_sdk::Event = serde_json::from_slice(&input).unwrap();
-        let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
-        let bytes = serde_json::to_vec(&result).unwrap();
-        black_box(serde_json::from_slice::<RuleResult>(&bytes).unwrap());
-    });
-
-    let mut rows = vec![
-        Row {
-            runtime: "claimsmith (wasm), from JSON bytes",
-            isolation: "fresh instance per login",
-            p50_us: claimsmith.percentile_us(50.0),
-            p99_us: claimsmith.percentile_us(99.0),
-        },
-        Row {
-            runtime: "claimsmith (wasm), rules only (event parsed by the issuer)",
-            isolation: "fresh instance per login",
-            p50_us: rules_only.percentile_us(50.0),
-            p99_us: rules_only.percentile_us(99.0),
-        },
-        Row {
-            runtime: "native Rust, called directly",
-            isolation: "none",
-            p50_us: native.percentile_us(50.0),
-            p99_us: native.percentile_us(99.0),
-        },
+    let mut ours: [Box<dyn FnMut() + '_>; 3] = [
+        Box::new(|| {
+            // As an issuer parses each login (`Issuer::login_json`).
+            let event = pipeline
+                .event_from_json(black_box(&event_bytes))
+                .expect("bench event");
+            black_box(pipeline.run(&event).expect("add-roles passes"));
+        }),
+        Box::new(|| {
+            black_box(pipeline.run(&event).expect("add-roles passes"));
+        }),
+        Box::new(|| {
+            let event: claimsmith_sdk::Event = serde_json::from_slice(&input).unwrap();
+            let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
+            let bytes = serde_json::to_vec(&result).unwrap();
+            black_box(serde_json::from_slice::<RuleResult>(&bytes).unwrap());
+        }),
     ];
-    match node(&event_path) {
-        Ok(node) => {
-            for (key, runtime, isolation) in [
-                (
-                    "fresh_vm",
-                    "Node.js vm, fresh context",
-                    "fresh context per login",
-                ),
-                ("shared_context", "Node.js, shared context", "none"),
-            ] {
-                rows.push(Row {
-                    runtime,
-                    isolation,
-                    p50_us: node[key]["p50_us"].as_f64().unwrap_or(f64::NAN),
-                    p99_us: node[key]["p99_us"].as_f64().unwrap_or(f64::NAN),
-                });
-            }
+    for run in ours.iter_mut() {
+        for _ in 0..per_round {
+            run();
         }
-        Err(why) => println!("Node.js peer skipped: {why}\n"),
     }
 
+    let mut node = match NodePeer::start(&event_path) {
+        Ok(node) => Some(node),
+        Err(why) => {
+            println!("Node.js peer skipped: {why}\n");
+            None
+        }
+    };
+    let runtimes = if node.is_some() { 5 } else { 3 };
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); runtimes];
+    let mut round_p50s: Vec<Vec<f64>> = vec![Vec::new(); runtimes];
+    for round in 0..rounds {
+        for turn in 0..runtimes {
+            let runtime = (round + turn) % runtimes;
+            let batch = if runtime <= NATIVE {
+                time(per_round, &mut ours[runtime])
+            } else {
+                let n = if runtime == NODE_FRESH {
+                    node_fresh_per_round
+                } else {
+                    per_round
+                };
+                let node = node.as_mut().expect("Node.js runtimes run only with node");
+                node.batch(node_mode(runtime), n)
+                    .unwrap_or_else(|e| panic!("Node.js peer: {e}"))
+            };
+            round_p50s[runtime].push(Latencies::new(batch.clone()).percentile_us(50.0));
+            samples[runtime].extend(batch);
+        }
+    }
+
+    let rows: Vec<Row> = samples
+        .into_iter()
+        .zip(RUNTIMES)
+        .map(|(samples, (runtime, isolation))| {
+            let latencies = Latencies::new(samples);
+            Row {
+                runtime,
+                isolation,
+                p50_us: latencies.percentile_us(50.0),
+                p99_us: latencies.percentile_us(99.0),
+            }
+        })
+        .collect();
     let ours = rows[0].p50_us;
     println!(
-        "add-roles on benches/events/login-1k.json ({} bytes), {iterations} logins each (Node.js: see node-peer.mjs)\n",
-        event_bytes.len()
+        "add-roles on {} ({} bytes): {rounds} rounds taking turns, {per_round} logins per round each \
+         (Node.js with a fresh context: {node_fresh_per_round}){}\n",
+        event_path.display(),
+        event_bytes.len(),
+        node.as_ref()
+            .map(|node| format!(", Node.js {}", node.version))
+            .unwrap_or_default()
     );
     println!("| runtime | isolation between logins | p50 us | p99 us | p50 / claimsmith p50 |");
     println!("|---|---|---:|---:|---:|");
@@ -122,6 +182,48 @@ fn main() {
             row.p50_us / ours
         );
     }
+
+    println!("\nratios of the per-round medians ({rounds} rounds): median, and lowest to highest");
+    let ratio = |name: &str, over: usize, under: usize| {
+        let mut ratios: Vec<f64> = round_p50s[over]
+            .iter()
+            .zip(&round_p50s[under])
+            .map(|(a, b)| a / b)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let below = ratios.iter().filter(|&&r| r < 1.0).count();
+        println!(
+            "  {name}: {:.2} x ({:.2}-{:.2} x; below 1 in {below} of {rounds} rounds)",
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+        );
+    };
+    ratio("claimsmith rules only / native", RULES_ONLY, NATIVE);
+    ratio("claimsmith from JSON bytes / native", FROM_JSON, NATIVE);
+    if node.is_some() {
+        ratio(
+            "Node.js fresh context / claimsmith from JSON bytes",
+            NODE_FRESH,
+            FROM_JSON,
+        );
+        ratio(
+            "Node.js fresh context / claimsmith rules only",
+            NODE_FRESH,
+            RULES_ONLY,
+        );
+        ratio(
+            "claimsmith from JSON bytes / Node.js shared context",
+            FROM_JSON,
+            NODE_SHARED,
+        );
+        ratio(
+            "claimsmith rules only / Node.js shared context",
+            RULES_ONLY,
+            NODE_SHARED,
+        );
+    }
+    drop(node);
 
     // Memory: 20 loaded rules, then one login through all of them (one warm slot per rule).
     let rss_one_rule = resident_bytes();
@@ -159,9 +261,10 @@ fn main() {
     }
 }
 
-/// Time `iterations` calls one by one, after a tenth as many untimed.
-fn time(iterations: usize, mut f: impl FnMut()) -> Latencies {
-    for _ in 0..iterations / 10 {
+/// Time `iterations` calls one by one, after a twentieth as many untimed (the other runtimes
+/// had the caches last).
+fn time(iterations: usize, f: &mut dyn FnMut()) -> Vec<Duration> {
+    for _ in 0..iterations.div_ceil(20) {
         f();
     }
     let mut samples = Vec::with_capacity(iterations);
@@ -170,24 +273,82 @@ fn time(iterations: usize, mut f: impl FnMut()) -> Latencies {
         f();
         samples.push(started.elapsed());
     }
-    Latencies::new(samples)
+    samples
 }
 
-fn node(event: &std::path::Path) -> Result<Value, String> {
-    let script = support::workspace().join("benches/peer/node-peer.mjs");
-    let config = serde_json::to_string(&support::configuration("add-roles")).expect("JSON");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg("--event")
-        .arg(event)
-        .args(["--config-json", &config])
-        .output()
-        .map_err(|e| format!("cannot run `node` ({e}); install Node.js to compare"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "node-peer.mjs failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+/// `node-peer.mjs --serve`: one warm Node.js process timing batches of logins on request.
+struct NodePeer {
+    child: Child,
+    /// Closed (taken) on drop, which ends the script.
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    version: String,
+}
+
+impl NodePeer {
+    fn start(event: &std::path::Path) -> Result<NodePeer, String> {
+        let script = support::workspace().join("benches/peer/node-peer.mjs");
+        let config = serde_json::to_string(&support::configuration("add-roles")).expect("JSON");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg("--event")
+            .arg(event)
+            .args(["--config-json", &config, "--serve"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run `node` ({e}); install Node.js to compare"))?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut node = NodePeer {
+            child,
+            stdin: Some(stdin),
+            stdout,
+            version: String::new(),
+        };
+        let ready = node.reply()?;
+        if ready["ready"] != true {
+            return Err(format!("node-peer.mjs said {ready} instead of ready"));
+        }
+        node.version = ready["node_version"].as_str().unwrap_or("?").to_owned();
+        Ok(node)
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("node-peer.mjs printed no JSON: {e}"))
+
+    /// Time `n` logins of `mode` in Node.js.
+    fn batch(&mut self, mode: &str, n: usize) -> Result<Vec<Duration>, String> {
+        let stdin = self.stdin.as_mut().expect("open until drop");
+        writeln!(stdin, "{mode} {n}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("node-peer.mjs stopped reading: {e}"))?;
+        let reply = self.reply()?;
+        let ns = reply["ns"]
+            .as_array()
+            .filter(|ns| reply["mode"] == mode && ns.len() == n)
+            .ok_or_else(|| format!("node-peer.mjs answered {mode} {n} with {reply}"))?;
+        ns.iter()
+            .map(|ns| {
+                ns.as_u64()
+                    .map(Duration::from_nanos)
+                    .ok_or_else(|| format!("node-peer.mjs gave {ns} as a duration"))
+            })
+            .collect()
+    }
+
+    fn reply(&mut self) -> Result<Value, String> {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(0) => Err("node-peer.mjs exited (its error is above)".into()),
+            Ok(_) => serde_json::from_str(&line)
+                .map_err(|e| format!("node-peer.mjs printed {line:?}, not JSON: {e}")),
+            Err(e) => Err(format!("cannot read from node-peer.mjs: {e}")),
+        }
+    }
+}
+
+impl Drop for NodePeer {
+    fn drop(&mut self) {
+        // Closing stdin ends node-peer.mjs; wait so that no process is left behind.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
 }

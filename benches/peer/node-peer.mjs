@@ -18,9 +18,17 @@
 // Usage: node node-peer.mjs --event FILE --config-json JSON [--iterations N] [--warmup W]
 // --iterations/--warmup apply to both modes; the defaults are 2000/200 logins for
 // fresh_vm and 20000/2000 for shared_context. Built-in modules only.
+//
+// With --serve instead of --iterations, the logins run in batches on request, so that the
+// harness (benches/peer/main.rs) can interleave them with its own and every runtime meets the
+// machine's same slow and fast phases. After both modes are checked and warmed up it prints
+// {"ready":true,"node_version":..}; then for each line "MODE N" on stdin it times N logins of
+// MODE (after N/20 more, untimed, to warm its caches again after the harness's turn) and prints
+// {"mode":..,"ns":[..]}, one duration per login, in nanoseconds. It exits at the end of stdin.
 
 import fs from "node:fs";
 import process from "node:process";
+import readline from "node:readline";
 import vm from "node:vm";
 
 const ACTION_URL = new URL("./add-roles.js", import.meta.url);
@@ -37,9 +45,14 @@ function fail(message) {
 
 function parseArgs(argv) {
   const usage =
-    "usage: node node-peer.mjs --event FILE --config-json JSON [--iterations N] [--warmup W]";
+    "usage: node node-peer.mjs --event FILE --config-json JSON [--iterations N | --serve] [--warmup W]";
   const args = {};
   for (let i = 0; i < argv.length; i += 2) {
+    if (argv[i] === "--serve") {
+      args.serve = true;
+      i -= 1;
+      continue;
+    }
     const [flag, value] = [argv[i], argv[i + 1]];
     if (!["--event", "--config-json", "--iterations", "--warmup"].includes(flag) || value === undefined) {
       fail(`bad argument ${JSON.stringify(flag)}\n${usage}`);
@@ -47,6 +60,7 @@ function parseArgs(argv) {
     args[flag.slice(2)] = value;
   }
   if (args.event === undefined || args["config-json"] === undefined) fail(usage);
+  if (args.serve && args.iterations !== undefined) fail(`--serve takes no --iterations\n${usage}`);
   for (const name of ["iterations", "warmup"]) {
     if (args[name] === undefined) continue;
     const n = Number(args[name]);
@@ -119,14 +133,20 @@ function percentile(sortedNs, p) {
   return Number((Number(sortedNs[index]) / 1000).toFixed(3));
 }
 
-async function measure(run, input, iterations, warmup) {
-  for (let i = 0; i < warmup; i++) await run(input);
+// Time `iterations` logins one by one: nanoseconds each.
+async function timed(run, input, iterations) {
   const samples = new BigInt64Array(iterations);
   for (let i = 0; i < iterations; i++) {
     const start = process.hrtime.bigint();
     await run(input);
     samples[i] = process.hrtime.bigint() - start;
   }
+  return samples;
+}
+
+async function measure(run, input, iterations, warmup) {
+  for (let i = 0; i < warmup; i++) await run(input);
+  const samples = await timed(run, input, iterations);
   samples.sort();
   return {
     p50_us: percentile(samples, 50),
@@ -151,6 +171,11 @@ async function main() {
   const modes = { fresh_vm: freshVmLogin(script), shared_context: sharedContextLogin(script) };
   for (const [mode, run] of Object.entries(modes)) verify(mode, await run(input), event, config);
 
+  if (args.serve) {
+    await serve(modes, input, args.warmup);
+    return;
+  }
+
   const result = { node_version: process.version };
   for (const [mode, run] of Object.entries(modes)) {
     const iterations = args.iterations ?? DEFAULTS[mode].iterations;
@@ -158,6 +183,24 @@ async function main() {
     result[mode] = await measure(run, input, iterations, warmup);
   }
   console.log(JSON.stringify(result));
+}
+
+// Batches on request (see the top of this file).
+async function serve(modes, input, warmup) {
+  for (const [mode, run] of Object.entries(modes)) {
+    const n = warmup ?? DEFAULTS[mode].warmup;
+    for (let i = 0; i < n; i++) await run(input);
+  }
+  console.log(JSON.stringify({ ready: true, node_version: process.version }));
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of lines) {
+    const [mode, count] = line.trim().split(/\s+/);
+    const n = Number(count);
+    if (!(mode in modes) || !Number.isInteger(n) || n < 1) fail(`bad request ${JSON.stringify(line)}: want "MODE N"`);
+    for (let i = 0; i < Math.ceil(n / 20); i++) await modes[mode](input);
+    const samples = await timed(modes[mode], input, n);
+    console.log(JSON.stringify({ mode, ns: Array.from(samples, Number) }));
+  }
 }
 
 await main();

@@ -1,0 +1,128 @@
+//! Two threads against one, taking turns: how much more a second thread gets through, for the
+//! rules and, as this machine's own yardstick, for the same rule logic in native Rust.
+//!
+//! Criterion's `threads` group times one thread, then two, minutes apart; this machine's speed
+//! drifts by tens of percent over minutes, so that ratio moves with the phase as much as with the
+//! code. Here every round runs four batches, in an order that rotates from round to round: the
+//! add-roles pipeline on one thread and on two (sharing one pipeline, an engine per CPU, as an
+//! issuer would), and the native baseline (JSON in, the rule, JSON out, parsed back) on one
+//! thread and on two. Each round gives a ratio of two threads' throughput to one's, and the
+//! median of those is the figure. Native Rust shares nothing between its threads, so its ratio
+//! is what this machine gives two threads at best; the pipeline's ratio below it is what the
+//! rules' sharing costs (the engines' pools, the kernel's page tables of one process).
+//!
+//! `cargo bench -p claimsmith --bench threads` (`THREADS_ROUNDS`, default 40; `THREADS_LOGINS`,
+//! logins per thread per batch, default 4,000).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::Instant;
+
+use claimsmith::engine::{LoginEvent, RuleResult};
+use serde_json::{Value, json};
+
+fn main() {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(default)
+    };
+    let rounds = env("THREADS_ROUNDS", 40);
+    let logins = env("THREADS_LOGINS", 4_000);
+
+    let pipeline = support::pipeline(&["add-roles"]);
+    let event = LoginEvent::from_json(&support::event_json()).expect("bench event");
+    let mut input = support::event_value();
+    input["configuration"] = Value::Object(support::configuration("add-roles"));
+    input["secrets"] = json!({});
+    let input = serde_json::to_vec(&input).expect("JSON");
+
+    let rules = || {
+        black_box(pipeline.run(&event).expect("add-roles passes"));
+    };
+    let native = || {
+        let event: claimsmith_sdk::Event = serde_json::from_slice(&input).unwrap();
+        let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
+        let bytes = serde_json::to_vec(&result).unwrap();
+        black_box(serde_json::from_slice::<RuleResult>(&bytes).unwrap());
+    };
+    let workloads: [(&str, &(dyn Fn() + Sync)); 2] = [
+        ("claimsmith rules (one pipeline)", &rules),
+        ("native Rust", &native),
+    ];
+
+    // Warm up: every slot and cache the batches will use.
+    for (_, work) in workloads {
+        logins_per_sec(2, logins / 4, work);
+    }
+    // [workload][threads - 1]: logins per second of each round.
+    let mut rates = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    for round in 0..rounds {
+        for turn in 0..4 {
+            let batch = (round + turn) % 4;
+            let (workload, threads) = (batch / 2, batch % 2 + 1);
+            rates[workload][threads - 1].push(logins_per_sec(
+                threads,
+                logins,
+                workloads[workload].1,
+            ));
+        }
+    }
+
+    println!(
+        "add-roles on {}: {rounds} rounds taking turns, {logins} logins per thread per batch\n",
+        support::event_path().display()
+    );
+    println!(
+        "| workload | 1 thread, k logins/s | 2 threads, k logins/s | 2 / 1 per round: median | lowest-highest |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for ((name, _), [one, two]) in workloads.iter().zip(&rates) {
+        let ratios = sorted(two.iter().zip(one).map(|(b, a)| b / a).collect());
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.2} x | {:.2}-{:.2} x |",
+            sorted(one.clone())[rounds / 2] / 1e3,
+            sorted(two.clone())[rounds / 2] / 1e3,
+            ratios[rounds / 2],
+            ratios[0],
+            ratios[rounds - 1],
+        );
+    }
+}
+
+/// Run `logins` of `work` on each of `threads` threads, started together; their logins per
+/// second, from the first start to the last finish.
+fn logins_per_sec(threads: usize, logins: usize, work: &(dyn Fn() + Sync)) -> f64 {
+    let start = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    let started = Instant::now();
+                    for _ in 0..logins {
+                        work();
+                    }
+                    (started, Instant::now())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a bench thread panicked"))
+            .collect()
+    });
+    let first = spans.iter().map(|s| s.0).min().expect("a thread");
+    let last = spans.iter().map(|s| s.1).max().expect("a thread");
+    (threads * logins) as f64 / (last - first).as_secs_f64()
+}
+
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
