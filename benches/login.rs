@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 use claimsmith::engine::rule_run::instantiate_only;
-use claimsmith::engine::{LoginEvent, RuleResult, SandboxConfig};
+use claimsmith::engine::{LoginEvent, SandboxConfig};
 
 fn event() -> LoginEvent {
     LoginEvent::from_json(&support::event_json()).expect("bench event")
@@ -52,17 +52,9 @@ fn rule(c: &mut Criterion) {
 /// serialized and parsed back, as the wasm path does on each side of the boundary.
 fn native(c: &mut Criterion) {
     let mut group = c.benchmark_group("native");
-    let mut input = support::event_value();
-    input["configuration"] = serde_json::Value::Object(support::configuration("add-roles"));
-    let input = serde_json::to_vec(&input).expect("JSON");
+    let input = support::native_input();
     group.bench_function("add-roles", |b| {
-        b.iter(|| {
-            let event: claimsmith_sdk::Event = serde_json::from_slice(black_box(&input)).unwrap();
-            let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
-            let bytes = serde_json::to_vec(&result).unwrap();
-            let parsed: RuleResult = serde_json::from_slice(&bytes).unwrap();
-            black_box(parsed)
-        })
+        b.iter(|| black_box(support::native_login(black_box(&input))))
     });
     let event: claimsmith_sdk::Event = serde_json::from_slice(&input).unwrap();
     group.bench_function("add-roles-logic-only", |b| {

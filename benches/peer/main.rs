@@ -28,10 +28,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use claimsmith::engine::LoginEvent;
 use claimsmith::engine::validated_module::ValidatedModule;
-use claimsmith::engine::{LoginEvent, RuleResult};
 use claimsmith::latency::{Latencies, resident_bytes};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 struct Row {
     runtime: &'static str,
@@ -70,15 +70,8 @@ fn node_mode(runtime: usize) -> &'static str {
 }
 
 fn main() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or(default)
-    };
-    let iterations = env("PEER_ITERATIONS", 20_000);
-    let rounds = env("PEER_ROUNDS", 40).min(iterations);
+    let iterations = support::env_count("PEER_ITERATIONS", 20_000);
+    let rounds = support::env_count("PEER_ROUNDS", 40).min(iterations);
     let per_round = iterations / rounds;
     // A fresh vm context costs about fifty times a login of the others: a tenth as many keep
     // its share of the run's time in line, and still give it hundreds of logins per round.
@@ -89,10 +82,7 @@ fn main() {
     let rss_start = resident_bytes();
     let pipeline = support::pipeline(&["add-roles"]);
     let event = LoginEvent::from_json(&event_bytes).expect("bench event");
-    let mut input = support::event_value();
-    input["configuration"] = Value::Object(support::configuration("add-roles"));
-    input["secrets"] = json!({});
-    let input = serde_json::to_vec(&input).expect("JSON");
+    let input = support::native_input();
     let mut ours: [Box<dyn FnMut() + '_>; 3] = [
         Box::new(|| {
             // As an issuer parses each login (`Issuer::login_json`).
@@ -105,10 +95,7 @@ fn main() {
             black_box(pipeline.run(&event).expect("add-roles passes"));
         }),
         Box::new(|| {
-            let event: claimsmith_sdk::Event = serde_json::from_slice(&input).unwrap();
-            let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
-            let bytes = serde_json::to_vec(&result).unwrap();
-            black_box(serde_json::from_slice::<RuleResult>(&bytes).unwrap());
+            black_box(support::native_login(&input));
         }),
     ];
     for run in ours.iter_mut() {

@@ -63,6 +63,33 @@ pub fn event_value() -> Value {
     serde_json::from_slice(&event_json()).expect("the bench event is JSON")
 }
 
+/// add-roles' input for the native baseline: the benchmark login with the rule's
+/// `configuration` and no `secrets`, as JSON bytes.
+pub fn native_input() -> Vec<u8> {
+    let mut input = event_value();
+    input["configuration"] = Value::Object(configuration("add-roles"));
+    input["secrets"] = json!({});
+    serde_json::to_vec(&input).expect("JSON")
+}
+
+/// One add-roles login natively: the input parsed into an `Event`, the rule, the result
+/// serialized and parsed back, as the wasm path does on each side of the boundary.
+pub fn native_login(input: &[u8]) -> claimsmith::engine::RuleResult {
+    let event: claimsmith_sdk::Event = serde_json::from_slice(input).unwrap();
+    let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
+    let bytes = serde_json::to_vec(&result).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A count from the environment variable `name`; `default` if it is unset, not a number or 0.
+pub fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(default)
+}
+
 /// Each example rule's configuration, as in examples/claimsmith.toml.
 pub fn configuration(name: &str) -> Map<String, Value> {
     let value = match name {

@@ -21,35 +21,21 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::Instant;
 
-use claimsmith::engine::{LoginEvent, RuleResult};
-use serde_json::{Value, json};
+use claimsmith::engine::LoginEvent;
 
 fn main() {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n: &usize| n > 0)
-            .unwrap_or(default)
-    };
-    let rounds = env("THREADS_ROUNDS", 40);
-    let logins = env("THREADS_LOGINS", 4_000);
+    let rounds = support::env_count("THREADS_ROUNDS", 40);
+    let logins = support::env_count("THREADS_LOGINS", 4_000);
 
     let pipeline = support::pipeline(&["add-roles"]);
     let event = LoginEvent::from_json(&support::event_json()).expect("bench event");
-    let mut input = support::event_value();
-    input["configuration"] = Value::Object(support::configuration("add-roles"));
-    input["secrets"] = json!({});
-    let input = serde_json::to_vec(&input).expect("JSON");
+    let input = support::native_input();
 
     let rules = || {
         black_box(pipeline.run(&event).expect("add-roles passes"));
     };
     let native = || {
-        let event: claimsmith_sdk::Event = serde_json::from_slice(&input).unwrap();
-        let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
-        let bytes = serde_json::to_vec(&result).unwrap();
-        black_box(serde_json::from_slice::<RuleResult>(&bytes).unwrap());
+        black_box(support::native_login(&input));
     };
     let workloads: [(&str, &(dyn Fn() + Sync)); 2] = [
         ("claimsmith rules (one pipeline)", &rules),
