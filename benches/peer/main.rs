@@ -6,19 +6,21 @@
 //! - Node.js with a fresh `vm` context per login (isolation like ours, as Auth0 Actions need);
 //! - Node.js with one shared context (no isolation between logins);
 //!
-//! then one table of medians and ratios, and the resident memory of loaded rules and of warm
-//! instance slots. Node.js runs `benches/peer/node-peer.mjs`; without `node` on PATH the
-//! harness says so and runs the rest.
+//! then a table of each runtime's p50 and p99 over all its logins, the ratios of the per-round
+//! medians, and the resident memory of loaded rules and of warm instance slots. Node.js runs
+//! `benches/peer/node-peer.mjs`; without `node` on PATH the harness says so and runs the rest.
 //!
 //! The runtimes take turns: `PEER_ROUNDS` rounds (default 40), each a batch of logins of every
-//! runtime, in an order that rotates from round to round, with Node.js serving its batches
-//! from one warm process (`node-peer.mjs --serve`). This machine's speed drifts by tens of
-//! percent over minutes, so runtimes timed one after the other were compared across different
-//! phases; taking turns puts every runtime through the same ones, and the per-round medians
-//! show how steady each ratio is.
+//! runtime, in an order shuffled from round to round, with Node.js serving each of its two modes
+//! from a warm process of its own (`node-peer.mjs --serve --mode ..`: a process that has run
+//! fresh contexts runs the shared one slower). This machine's speed drifts by tens of percent over
+//! minutes, so runtimes timed one after the other were compared across different phases;
+//! taking turns puts every runtime through the same ones, and the per-round medians show how
+//! steady each ratio is.
 //!
-//! `cargo bench -p claimsmith --bench peer` (set `PEER_ITERATIONS` for more or fewer logins per
-//! runtime, `PEER_ROUNDS` for more or fewer turns).
+//! `cargo bench -p claimsmith --bench peer`. `PEER_ITERATIONS` (default 20,000) is split evenly
+//! over the rounds, any remainder dropped, for every runtime but Node.js's fresh context, which
+//! gets a tenth as many; `PEER_ROUNDS` sets the rounds.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -74,7 +76,7 @@ fn main() {
     let rounds = support::env_count("PEER_ROUNDS", 40).min(iterations);
     let per_round = iterations / rounds;
     // A fresh vm context costs about fifty times a login of the others: a tenth as many keep
-    // its share of the run's time in line, and still give it hundreds of logins per round.
+    // its share of the run's time in line (50 per round, 2,000 in all, by default).
     let node_fresh_per_round = (per_round / 10).max(1);
     let event_path = support::event_path();
     let event_bytes = support::event_json();
@@ -104,9 +106,12 @@ fn main() {
         }
     }
 
-    let mut node = match NodePeer::start(&event_path) {
-        Ok(node) => Some(node),
-        Err(why) => {
+    // Node.js's two runtimes, each in a process of its own.
+    let mut node = match [NODE_FRESH, NODE_SHARED]
+        .map(|runtime| NodePeer::start(&event_path, node_mode(runtime)))
+    {
+        [Ok(fresh), Ok(shared)] => Some([fresh, shared]),
+        [Err(why), _] | [_, Err(why)] => {
             println!("Node.js peer skipped: {why}\n");
             None
         }
@@ -115,8 +120,7 @@ fn main() {
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); runtimes];
     let mut round_p50s: Vec<Vec<f64>> = vec![Vec::new(); runtimes];
     for round in 0..rounds {
-        for turn in 0..runtimes {
-            let runtime = (round + turn) % runtimes;
+        for runtime in support::turns(round, runtimes) {
             let batch = if runtime <= NATIVE {
                 time(per_round, &mut ours[runtime])
             } else {
@@ -126,7 +130,8 @@ fn main() {
                     per_round
                 };
                 let node = node.as_mut().expect("Node.js runtimes run only with node");
-                node.batch(node_mode(runtime), n)
+                node[runtime - NODE_FRESH]
+                    .batch(n)
                     .unwrap_or_else(|e| panic!("Node.js peer: {e}"))
             };
             round_p50s[runtime].push(Latencies::new(batch.clone()).percentile_us(50.0));
@@ -154,7 +159,7 @@ fn main() {
         event_path.display(),
         event_bytes.len(),
         node.as_ref()
-            .map(|node| format!(", Node.js {}", node.version))
+            .map(|node| format!(", Node.js {}", node[0].version))
             .unwrap_or_default()
     );
     println!("| runtime | isolation between logins | p50 us | p99 us | p50 / claimsmith p50 |");
@@ -172,18 +177,15 @@ fn main() {
 
     println!("\nratios of the per-round medians ({rounds} rounds): median, and lowest to highest");
     let ratio = |name: &str, over: usize, under: usize| {
-        let mut ratios: Vec<f64> = round_p50s[over]
+        let ratios: Vec<f64> = round_p50s[over]
             .iter()
             .zip(&round_p50s[under])
             .map(|(a, b)| a / b)
             .collect();
-        ratios.sort_by(f64::total_cmp);
         let below = ratios.iter().filter(|&&r| r < 1.0).count();
+        let (median, lowest, highest) = support::spread(ratios);
         println!(
-            "  {name}: {:.2} x ({:.2}-{:.2} x; below 1 in {below} of {rounds} rounds)",
-            ratios[ratios.len() / 2],
-            ratios[0],
-            ratios[ratios.len() - 1],
+            "  {name}: {median:.2} x ({lowest:.2}-{highest:.2} x; below 1 in {below} of {rounds} rounds)"
         );
     };
     ratio("claimsmith rules only / native", RULES_ONLY, NATIVE);
@@ -263,8 +265,10 @@ fn time(iterations: usize, f: &mut dyn FnMut()) -> Vec<Duration> {
     samples
 }
 
-/// `node-peer.mjs --serve`: one warm Node.js process timing batches of logins on request.
+/// `node-peer.mjs --serve`: a warm Node.js process timing batches of one mode's logins on
+/// request.
 struct NodePeer {
+    mode: &'static str,
     child: Child,
     /// Closed (taken) on drop, which ends the script.
     stdin: Option<ChildStdin>,
@@ -273,14 +277,14 @@ struct NodePeer {
 }
 
 impl NodePeer {
-    fn start(event: &std::path::Path) -> Result<NodePeer, String> {
+    fn start(event: &std::path::Path, mode: &'static str) -> Result<NodePeer, String> {
         let script = support::workspace().join("benches/peer/node-peer.mjs");
         let config = serde_json::to_string(&support::configuration("add-roles")).expect("JSON");
         let mut child = Command::new("node")
             .arg(&script)
             .arg("--event")
             .arg(event)
-            .args(["--config-json", &config, "--serve"])
+            .args(["--config-json", &config, "--serve", "--mode", mode])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -288,6 +292,7 @@ impl NodePeer {
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut node = NodePeer {
+            mode,
             child,
             stdin: Some(stdin),
             stdout,
@@ -301,8 +306,9 @@ impl NodePeer {
         Ok(node)
     }
 
-    /// Time `n` logins of `mode` in Node.js.
-    fn batch(&mut self, mode: &str, n: usize) -> Result<Vec<Duration>, String> {
+    /// Time `n` logins in Node.js.
+    fn batch(&mut self, n: usize) -> Result<Vec<Duration>, String> {
+        let mode = self.mode;
         let stdin = self.stdin.as_mut().expect("open until drop");
         writeln!(stdin, "{mode} {n}")
             .and_then(|()| stdin.flush())
@@ -334,8 +340,10 @@ impl NodePeer {
 
 impl Drop for NodePeer {
     fn drop(&mut self) {
-        // Closing stdin ends node-peer.mjs; wait so that no process is left behind.
+        // Nothing more is wanted from node-peer.mjs: end it, and reap it so that no process is
+        // left behind (closing its stdin alone would wait for any batch it is running).
         drop(self.stdin.take());
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }

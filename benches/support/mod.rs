@@ -81,6 +81,36 @@ pub fn native_login(input: &[u8]) -> claimsmith::engine::RuleResult {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The order of `n` batches in round `round` of a bench whose runtimes take turns: a shuffle
+/// seeded by the round, the same in every run. A rotation would leave each runtime following
+/// the same one in most rounds, and whatever one leaves behind (caches, the CPU's clock) would
+/// then weigh on the next alone.
+pub fn turns(round: usize, n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    // xorshift64, seeded by the round.
+    let mut state = (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        order.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    order
+}
+
+/// The median of `values` (the mean of the middle two for an even count), the lowest and the
+/// highest. `values` must not be empty.
+pub fn spread(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n.is_multiple_of(2) {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    } else {
+        values[n / 2]
+    };
+    (median, values[0], values[n - 1])
+}
+
 /// A count from the environment variable `name`; `default` if it is unset, not a number or 0.
 pub fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)

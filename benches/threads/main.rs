@@ -3,7 +3,7 @@
 //!
 //! Criterion's `threads` group times one thread, then two, minutes apart; this machine's speed
 //! drifts by tens of percent over minutes, so that ratio moves with the phase as much as with the
-//! code. Here every round runs four batches, in an order that rotates from round to round: the
+//! code. Here every round runs four batches, in an order shuffled from round to round: the
 //! add-roles pipeline on one thread and on two (sharing one pipeline, an engine per CPU, as an
 //! issuer would), and the native baseline (JSON in, the rule, JSON out, parsed back) on one
 //! thread and on two. Each round gives a ratio of two threads' throughput to one's, and the
@@ -49,8 +49,7 @@ fn main() {
     // [workload][threads - 1]: logins per second of each round.
     let mut rates = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
     for round in 0..rounds {
-        for turn in 0..4 {
-            let batch = (round + turn) % 4;
+        for batch in support::turns(round, 4) {
             let (workload, threads) = (batch / 2, batch % 2 + 1);
             rates[workload][threads - 1].push(logins_per_sec(
                 threads,
@@ -69,14 +68,12 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|");
     for ((name, _), [one, two]) in workloads.iter().zip(&rates) {
-        let ratios = sorted(two.iter().zip(one).map(|(b, a)| b / a).collect());
+        let (ratio, lowest, highest) =
+            support::spread(two.iter().zip(one).map(|(b, a)| b / a).collect());
         println!(
-            "| {name} | {:.1} | {:.1} | {:.2} x | {:.2}-{:.2} x |",
-            sorted(one.clone())[rounds / 2] / 1e3,
-            sorted(two.clone())[rounds / 2] / 1e3,
-            ratios[rounds / 2],
-            ratios[0],
-            ratios[rounds - 1],
+            "| {name} | {:.1} | {:.1} | {ratio:.2} x | {lowest:.2}-{highest:.2} x |",
+            support::spread(one.clone()).0 / 1e3,
+            support::spread(two.clone()).0 / 1e3,
         );
     }
 }
@@ -106,9 +103,4 @@ fn logins_per_sec(threads: usize, logins: usize, work: &(dyn Fn() + Sync)) -> f6
     let first = spans.iter().map(|s| s.0).min().expect("a thread");
     let last = spans.iter().map(|s| s.1).max().expect("a thread");
     (threads * logins) as f64 / (last - first).as_secs_f64()
-}
-
-fn sorted(mut values: Vec<f64>) -> Vec<f64> {
-    values.sort_by(f64::total_cmp);
-    values
 }

@@ -131,47 +131,49 @@ struct RawRule {
 /// A secret's value: the text itself, or `{ env = "NAME" }` to read it from the environment.
 enum SecretSource {
     Literal(String),
-    Env(EnvSecret),
+    Env(String),
 }
 
 // Read by hand rather than `#[serde(untagged)]`: untagged enums are read from serde's own buffer,
-// where `ObjectsOnly` cannot see, so `{ env = .. }` could be given as `["NAME"]`; and the error
-// says what is wanted instead of "did not match any variant".
+// where `ObjectsOnly` cannot see, so `{ env = .. }` could be given as `["NAME"]`; and the errors
+// say what is wanted instead of "did not match any variant".
 impl<'de> Deserialize<'de> for SecretSource {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Unexpected, Visitor};
+
         struct Source;
 
-        impl<'de> serde::de::Visitor<'de> for Source {
+        impl<'de> Visitor<'de> for Source {
             type Value = SecretSource;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a string, or a table with `env` naming an environment variable")
             }
 
-            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<SecretSource, E> {
+            fn visit_str<E: Error>(self, value: &str) -> Result<SecretSource, E> {
                 Ok(SecretSource::Literal(value.to_owned()))
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                map: A,
-            ) -> Result<SecretSource, A::Error> {
-                let de = serde::de::value::MapAccessDeserializer::new(map);
-                EnvSecret::deserialize(de).map(SecretSource::Env)
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretSource, A::Error> {
+                let mut env = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "env" if env.is_some() => return Err(Error::duplicate_field("env")),
+                        "env" => env = Some(map.next_value::<String>()?),
+                        // How TOML hands over a date or time: not a table of ours.
+                        private if private.starts_with("$__toml_private") => {
+                            return Err(Error::invalid_type(Unexpected::Other("a date"), &self));
+                        }
+                        other => return Err(Error::unknown_field(other, &["env"])),
+                    }
+                }
+                env.map(SecretSource::Env)
+                    .ok_or_else(|| Error::missing_field("env"))
             }
         }
 
         deserializer.deserialize_any(Source)
     }
-}
-
-#[derive(Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a table with `env` naming an environment variable"
-)]
-struct EnvSecret {
-    env: String,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -205,7 +207,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         // Every table from a table: `ObjectsOnly` refuses one given as an array of its fields.
         let raw = toml::Deserializer::parse(text)
-            .and_then(|toml| RawConfig::deserialize(ObjectsOnly(toml)))
+            .and_then(|de| RawConfig::deserialize(ObjectsOnly(de)))
             .map_err(|e| ConfigError::Parse {
                 path: path.to_owned(),
                 message: e.to_string().trim_end().to_owned(),
@@ -315,7 +317,7 @@ impl Config {
             for (name, source) in rule.secrets {
                 let value = match source {
                     SecretSource::Literal(value) => value,
-                    SecretSource::Env(EnvSecret { env }) => std::env::var(&env).map_err(|_| {
+                    SecretSource::Env(env) => std::env::var(&env).map_err(|_| {
                         invalid(
                             field(&format!("secrets.{name}")),
                             format!("environment variable {env} is not set"),
@@ -585,6 +587,19 @@ private_key = "keys/signing.pem"
     }
 
     #[test]
+    fn the_objects_only_check_keeps_what_toml_reads_by_struct_name() {
+        // `Spanned` is read by name, as a struct: the check must pass the name on.
+        #[derive(Deserialize)]
+        struct Named {
+            name: toml::Spanned<String>,
+        }
+        let text = "name = \"a\"\n";
+        let named = Named::deserialize(ObjectsOnly(toml::Deserializer::parse(text).unwrap()));
+        let name = named.unwrap().name;
+        assert_eq!((name.get_ref().as_str(), name.span()), ("a", 7..10));
+    }
+
+    #[test]
     fn a_secret_is_a_string_or_an_env_table_and_nothing_else() {
         let text = |secret: &str| {
             format!(
@@ -613,6 +628,11 @@ private_key = "keys/signing.pem"
                 "invalid type: sequence, expected a string",
             ),
             ("{ name = \"X\" }", "unknown field `name`, expected `env`"),
+            ("{}", "missing field `env`"),
+            (
+                "1979-05-27",
+                "invalid type: a date, expected a string, or a table",
+            ),
         ] {
             let err = parse(&text(secret)).unwrap_err().to_string();
             assert!(
