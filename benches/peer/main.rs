@@ -62,15 +62,6 @@ const NATIVE: usize = 2;
 const NODE_FRESH: usize = 3;
 const NODE_SHARED: usize = 4;
 
-/// Node.js's mode for a runtime of [`RUNTIMES`].
-fn node_mode(runtime: usize) -> &'static str {
-    if runtime == NODE_FRESH {
-        "fresh_vm"
-    } else {
-        "shared_context"
-    }
-}
-
 fn main() {
     let iterations = support::env_count("PEER_ITERATIONS", 20_000);
     let rounds = support::env_count("PEER_ROUNDS", 40).min(iterations);
@@ -106,16 +97,15 @@ fn main() {
         }
     }
 
-    // Node.js's two runtimes, each in a process of its own.
-    let mut node = match [NODE_FRESH, NODE_SHARED]
-        .map(|runtime| NodePeer::start(&event_path, node_mode(runtime)))
-    {
-        [Ok(fresh), Ok(shared)] => Some([fresh, shared]),
-        [Err(why), _] | [_, Err(why)] => {
-            println!("Node.js peer skipped: {why}\n");
-            None
-        }
-    };
+    // Node.js's two runtimes (`NODE_FRESH`, `NODE_SHARED`), each in a process of its own.
+    let mut node =
+        match ["fresh_vm", "shared_context"].map(|mode| NodePeer::start(&event_path, mode)) {
+            [Ok(fresh), Ok(shared)] => Some([fresh, shared]),
+            [Err(why), _] | [_, Err(why)] => {
+                println!("Node.js peer skipped: {why}\n");
+                None
+            }
+        };
     let runtimes = if node.is_some() { 5 } else { 3 };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); runtimes];
     let mut round_p50s: Vec<Vec<f64>> = vec![Vec::new(); runtimes];
@@ -134,8 +124,8 @@ fn main() {
                     .batch(n)
                     .unwrap_or_else(|e| panic!("Node.js peer: {e}"))
             };
-            round_p50s[runtime].push(Latencies::new(batch.clone()).percentile_us(50.0));
-            samples[runtime].extend(batch);
+            samples[runtime].extend_from_slice(&batch);
+            round_p50s[runtime].push(Latencies::new(batch).percentile_us(50.0));
         }
     }
 
