@@ -22,6 +22,11 @@ pub struct Draft {
     pub user_metadata: Map<String, Value>,
     /// MFA providers asked for.
     pub mfa: Vec<String>,
+    /// ID-token claims a rule removed and no later rule set again: for issuers that already
+    /// hold claims of their own (the hook formats), which must take them out.
+    pub id_token_removed: Vec<String>,
+    /// Access-token claims removed the same way.
+    pub access_token_removed: Vec<String>,
 }
 
 /// How applying a rule's commands stopped early.
@@ -60,11 +65,16 @@ pub fn apply(
                 policy.check_claim_name(*token, name, namespaces)?;
                 policy.check_claim_value(*token, name, value)?;
                 claims_of(draft, *token).insert(name.clone(), value.clone());
+                removed_of(draft, *token).retain(|n| n != name);
                 changed(*token);
             }
             Command::RemoveClaim { token, name } => {
                 policy.check_claim_name(*token, name, namespaces)?;
                 claims_of(draft, *token).remove(name);
+                let removed = removed_of(draft, *token);
+                if !removed.contains(name) {
+                    removed.push(name.clone());
+                }
                 changed(*token);
             }
             Command::AddScope { scope } => {
@@ -116,6 +126,13 @@ fn claims_of(draft: &mut Draft, token: TokenKind) -> &mut Map<String, Value> {
     }
 }
 
+fn removed_of(draft: &mut Draft, token: TokenKind) -> &mut Vec<String> {
+    match token {
+        TokenKind::IdToken => &mut draft.id_token_removed,
+        TokenKind::AccessToken => &mut draft.access_token_removed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +153,38 @@ mod tests {
     ) -> Result<(), Stop> {
         let namespaces = policy.namespaces().to_vec();
         apply(policy, &namespaces, commands, draft, &mut |_, _| {})
+    }
+
+    #[test]
+    fn a_removed_claim_is_listed_until_a_later_command_sets_it_again() {
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
+        let mut draft = Draft::default();
+        let remove = |name: &str| Command::RemoveClaim {
+            token: TokenKind::AccessToken,
+            name: name.into(),
+        };
+        apply_all(
+            &policy,
+            &mut draft,
+            &[remove("https://e.test/a"), remove("https://e.test/b")],
+        )
+        .unwrap();
+        assert_eq!(
+            draft.access_token_removed,
+            ["https://e.test/a", "https://e.test/b"]
+        );
+        apply_all(
+            &policy,
+            &mut draft,
+            &[
+                set(TokenKind::AccessToken, "https://e.test/a", json!(1)),
+                remove("https://e.test/b"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(draft.access_token_removed, ["https://e.test/b"]);
+        assert!(draft.id_token_removed.is_empty());
+        assert_eq!(draft.access_token["https://e.test/a"], json!(1));
     }
 
     #[test]

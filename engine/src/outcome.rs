@@ -26,6 +26,11 @@ pub struct Outcome {
     pub user_metadata: Map<String, Value>,
     /// MFA providers the rules asked for, in order, each once.
     pub mfa: Vec<String>,
+    /// ID-token claims the rules removed (and did not set again): an issuer that already holds
+    /// claims of its own, as the hook formats do, takes these out.
+    pub id_token_removed: Vec<String>,
+    /// Access-token claims the rules removed, likewise.
+    pub access_token_removed: Vec<String>,
     /// Log lines from the rules, secrets redacted, capped per rule.
     pub logs: Vec<RuleLog>,
     /// What each rule did.

@@ -332,6 +332,8 @@ impl Pipeline {
         outcome.app_metadata = draft.app_metadata;
         outcome.user_metadata = draft.user_metadata;
         outcome.mfa = draft.mfa;
+        outcome.id_token_removed = draft.id_token_removed;
+        outcome.access_token_removed = draft.access_token_removed;
         Ok(outcome)
     }
 
