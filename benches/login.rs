@@ -18,19 +18,18 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use claimsmith::engine::rule_run::instantiate_only;
-use claimsmith::engine::{LoginEvent, SandboxConfig};
+use claimsmith_engine::internals::instantiate_only;
+use claimsmith_engine::{LoginEvent, SandboxConfig};
 
 fn event() -> LoginEvent {
-    LoginEvent::from_json(&support::event_json()).expect("bench event")
+    claimsmith_engine::internals::event_from_json(&support::event_json()).expect("bench event")
 }
 
 fn instantiate(c: &mut Criterion) {
     let mut group = c.benchmark_group("instantiate");
     let pipeline = support::pipeline(&["add-roles"]);
-    let rule = &pipeline.rules()[0];
     group.bench_function("add-roles", |b| {
-        b.iter(|| instantiate_only(pipeline.sandbox(), rule).expect("instantiates"))
+        b.iter(|| instantiate_only(&pipeline, 0).expect("instantiates"))
     });
     group.finish();
 }

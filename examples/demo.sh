@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
-cargo build --release --quiet -p claimsmith
+cargo build --release --quiet -p claimsmith-cli
 bin=target/release/claimsmith
 $bin build >/dev/null
 for alg in rs256 eddsa; do

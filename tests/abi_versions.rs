@@ -7,8 +7,9 @@ mod support;
 
 use std::path::PathBuf;
 
-use claimsmith::engine::{ClaimPolicy, LoginEvent, Pipeline, RuleSpec, Sandbox, SandboxConfig};
-use claimsmith::rule_crate;
+use claimsmith_cli::internals as rule_crate;
+use claimsmith_engine::internals;
+use claimsmith_engine::{LoginEvent, Pipeline, RuleSpec, SandboxConfig};
 use serde_json::{Map, Value, json};
 
 const RULES: [&str; 5] = [
@@ -44,9 +45,9 @@ fn configuration(rule: &str) -> Map<String, Value> {
 }
 
 fn pipeline(modules: &[(&str, PathBuf)]) -> Pipeline {
-    let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
-    let policy = ClaimPolicy::new(vec!["https://example.com/".into()]).unwrap();
-    let mut pipeline = Pipeline::new(sandbox, policy);
+    let mut pipeline = Pipeline::builder()
+        .sandbox(SandboxConfig::default())
+        .namespaces(["https://example.com/"]);
     for (rule, path) in modules {
         let spec = RuleSpec {
             name: rule.to_string(),
@@ -54,9 +55,9 @@ fn pipeline(modules: &[(&str, PathBuf)]) -> Pipeline {
             secrets: [("API_KEY".to_owned(), "s3cr3t-value".to_owned())].into(),
             ..RuleSpec::default()
         };
-        pipeline.add_rule_file(spec, path).unwrap();
+        pipeline = pipeline.rule_file(spec, path);
     }
-    pipeline
+    pipeline.build().unwrap()
 }
 
 /// What a login ended with, everything but timings and resource use.
@@ -101,17 +102,19 @@ fn version_1_and_version_2_modules_of_the_same_rules_decide_the_same() {
         rich,
     ];
     for event in events {
-        let event = LoginEvent::from_value(event).unwrap();
+        let event = v1.event_from_value(event).unwrap();
         let (one, two) = (decided(&v1, &event), decided(&v2, &event));
         assert_eq!(one, two);
     }
     // The comparison is not vacuous: alice gets claims and bob is denied.
-    let alice = LoginEvent::from_value(support::event("alice")).unwrap();
+    let alice = v2.event_from_value(support::event("alice")).unwrap();
     assert_eq!(
         decided(&v2, &alice)["id_token"]["https://example.com/roles"],
         json!(["admin", "editor"])
     );
-    let bob = LoginEvent::from_value(support::event("bob-unverified")).unwrap();
+    let bob = v1
+        .event_from_value(support::event("bob-unverified"))
+        .unwrap();
     assert!(decided(&v1, &bob)["error"].is_string());
 }
 
@@ -122,12 +125,12 @@ fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules() {
     let mut event = support::event("alice");
     event["something_new"] = json!({"kept": true});
     let bytes = serde_json::to_vec(&event).unwrap();
-    let prefix = claimsmith::engine::login_event::input_prefix(&Map::new(), &Map::new());
+    let prefix = internals::input_prefix(&Map::new(), &Map::new());
     let members = |event: &LoginEvent| -> Value {
-        serde_json::from_slice(&event.input_for(&prefix)).unwrap()
+        serde_json::from_slice(&internals::json_input(event, &prefix)).unwrap()
     };
 
-    let from_json = LoginEvent::from_json(&bytes).unwrap();
+    let from_json = internals::event_from_json(&bytes).unwrap();
 
     // A version 1 rule sees the member the host does not know, as `LoginEvent::from_json` gives.
     let for_v1 = v1.event_from_json(&bytes).unwrap();

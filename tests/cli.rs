@@ -111,7 +111,7 @@ fn alice_gets_both_tokens_verified_against_the_jwks_for_every_algorithm() {
 #[test]
 fn every_configured_key_is_published_without_private_parameters() {
     let setup = Setup::new("RS256", ADD_ROLES);
-    let second = claimsmith::keys::generate_pem("EdDSA").unwrap();
+    let second = claimsmith::generate_pem("EdDSA").unwrap();
     setup.write("second.pem", second);
     let text = std::fs::read_to_string(&setup.config).unwrap()
         + "\n[[keys]]\nkid = \"next\"\nalg = \"EdDSA\"\nprivate_key = \"second.pem\"\n";
@@ -440,7 +440,7 @@ fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
     assert_eq!(report["threads"], 2);
     assert_eq!(
         report["engines"],
-        claimsmith::engine::SandboxConfig::default_engines()
+        claimsmith_engine::SandboxConfig::default_engines()
     );
     assert_eq!(
         report["failed_logins"],

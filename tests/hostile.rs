@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use claimsmith::engine::{LoadErrorKind, PolicyViolation, RuleFailed, RuleFailure, TokenKind};
 use claimsmith::{ConfigError, Issuer, LoginFailure, Tokens};
+use claimsmith_engine::{LoadErrorKind, PolicyViolation, RuleFailed, RuleFailure, TokenKind};
 use support::{Output, Setup};
 
 /// Signing algorithm of every set-up here (fast to generate and to verify).
@@ -984,14 +984,16 @@ fn a_secret_never_reaches_any_output_whatever_carries_it() {
     );
 }
 
-/// A secret cut in two by a length cap (the 1024 bytes kept of a `claimsmith.fail` message, the
+/// A secret cut in two by a length cap (the 16 KiB kept of a `claimsmith.fail` message, the
 /// 4096-byte log budget of the `claimsmith.log` import) must not leave its first half behind:
 /// redaction has to see the whole value before anything is cut.
 #[test]
 fn a_secret_cut_at_a_message_cap_leaves_no_part_of_it() {
     let half = &SECRET[..SECRET.len() / 2];
-    // 1014 bytes of padding: the 1024-byte cap keeps the first 10 bytes of the secret.
-    let panic = format!("{}{SECRET}", "p".repeat(1014));
+    // The `claimsmith.fail` cap (engine/src/engine.rs) less 10 bytes of padding: the cap keeps
+    // the first 10 bytes of the secret.
+    const FAIL_CAP: usize = 16 << 10;
+    let panic = format!("{}{SECRET}", "p".repeat(FAIL_CAP - 10));
     // 4086 bytes of padding: the 4096-byte log budget keeps the first 10 bytes of the secret.
     let line = format!("{}{SECRET}", "l".repeat(4086));
     let empty = br#"{"commands":[]}"#;
@@ -1005,7 +1007,20 @@ fn a_secret_cut_at_a_message_cap_leaves_no_part_of_it() {
     let mut leaks = Vec::new();
     for (case, module) in [("fail", failing(&panic, "unreachable")), ("log", logging)] {
         let setup = one_rule("cutter", module.bytes(), &secret_rule_toml());
-        for out in outputs_in_every_mode(&setup) {
+        let outputs = outputs_in_every_mode(&setup);
+        // Not vacuous: the message reached the output, and the cap cut it right in the secret.
+        let padding = if case == "fail" {
+            "pppppppp"
+        } else {
+            "llllllll"
+        };
+        assert!(
+            outputs
+                .iter()
+                .any(|o| o.stdout.contains(padding) || o.stderr.contains(padding)),
+            "{case}: the message never reached the output"
+        );
+        for out in outputs {
             if out.stdout.contains(half) || out.stderr.contains(half) {
                 let at = out
                     .stdout

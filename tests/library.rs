@@ -3,8 +3,8 @@
 
 mod support;
 
-use claimsmith::engine::{LoginEvent, RuleFailure};
 use claimsmith::{ConfigError, Issuer, LoginFailure};
+use claimsmith_engine::RuleFailure;
 use serde_json::json;
 use support::{ADD_ROLES, Setup, event};
 
@@ -37,7 +37,7 @@ fn login_at_a_fixed_time_sets_iat_and_exp_from_the_ttls() {
         ADD_ROLES,
     );
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
-    let login = LoginEvent::from_value(event("alice")).unwrap();
+    let login = issuer.event_from_value(event("alice")).unwrap();
     let tokens = issuer.login_at(&login, 1_800_000_000).unwrap();
     assert_eq!(tokens.id_token_claims["iat"], 1_800_000_000u64);
     assert_eq!(tokens.id_token_claims["exp"], 1_800_000_600u64);
@@ -48,7 +48,7 @@ fn login_at_a_fixed_time_sets_iat_and_exp_from_the_ttls() {
 fn every_access_token_gets_a_fresh_jti() {
     let setup = Setup::new("ES256", ADD_ROLES);
     let issuer = Issuer::from_config_file(&setup.config).unwrap();
-    let login = LoginEvent::from_value(event("alice")).unwrap();
+    let login = issuer.event_from_value(event("alice")).unwrap();
     let a = issuer.login(&login).unwrap().access_token_claims.unwrap();
     let b = issuer.login(&login).unwrap().access_token_claims.unwrap();
     assert_ne!(a["jti"], b["jti"]);
@@ -152,10 +152,10 @@ fn config_errors_are_typed_with_the_field() {
 
 #[test]
 fn compiled_rules_are_cached_by_content_and_reused_on_the_next_start() {
-    use claimsmith::engine::ArtifactSource;
+    use claimsmith_engine::ArtifactSource;
     let setup = Setup::with_header("EdDSA", "cache_dir = \"artifacts\"", ADD_ROLES);
     let first = Issuer::from_config_file(&setup.config).unwrap();
-    let source = |issuer: &Issuer| issuer.pipeline().rules()[0].module().source();
+    let source = |issuer: &Issuer| issuer.rules()[0].artifact_source();
     assert_eq!(source(&first), ArtifactSource::Compiled);
     let artifacts: Vec<_> = std::fs::read_dir(setup.dir.path().join("artifacts"))
         .unwrap()
@@ -196,7 +196,7 @@ fn rules_that_share_a_module_share_its_compiled_code_but_not_their_settings() {
     let [a, b] = issuer.pipeline().rules() else {
         panic!("two rules")
     };
-    assert!(a.module().shares_code_with(b.module()));
+    assert!(a.shares_code_with(b));
     let tokens = login_alice(&issuer);
     assert_eq!(
         tokens.id_token_claims["https://example.com/roles"],

@@ -278,3 +278,40 @@ fn test_reports_a_broken_fixture_with_its_field_and_exits_2() {
         out.stdout
     );
 }
+
+#[test]
+fn a_fixture_event_without_a_user_id_fails_as_a_real_login_does() {
+    // Fixtures take the one way into a login (`Pipeline::event_from_value`), so an event a real
+    // login refuses is refused here too, with the same words.
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path();
+    assert_eq!(claimsmith_in(root, &["new", "nouser"], None).code, 0);
+    std::fs::write(
+        root.join("rules/nouser/fixtures/no-user.json"),
+        r#"{"event": {"client": {"client_id": "spa"}}, "expect": {}}"#,
+    )
+    .unwrap();
+    let out = claimsmith_in(
+        root,
+        &[
+            "test",
+            "rules/nouser",
+            "--target-dir",
+            &target("claimsmith-rules"),
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    let refused = "event field `user.user_id` is required";
+    assert!(
+        out.stdout.contains("ERR  nouser/no-user.json"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(refused), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("ok   nouser/example.json"),
+        "{}",
+        out.stdout
+    );
+}

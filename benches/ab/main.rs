@@ -17,8 +17,8 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use claimsmith::engine::{LoginEvent, Pipeline, SandboxConfig};
-use claimsmith::latency::Latencies;
+use claimsmith_cli::internals::Latencies;
+use claimsmith_engine::{Pipeline, SandboxConfig};
 
 fn main() {
     let mut modules: Vec<(String, PathBuf)> = std::env::args()
@@ -45,7 +45,7 @@ fn main() {
     };
     let bytes = std::fs::read(&event_path)
         .unwrap_or_else(|e| panic!("event {}: {e}", event_path.display()));
-    let event = LoginEvent::from_json(&bytes)
+    let event = claimsmith_engine::internals::event_from_json(&bytes)
         .unwrap_or_else(|e| panic!("event {}: {e}", event_path.display()));
     // One engine each: the login's engine does not depend on the CPU it starts on.
     let config = SandboxConfig {

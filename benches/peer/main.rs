@@ -30,9 +30,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use claimsmith::engine::LoginEvent;
-use claimsmith::engine::validated_module::ValidatedModule;
-use claimsmith::latency::{Latencies, resident_bytes};
+use claimsmith_cli::internals::{Latencies, resident_bytes};
 use serde_json::Value;
 
 struct Row {
@@ -74,7 +72,7 @@ fn main() {
 
     let rss_start = resident_bytes();
     let pipeline = support::pipeline(&["add-roles"]);
-    let event = LoginEvent::from_json(&event_bytes).expect("bench event");
+    let event = claimsmith_engine::internals::event_from_json(&event_bytes).expect("bench event");
     let input = support::native_input();
     let mut ours: [Box<dyn FnMut() + '_>; 3] = [
         Box::new(|| {
@@ -219,10 +217,10 @@ fn main() {
             kib(one),
             kib(start)
         );
-        let mut distinct: Vec<&ValidatedModule> = Vec::new();
+        let mut distinct: Vec<&claimsmith_engine::Rule> = Vec::new();
         for rule in twenty.rules() {
-            if !distinct.iter().any(|m| m.shares_code_with(rule.module())) {
-                distinct.push(rule.module());
+            if !distinct.iter().any(|m| m.shares_code_with(rule)) {
+                distinct.push(rule);
             }
         }
         let code: usize = distinct.iter().map(|m| m.code_bytes()).sum();

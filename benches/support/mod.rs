@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use claimsmith::Issuer;
-use claimsmith::engine::{ClaimPolicy, LoginEvent, Pipeline, RuleSpec, Sandbox, SandboxConfig};
-use claimsmith::rule_crate;
+use claimsmith_cli::internals as rule_crate;
+use claimsmith_engine::internals;
+use claimsmith_engine::{LoginEvent, Pipeline, RuleSpec, SandboxConfig};
 use serde_json::{Map, Value, json};
 
 /// The example rules, in the order the demo config runs them.
@@ -74,7 +75,7 @@ pub fn native_input() -> Vec<u8> {
 
 /// One add-roles login natively: the input parsed into an `Event`, the rule, the result
 /// serialized and parsed back, as the wasm path does on each side of the boundary.
-pub fn native_login(input: &[u8]) -> claimsmith::engine::RuleResult {
+pub fn native_login(input: &[u8]) -> claimsmith_engine::RuleResult {
     let event: claimsmith_sdk::Event = serde_json::from_slice(input).unwrap();
     let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
     let bytes = serde_json::to_vec(&result).unwrap();
@@ -148,20 +149,18 @@ pub fn pipeline_with(config: SandboxConfig, rules: &[&str]) -> Pipeline {
 /// A pipeline of the given module files, each with the configuration of the example rule it
 /// names; the rules are named after it, numbered in order.
 pub fn pipeline_of_modules(config: SandboxConfig, modules: &[(&str, PathBuf)]) -> Pipeline {
-    let sandbox = Sandbox::new(config).expect("sandbox");
-    let policy = ClaimPolicy::new(vec!["https://example.com/".into()]).expect("policy");
-    let mut pipeline = Pipeline::new(sandbox, policy);
+    let mut pipeline = Pipeline::builder()
+        .sandbox(config)
+        .namespaces(["https://example.com/"]);
     for (i, (name, path)) in modules.iter().enumerate() {
         let spec = RuleSpec {
             name: format!("{name}-{i}"),
             configuration: configuration(name),
             ..RuleSpec::default()
         };
-        pipeline
-            .add_rule_file(spec, path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        pipeline = pipeline.rule_file(spec, path);
     }
-    pipeline
+    pipeline.build().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `n` rules cycling through the five examples.
@@ -172,7 +171,7 @@ pub fn rule_names(n: usize) -> Vec<&'static str> {
 /// An issuer signing with a fresh key of `alg`, running `rules`; keep the folder alive.
 pub fn issuer(alg: &str, rules: &[&str]) -> (Issuer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pem = claimsmith::keys::generate_pem(alg).expect("keygen");
+    let pem = claimsmith::generate_pem(alg).expect("keygen");
     std::fs::write(dir.path().join("signing.pem"), pem).expect("write key");
     let mut text = format!(
         "issuer = \"https://login.example.com/\"\nnamespaces = [\"https://example.com/\"]\n\n\
@@ -201,7 +200,7 @@ pub fn sized_event(roles: usize, padding: usize) -> LoginEvent {
             .collect::<Vec<_>>()
     );
     event["user"]["user_metadata"]["notes"] = json!("x".repeat(padding));
-    LoginEvent::from_value(event).expect("a valid event")
+    internals::event_from_value(event).expect("a valid event")
 }
 
 /// JSON as a TOML inline value (strings, numbers, booleans, arrays, tables).

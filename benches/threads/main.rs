@@ -21,14 +21,13 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::Instant;
 
-use claimsmith::engine::LoginEvent;
-
 fn main() {
     let rounds = support::env_count("THREADS_ROUNDS", 40);
     let logins = support::env_count("THREADS_LOGINS", 4_000);
 
     let pipeline = support::pipeline(&["add-roles"]);
-    let event = LoginEvent::from_json(&support::event_json()).expect("bench event");
+    let event =
+        claimsmith_engine::internals::event_from_json(&support::event_json()).expect("bench event");
     let input = support::native_input();
 
     let rules = || {

@@ -202,29 +202,29 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::{Sandbox, SandboxConfig};
+    use crate::engine::{Engine, SandboxConfig};
 
     const MODULE: &str = r#"(module (func (export "f") (result i32) i32.const 7))"#;
 
     /// A fresh cache folder and its cache, a sandbox, and the test module's bytes.
-    fn setup() -> (PathBuf, ArtifactCache, Sandbox, Vec<u8>) {
+    fn setup() -> (PathBuf, ArtifactCache, Engine, Vec<u8>) {
         let dir = tempfile_dir();
         let cache = ArtifactCache::open(&dir).unwrap();
-        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        let sandbox = Engine::new(SandboxConfig::default()).unwrap();
         (dir, cache, sandbox, wat::parse_str(MODULE).unwrap())
     }
 
     #[test]
     fn second_load_comes_from_the_cache_and_a_changed_module_does_not() {
         let (dir, cache, sandbox, bytes) = setup();
-        let (_, first) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
-        let (_, second) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        let (_, first) = cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
+        let (_, second) = cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
         assert_eq!(
             (first, second),
             (ArtifactSource::Compiled, ArtifactSource::Cached)
         );
         let other = wat::parse_str(MODULE.replace("7", "8")).unwrap();
-        let (_, third) = cache.load_or_compile(sandbox.engine(), &other).unwrap();
+        let (_, third) = cache.load_or_compile(sandbox.wasm(), &other).unwrap();
         assert_eq!(third, ArtifactSource::Compiled);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -232,15 +232,15 @@ mod tests {
     #[test]
     fn a_damaged_artifact_is_recompiled_and_rewritten() {
         let (dir, cache, sandbox, bytes) = setup();
-        cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
-        let path = cache.path_for(sandbox.engine(), &bytes);
+        cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
+        let path = cache.path_for(sandbox.wasm(), &bytes);
         let mut data = std::fs::read(&path).unwrap();
         let last = data.len() - 1;
         data[last] ^= 0xff;
         std::fs::write(&path, &data).unwrap();
-        let (_, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        let (_, source) = cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
         assert_eq!(source, ArtifactSource::Compiled);
-        let (_, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        let (_, source) = cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
         assert_eq!(source, ArtifactSource::Cached);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -249,12 +249,12 @@ mod tests {
     fn an_artifact_of_another_engine_is_not_loaded() {
         let (dir, cache, sandbox, bytes) = setup();
         // An artifact from an engine with other settings, planted under this engine's name.
-        let other = Engine::new(wasmtime::Config::new().consume_fuel(false)).unwrap();
+        let other = wasmtime::Engine::new(wasmtime::Config::new().consume_fuel(false)).unwrap();
         let foreign = other.precompile_module(&bytes).unwrap();
         cache
-            .store(&cache.path_for(sandbox.engine(), &bytes), &foreign)
+            .store(&cache.path_for(sandbox.wasm(), &bytes), &foreign)
             .unwrap();
-        let (module, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        let (module, source) = cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
         assert_eq!(source, ArtifactSource::Compiled);
         assert!(module.get_export("f").is_some());
         std::fs::remove_dir_all(dir).unwrap();
@@ -265,15 +265,15 @@ mod tests {
     fn an_artifact_others_can_write_is_not_loaded() {
         use std::os::unix::fs::PermissionsExt;
         let (dir, cache, sandbox, bytes) = setup();
-        cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
-        let path = cache.path_for(sandbox.engine(), &bytes);
+        cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
+        let path = cache.path_for(sandbox.wasm(), &bytes);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "artifacts are written private");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let (_, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        let (_, source) = cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
         assert_eq!(source, ArtifactSource::Compiled);
         // Rewritten private, it loads again.
-        let (_, source) = cache.load_or_compile(sandbox.engine(), &bytes).unwrap();
+        let (_, source) = cache.load_or_compile(sandbox.wasm(), &bytes).unwrap();
         assert_eq!(source, ArtifactSource::Cached);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -11,7 +11,6 @@ use claimsmith_sdk::TokenKind;
 pub struct ClaimPolicy {
     namespaces: Vec<String>,
     max_claims_bytes: usize,
-    warn_token_bytes: usize,
     secrets: Vec<(String, String)>,
 }
 
@@ -85,7 +84,6 @@ impl ClaimPolicy {
         Ok(ClaimPolicy {
             namespaces,
             max_claims_bytes: 100 * 1024,
-            warn_token_bytes: 8 * 1024,
             secrets: Vec::new(),
         })
     }
@@ -93,12 +91,6 @@ impl ClaimPolicy {
     /// Cap the serialized custom claims per token (default 100 KiB).
     pub fn with_max_claims_bytes(mut self, bytes: usize) -> Self {
         self.max_claims_bytes = bytes;
-        self
-    }
-
-    /// Warn when a token's claims grow past this many bytes (default 8 KiB, HTTP header limits).
-    pub fn with_warn_token_bytes(mut self, bytes: usize) -> Self {
-        self.warn_token_bytes = bytes;
         self
     }
 
@@ -123,11 +115,6 @@ impl ClaimPolicy {
     /// The custom claims cap per token.
     pub fn max_claims_bytes(&self) -> usize {
         self.max_claims_bytes
-    }
-
-    /// The size past which a token gets a warning.
-    pub fn warn_token_bytes(&self) -> usize {
-        self.warn_token_bytes
     }
 
     /// Check that `narrowed` namespaces of a rule each sit under a global one.

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::claim_policy::{ClaimPolicy, PolicyViolation};
 use crate::error::RuleFailure;
+use crate::outcome::Outcome;
 use claimsmith_sdk::{Command, LogLevel, TokenKind};
 
 /// Claims, scopes, metadata and MFA requests decided so far.
@@ -27,6 +28,44 @@ pub struct Draft {
     pub id_token_removed: Vec<String>,
     /// Access-token claims removed the same way.
     pub access_token_removed: Vec<String>,
+}
+
+impl Draft {
+    /// The draft before any rule: the requested scopes, each once, in order.
+    pub(crate) fn requesting(requested: &[String]) -> Draft {
+        let mut draft = Draft::default();
+        for scope in requested {
+            if !draft.scopes.contains(scope) {
+                draft.scopes.push(scope.clone());
+            }
+        }
+        draft
+    }
+
+    /// Move what the rules decided into `outcome`, with the scopes added and removed against
+    /// those `requested`.
+    pub(crate) fn decide(self, requested: &[String], outcome: &mut Outcome) {
+        outcome.scopes_added = self
+            .scopes
+            .iter()
+            .filter(|s| !requested.contains(s))
+            .cloned()
+            .collect();
+        outcome.scopes_removed = requested
+            .iter()
+            .filter(|s| !self.scopes.contains(s))
+            .cloned()
+            .collect();
+        outcome.scopes_removed.dedup();
+        outcome.id_token = self.id_token;
+        outcome.access_token = self.access_token;
+        outcome.scopes = self.scopes;
+        outcome.app_metadata = self.app_metadata;
+        outcome.user_metadata = self.user_metadata;
+        outcome.mfa = self.mfa;
+        outcome.id_token_removed = self.id_token_removed;
+        outcome.access_token_removed = self.access_token_removed;
+    }
 }
 
 /// How applying a rule's commands stopped early.

@@ -93,6 +93,23 @@ pub enum LoadErrorKind {
     Settings(String),
 }
 
+/// A [`Pipeline`](crate::Pipeline) could not be built; says which setting or rule is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A namespace is not an `http(s)://` prefix of the right form.
+    #[error("{0}")]
+    Namespaces(String),
+    /// The wasm engine refused the sandbox settings, or its deadline clock could not start.
+    #[error("{0}")]
+    Engine(String),
+    /// The artifact cache folder cannot be used.
+    #[error("{0}")]
+    ArtifactCache(String),
+    /// A rule module could not be loaded.
+    #[error(transparent)]
+    Rule(#[from] LoadError),
+}
+
 /// The login event is not usable; names the field at fault.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EventError {
@@ -237,9 +254,17 @@ pub enum LoginError {
 
 impl RuleFailure {
     /// The same failure with every secret value in its free text replaced by `[REDACTED]`.
-    pub fn redacted(self, policy: &crate::ClaimPolicy) -> RuleFailure {
+    pub(crate) fn redacted(self, policy: &crate::claim_policy::ClaimPolicy) -> RuleFailure {
         match self {
-            RuleFailure::Panicked(m) => RuleFailure::Panicked(policy.redact(&m)),
+            RuleFailure::Panicked(m) => {
+                let mut message = policy.redact(&m);
+                let mut cut = crate::engine::FAIL_MESSAGE_BYTES.min(message.len());
+                while !message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                message.truncate(cut);
+                RuleFailure::Panicked(message)
+            }
             RuleFailure::Trap(m) => RuleFailure::Trap(policy.redact(&m)),
             RuleFailure::InvalidResult(m) => RuleFailure::InvalidResult(policy.redact(&m)),
             RuleFailure::InvalidUtf8(m) => RuleFailure::InvalidUtf8(policy.redact(&m)),

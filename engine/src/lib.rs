@@ -2,51 +2,60 @@
 //!
 //! Runs claimsmith rule modules after a login and turns what they decided into an [`Outcome`].
 //!
-//! A login flows through these files in order:
-//! - [`sandbox`]: the one wasmtime engine every rule runs in (fuel, deadlines, pooled instances);
-//! - [`validated_module`] and [`rule`]: a module checked against the guest ABI once, at load,
-//!   its compiled code kept across restarts by the [`artifact_cache`];
-//! - [`login_event`]: the event checked (each of its structs a JSON object: `objects_only`) and
-//!   serialized once per login;
-//! - [`pipeline`]: the rules in order, each in a fresh instance ([`rule_run`]), on the engine of
-//!   the CPU the login starts on (`engine_by_cpu`);
-//! - [`claim_policy`]: what a rule's commands may do to the tokens;
-//! - [`outcome`]: claims per token, scopes, metadata and per-rule traces, or a typed
-//!   [`LoginError`] (`Denied`, `RuleFailed`).
+//! Build a [`Pipeline`] once ([`Pipeline::builder`]: sandbox settings, claim namespaces, an
+//! artifact cache, the rules in order), turn each login's event into a [`LoginEvent`] with
+//! [`Pipeline::event_from_json`] (the one way in: it checks the required fields), and
+//! [`Pipeline::run`] it: the [`Outcome`] with a [`RuleTrace`] per rule, or a typed
+//! [`LoginError`].
 //!
-//! No file formats and no signing here: the host crate reads config and mints tokens (its config
-//! reader uses [`ObjectsOnly`] too, so a TOML table cannot be given as an array either).
+//! A login flows through these files in order:
+//! - `login_event.rs`: the event checked (each of its structs a JSON object: `objects_only.rs`)
+//!   and encoded at most once per form;
+//! - `pipeline.rs`: the rules in order, their commands applied under the claim policy
+//!   (`draft.rs`, `claim_policy.rs`, `reserved_claims.rs`), their logs capped (`rule_logs.rs`);
+//! - `engines.rs`: which engine runs each rule (`engine_by_cpu.rs`), with a fallback when an
+//!   engine's instance slots are all taken;
+//! - `rule_run.rs`: one rule in one fresh instance of `engine.rs`'s wasmtime engine (fuel,
+//!   deadline, memory cap, the two host functions);
+//! - `rule.rs` and `validated_module.rs`: a module checked against the guest ABI once, at
+//!   load, its compiled code kept across restarts by `artifact_cache.rs`;
+//! - `outcome.rs`: what the rules decided.
+//!
+//! No file formats and no signing here: the `claimsmith` crate reads the config and mints
+//! tokens.
 
-pub mod artifact_cache;
-pub mod claim_policy;
-pub mod draft;
+#![warn(missing_docs)]
+
+mod artifact_cache;
+mod claim_policy;
+mod draft;
+mod engine;
 mod engine_by_cpu;
-pub mod error;
-pub mod limits;
-pub mod login_event;
-pub mod objects_only;
-pub mod outcome;
-pub mod pipeline;
-pub mod reserved_claims;
-pub mod rule;
-pub mod rule_run;
-pub mod sandbox;
-pub mod validated_module;
+mod engines;
+mod error;
+mod limits;
+mod login_event;
+mod objects_only;
+mod outcome;
+mod pipeline;
+mod reserved_claims;
+mod rule;
+mod rule_logs;
+mod rule_run;
+mod validated_module;
 
-pub use artifact_cache::{ArtifactCache, ArtifactSource};
-pub use claim_policy::{ClaimPolicy, PolicyViolation};
-pub use draft::Draft;
+pub use artifact_cache::ArtifactSource;
+pub use claim_policy::PolicyViolation;
+pub use engine::SandboxConfig;
 pub use error::{
-    Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
+    BuildError, Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
 };
 pub use limits::Limits;
 pub use login_event::LoginEvent;
 pub use objects_only::ObjectsOnly;
 pub use outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
-pub use pipeline::Pipeline;
+pub use pipeline::{Pipeline, PipelineBuilder};
 pub use rule::{OnError, Rule, RuleSpec};
-pub use rule_run::{parse_binary_result, parse_result};
-pub use sandbox::{Sandbox, SandboxConfig};
 
 pub use claimsmith_sdk::{Command, LogLevel, RuleResult, TokenKind};
 
@@ -56,3 +65,61 @@ pub const ABI_VERSION: i32 = 2;
 
 /// Every guest ABI version this engine runs: version 1 (JSON input) and version 2 (binary input).
 pub const ABI_VERSIONS: [i32; 2] = [1, 2];
+
+/// What the workspace's own tests and benchmarks reach from inside the engine. Not an API: it
+/// may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::claim_policy::ClaimPolicy;
+    pub use crate::draft::{Draft, Stop, apply};
+    pub use crate::reserved_claims::is_reserved;
+
+    use crate::{Pipeline, RuleFailure, RuleResult};
+
+    /// Read a version 2 result document (the binary form) as the host does.
+    pub fn parse_binary_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
+        crate::rule_run::parse_binary_result(bytes)
+    }
+
+    /// Read a version 1 result document (JSON) as the host does.
+    pub fn parse_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
+        crate::rule_run::parse_result(bytes)
+    }
+
+    /// Create a fresh store and instance of the pipeline's rule `index` on its first engine
+    /// and drop them without calling it: the fixed cost every rule pays on every login.
+    pub fn instantiate_only(pipeline: &Pipeline, index: usize) -> Result<(), RuleFailure> {
+        pipeline.instantiate_only(index)
+    }
+
+    /// An event from JSON bytes, checked as [`Pipeline::event_from_json`] checks it, its bytes
+    /// kept for version 1 rules: for benchmarks that make events before their pipelines.
+    pub fn event_from_json(bytes: &[u8]) -> Result<crate::LoginEvent, crate::EventError> {
+        let event = crate::login_event::LoginEvent::parse_json(bytes, true)?;
+        event.check_required()?;
+        Ok(event)
+    }
+
+    /// [`event_from_json`] for a JSON value.
+    pub fn event_from_value(
+        value: serde_json::Value,
+    ) -> Result<crate::LoginEvent, crate::EventError> {
+        let event = crate::login_event::LoginEvent::from_value(value)?;
+        event.check_required()?;
+        Ok(event)
+    }
+
+    /// A version 1 rule's whole input document for `event`, after `prefix`.
+    pub fn json_input(event: &crate::LoginEvent, prefix: &str) -> Vec<u8> {
+        event.json_input(prefix).concat()
+    }
+
+    /// The constant start of a version 1 rule's input document with this configuration and
+    /// these secrets.
+    pub fn input_prefix(
+        configuration: &serde_json::Map<String, serde_json::Value>,
+        secrets: &serde_json::Map<String, serde_json::Value>,
+    ) -> String {
+        crate::login_event::input_prefix(configuration, secrets)
+    }
+}

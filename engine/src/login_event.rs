@@ -29,7 +29,8 @@ pub struct LoginEvent {
 
 impl LoginEvent {
     /// Parse and check an event from JSON bytes, in one pass straight into the typed event.
-    pub fn from_json(bytes: &[u8]) -> Result<LoginEvent, EventError> {
+    #[cfg(test)]
+    pub(crate) fn from_json(bytes: &[u8]) -> Result<LoginEvent, EventError> {
         LoginEvent::parse_json(bytes, true)
     }
 
@@ -37,7 +38,7 @@ impl LoginEvent {
     /// `keep_source` is set. Without it a version 1 rule would see the checked fields as the
     /// typed event serializes them (fields the caller left out as `null` or their defaults), and
     /// not the event's unknown members;
-    /// [`Pipeline::event_from_json`](crate::Pipeline::event_from_json) sets it exactly when the
+    /// `Pipeline::event_from_json` sets it exactly when the
     /// pipeline has a version 1 rule.
     pub(crate) fn parse_json(bytes: &[u8], keep_source: bool) -> Result<LoginEvent, EventError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
@@ -93,7 +94,7 @@ impl LoginEvent {
     }
 
     /// Check an event given as a JSON value.
-    pub fn from_value(value: Value) -> Result<LoginEvent, EventError> {
+    pub(crate) fn from_value(value: Value) -> Result<LoginEvent, EventError> {
         let mut map = match value {
             Value::Object(map) => map,
             other => return Err(EventError::NotObject(json_kind(&other))),
@@ -120,15 +121,37 @@ impl LoginEvent {
         &self.event
     }
 
+    /// The fields every login needs, non-empty: `user.user_id` (the tokens' `sub`),
+    /// `client.client_id` (the ID token's `aud`), and `resource_server.identifier` when a
+    /// `resource_server` is given (the access token's `aud`).
+    pub(crate) fn check_required(&self) -> Result<(), EventError> {
+        let event = &self.event;
+        if event.user.user_id.is_empty() {
+            return Err(EventError::Missing("user.user_id"));
+        }
+        if event.client.client_id.is_empty() {
+            return Err(EventError::Missing("client.client_id"));
+        }
+        if event
+            .resource_server
+            .as_ref()
+            .is_some_and(|r| r.identifier.is_empty())
+        {
+            return Err(EventError::Missing("resource_server.identifier"));
+        }
+        Ok(())
+    }
+
     /// The input document for one version 1 rule:
     /// `{"configuration": .., "secrets": .., <event members>}`, built from the rule's precomputed
     /// prefix (see [`input_prefix`]).
-    pub fn input_for(&self, prefix: &str) -> Vec<u8> {
+    #[cfg(test)]
+    pub(crate) fn input_for(&self, prefix: &str) -> Vec<u8> {
         self.json_input(prefix).concat()
     }
 
     /// [`LoginEvent::input_for`] as the pieces that make it up, without copying them together.
-    pub fn json_input<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
+    pub(crate) fn json_input<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
         let members = self.members.get_or_init(|| {
             if matches!(self.source, Source::Typed) {
                 tracing::warn!(
@@ -149,7 +172,7 @@ impl LoginEvent {
     /// The input for one version 2 rule, as two pieces: the event in binary form
     /// ([`binary_event::encode_event`]) and the rule's own `rule_part`
     /// ([`binary_event::encode_rule_part`]).
-    pub fn binary_input<'a>(&'a self, rule_part: &'a [u8]) -> [&'a [u8]; 2] {
+    pub(crate) fn binary_input<'a>(&'a self, rule_part: &'a [u8]) -> [&'a [u8]; 2] {
         let event = self.binary.get_or_init(|| {
             let mut bytes = Vec::with_capacity(1024);
             binary_event::encode_event(&self.event, &mut bytes);
@@ -246,7 +269,10 @@ impl CallerEvent {
 }
 
 /// The constant start of a rule's input document: its configuration and secrets.
-pub fn input_prefix(configuration: &Map<String, Value>, secrets: &Map<String, Value>) -> String {
+pub(crate) fn input_prefix(
+    configuration: &Map<String, Value>,
+    secrets: &Map<String, Value>,
+) -> String {
     let mut prefix = String::from("{\"configuration\":");
     prefix.push_str(&serde_json::to_string(configuration).expect("a JSON map serializes"));
     prefix.push_str(",\"secrets\":");

@@ -101,10 +101,3 @@ pub struct RuleTrace {
 fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1e6)
 }
-
-impl Outcome {
-    /// Total time spent in rules.
-    pub fn rules_duration(&self) -> Duration {
-        self.rules.iter().map(|r| r.duration).sum()
-    }
-}

@@ -1,135 +1,164 @@
 //! The rules of a config, in order, run on one login: each in a fresh instance, its commands
 //! checked against the claim policy and applied all or none, until the end, a denial, or a
-//! failure of a rule whose `on_error` is `deny`.
+//! failure of a rule whose `on_error` is `deny`. Which engine runs each rule is
+//! [`Engines`](crate::engines)'s business; what a rule's commands may do is the claim policy's.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
+use crate::artifact_cache::ArtifactCache;
 use crate::claim_policy::ClaimPolicy;
 use crate::draft::{Draft, Stop, apply};
-use crate::engine_by_cpu::EngineByCpu;
+use crate::engine::{Engine, SandboxConfig};
+use crate::engines::Engines;
 use crate::error::{
-    Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
+    BuildError, Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed,
 };
 use crate::login_event::LoginEvent;
-use crate::outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
+use crate::outcome::{Diagnostic, Outcome, RuleStatus, RuleTrace};
 use crate::rule::{OnError, Rule, RuleSpec, read_module};
-use crate::rule_run::{self, RuleRun};
-use crate::sandbox::Sandbox;
-use crate::validated_module::ValidatedModule;
-use claimsmith_sdk::{Command, LogLevel};
+use crate::rule_logs::LogSink;
+use claimsmith_sdk::Command;
 
-/// The configured rules and the policy they run under. `Send + Sync`: build once, run every
-/// login from any thread.
+/// The configured rules and the policy they run under. `Send + Sync`: build once with
+/// [`Pipeline::builder`], run every login from any thread.
 ///
-/// The rules are loaded into each of the sandbox's engines ([`SandboxConfig::engines`]), and a
-/// login runs on the engine of the CPU it starts on, so that logins running at once on
-/// different CPUs mostly work on different engines' shared state. Every engine runs the same
-/// rules under the same policy, and a rule that finds its engine's instance slots all taken
-/// runs on another engine's: which engine a login runs on changes nothing in its outcome.
+/// The rules are loaded into each of the engines the sandbox settings ask for
+/// ([`SandboxConfig::engines`]); which engine a login runs on changes nothing in its outcome.
 ///
-/// [`SandboxConfig::engines`]: crate::SandboxConfig::engines
+/// ```no_run
+/// use claimsmith_engine::{Pipeline, RuleSpec};
+///
+/// let pipeline = Pipeline::builder()
+///     .namespaces(["https://example.com/"])
+///     .rule_file(RuleSpec { name: "add-roles".into(), ..RuleSpec::default() }, "add_roles.wasm")
+///     .build()?;
+/// let event = pipeline.event_from_json(br#"{"user": {"user_id": "auth0|1"}, "client": {"client_id": "spa"}}"#)?;
+/// let outcome = pipeline.run(&event)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Pipeline {
     policy: ClaimPolicy,
-    /// One per engine; the first is the sandbox the pipeline was built with.
-    shards: Vec<Shard>,
-    /// The engine of each CPU.
-    engine_by_cpu: EngineByCpu,
+    engines: Engines,
     /// Whether a version 1 rule is loaded: only those need the caller's event bytes.
     has_version_1: bool,
 }
 
-/// One engine's sandbox and its own load of every rule.
+/// Where a rule's module comes from, for the builder.
 #[derive(Debug)]
-struct Shard {
-    sandbox: Sandbox,
-    rules: Vec<Rule>,
+enum ModuleSource {
+    Bytes(Vec<u8>),
+    File(PathBuf),
 }
 
-impl Shard {
-    fn modules(&self) -> Vec<&ValidatedModule> {
-        self.rules.iter().map(Rule::module).collect()
+/// Settings and rules for a [`Pipeline`], checked and loaded by [`PipelineBuilder::build`].
+#[derive(Debug, Default)]
+pub struct PipelineBuilder {
+    sandbox: SandboxConfig,
+    namespaces: Vec<String>,
+    max_claims_bytes: Option<usize>,
+    cache: Option<(PathBuf, bool)>,
+    rules: Vec<(RuleSpec, ModuleSource)>,
+}
+
+impl PipelineBuilder {
+    /// The engine-wide sandbox settings (default [`SandboxConfig::default`]).
+    pub fn sandbox(mut self, config: SandboxConfig) -> Self {
+        self.sandbox = config;
+        self
+    }
+
+    /// The claim-name prefixes (`http(s)://...`) rules may write claims under.
+    pub fn namespaces<S: Into<String>>(mut self, namespaces: impl IntoIterator<Item = S>) -> Self {
+        self.namespaces = namespaces.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Cap the serialized custom claims per token (default 100 KiB).
+    pub fn max_claims_bytes(mut self, bytes: usize) -> Self {
+        self.max_claims_bytes = Some(bytes);
+        self
+    }
+
+    /// Keep compiled modules in `dir` across restarts; a folder that cannot be used fails the
+    /// build.
+    pub fn artifact_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = Some((dir.into(), true));
+        self
+    }
+
+    /// Keep compiled modules in `dir` if it can be used; if not, log a warning and compile
+    /// every module (the default cache folder of a user whose home may be read-only).
+    pub fn artifact_cache_if_usable(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = Some((dir.into(), false));
+        self
+    }
+
+    /// Append a rule whose module is `bytes`.
+    pub fn rule(mut self, spec: RuleSpec, bytes: impl Into<Vec<u8>>) -> Self {
+        self.rules.push((spec, ModuleSource::Bytes(bytes.into())));
+        self
+    }
+
+    /// Append a rule whose module is the file at `path`.
+    pub fn rule_file(mut self, spec: RuleSpec, path: impl AsRef<Path>) -> Self {
+        self.rules
+            .push((spec, ModuleSource::File(path.as_ref().to_owned())));
+        self
+    }
+
+    /// Check the settings, build the engines and load every rule, in order.
+    pub fn build(self) -> Result<Pipeline, BuildError> {
+        let mut policy = ClaimPolicy::new(self.namespaces).map_err(BuildError::Namespaces)?;
+        if let Some(bytes) = self.max_claims_bytes {
+            policy = policy.with_max_claims_bytes(bytes);
+        }
+        let mut engine = Engine::new(self.sandbox).map_err(BuildError::Engine)?;
+        if let Some((dir, required)) = self.cache {
+            match ArtifactCache::open(&dir) {
+                Ok(cache) => engine = engine.with_artifact_cache(cache),
+                Err(message) if required => return Err(BuildError::ArtifactCache(message)),
+                Err(message) => {
+                    tracing::warn!(target: "claimsmith::cache", "no artifact cache: {message}")
+                }
+            }
+        }
+        let mut pipeline = Pipeline {
+            policy,
+            engines: Engines::new(engine),
+            has_version_1: false,
+        };
+        for (spec, module) in self.rules {
+            let bytes = match module {
+                ModuleSource::Bytes(bytes) => bytes,
+                ModuleSource::File(path) => {
+                    read_module(&path, spec.limits.module_bytes).map_err(|kind| LoadError {
+                        rule: spec.name.clone(),
+                        kind,
+                    })?
+                }
+            };
+            pipeline.add_rule(spec, &bytes)?;
+        }
+        Ok(pipeline)
     }
 }
 
 impl Pipeline {
-    /// An empty pipeline: no rules yet. Besides `sandbox`, it builds the further engines the
-    /// sandbox's config asks for; one that cannot be built (the address space for its instance
-    /// pool, say) is logged and left out.
-    pub fn new(sandbox: Sandbox, policy: ClaimPolicy) -> Pipeline {
-        let config = sandbox.config().clone();
-        let mut shards = vec![Shard {
-            sandbox,
-            rules: Vec::new(),
-        }];
-        for _ in 1..config.engine_count() {
-            match Sandbox::new(config.clone()) {
-                Ok(sandbox) => shards.push(Shard {
-                    sandbox,
-                    rules: Vec::new(),
-                }),
-                Err(error) => {
-                    tracing::warn!(
-                        target: "claimsmith::load",
-                        engines = shards.len(),
-                        slots = shards.len() as u32 * config.slots_per_engine(),
-                        %error,
-                        "cannot build another engine; running on fewer, with fewer instance slots"
-                    );
-                    break;
-                }
-            }
-        }
-        Pipeline {
-            policy,
-            engine_by_cpu: EngineByCpu::new(shards.len()),
-            shards,
-            has_version_1: false,
-        }
+    /// Start building a pipeline: no rules, no namespaces, default sandbox settings.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
     }
 
-    /// Load a rule from module bytes and append it.
-    pub fn add_rule(&mut self, spec: RuleSpec, bytes: &[u8]) -> Result<&Rule, LoadError> {
+    fn add_rule(&mut self, spec: RuleSpec, bytes: &[u8]) -> Result<(), LoadError> {
         self.check_new_name(&spec)?;
         let secrets = spec.secrets.clone();
-        let (first, others) = self.shards.split_first_mut().expect("at least one engine");
-        let rule = Rule::from_bytes_sharing(
-            &first.sandbox,
-            &self.policy,
-            spec.clone(),
-            bytes,
-            &first.modules(),
-        )?;
-        // The other engines take the compiled code of the first (no second compilation); a
-        // module they already hold is shared as before.
-        let mut loaded = Vec::with_capacity(others.len());
-        for shard in others.iter() {
-            let mut known = shard.modules();
-            known.push(rule.module());
-            loaded.push(Rule::from_bytes_sharing(
-                &shard.sandbox,
-                &self.policy,
-                spec.clone(),
-                bytes,
-                &known,
-            )?);
-        }
-        for (shard, rule) in others.iter_mut().zip(loaded) {
-            shard.rules.push(rule);
-        }
+        let rule = self.engines.add_rule(&self.policy, spec, bytes)?;
         self.has_version_1 |= rule.abi_version() == 1;
-        first.rules.push(rule);
         self.policy.add_secrets(secrets);
-        Ok(self.shards[0].rules.last().expect("just pushed"))
-    }
-
-    /// Load a rule from a module file and append it.
-    pub fn add_rule_file(&mut self, spec: RuleSpec, path: &Path) -> Result<&Rule, LoadError> {
-        let bytes = read_module(path, spec.limits.module_bytes).map_err(|kind| LoadError {
-            rule: spec.name.clone(),
-            kind,
-        })?;
-        self.add_rule(spec, &bytes)
+        Ok(())
     }
 
     fn check_new_name(&self, spec: &RuleSpec) -> Result<(), LoadError> {
@@ -146,83 +175,61 @@ impl Pipeline {
         })
     }
 
-    /// The rules, in order (as loaded into the first engine).
+    /// The rules, in order.
     pub fn rules(&self) -> &[Rule] {
-        &self.shards[0].rules
+        self.engines.rules()
     }
 
-    /// The claim policy.
-    pub fn policy(&self) -> &ClaimPolicy {
-        &self.policy
+    /// The claim-name prefixes rules may write claims under.
+    pub fn namespaces(&self) -> &[String] {
+        self.policy.namespaces()
     }
 
-    /// The sandbox the pipeline was built with (the first engine).
-    pub fn sandbox(&self) -> &Sandbox {
-        &self.shards[0].sandbox
+    /// The engine-wide sandbox settings.
+    pub fn sandbox(&self) -> &SandboxConfig {
+        self.engines.first().config()
     }
 
-    /// How many engines the logins are spread over.
+    /// How many engines the logins are spread over (fewer than asked for if one could not
+    /// be built).
     pub fn engines(&self) -> usize {
-        self.shards.len()
+        self.engines.len()
     }
 
-    /// The engine for a login starting now: the one of the CPU this thread runs on, the CPUs
-    /// the process may use numbered densely ([`EngineByCpu`]), so logins running at the same
-    /// moment on different CPUs mostly use different engines.
-    fn shard(&self) -> usize {
-        self.engine_by_cpu.current()
-    }
-
-    /// Run the rule at `index` on engine `shard`; if that engine has no instance slot free,
-    /// on the next engine that has one. Only when every engine's slots are taken does the rule
-    /// fail for capacity, as it would with a single pool of all the slots.
-    fn run_rule(&self, shard: usize, index: usize, event: &LoginEvent) -> (&Rule, RuleRun) {
-        let mut tried = 0;
-        loop {
-            let shard = &self.shards[(shard + tried) % self.shards.len()];
-            let rule = &shard.rules[index];
-            let input = rule.input(event);
-            let run = rule_run::run(&shard.sandbox, rule, input.pieces());
-            tried += 1;
-            let busy = matches!(run.result, Err(RuleFailure::Capacity(_)));
-            if !busy || tried == self.shards.len() {
-                return (rule, run);
-            }
-        }
-    }
-
-    /// Parse and check a login event from JSON bytes for this pipeline: what
-    /// [`LoginEvent::from_json`] does, without keeping a copy of the bytes unless a version 1 rule
-    /// is loaded (only those rules see the event's unknown members). Parse events with this
-    /// after every rule is added, and run them on this pipeline: a version 1 rule that meets an
-    /// event parsed without its bytes sees only the checked fields (and a warning is logged).
+    /// The one way into a login: parse and check an event from JSON bytes for this pipeline.
+    /// The required fields (`user.user_id`, `client.client_id`, and `resource_server.identifier`
+    /// when `resource_server` is given) must be non-empty, and each struct of the event must be
+    /// a JSON object. The caller's bytes are kept only when a version 1 rule is loaded (only
+    /// those rules see the event's unknown members).
     pub fn event_from_json(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
-        LoginEvent::parse_json(bytes, self.has_version_1)
+        let event = LoginEvent::parse_json(bytes, self.has_version_1)?;
+        event.check_required()?;
+        Ok(event)
+    }
+
+    /// [`Pipeline::event_from_json`] for an event given as a JSON value.
+    pub fn event_from_value(&self, value: Value) -> Result<LoginEvent, EventError> {
+        let event = LoginEvent::from_value(value)?;
+        event.check_required()?;
+        Ok(event)
     }
 
     /// Run every rule on `event`: the outcome, or why the login gets no tokens.
     pub fn run(&self, event: &LoginEvent) -> Result<Outcome, LoginError> {
-        self.run_on(self.shard(), event)
+        self.run_on(self.engines.current(), event)
     }
 
-    fn run_on(&self, shard: usize, event: &LoginEvent) -> Result<Outcome, LoginError> {
+    fn run_on(&self, engine: usize, event: &LoginEvent) -> Result<Outcome, LoginError> {
         let requested = &event.event().transaction.requested_scopes;
-        let mut draft = Draft::default();
-        for scope in requested {
-            if !draft.scopes.contains(scope) {
-                draft.scopes.push(scope.clone());
-            }
-        }
+        let mut draft = Draft::requesting(requested);
         let mut outcome = Outcome::default();
         for index in 0..self.rules().len() {
-            let (rule, run) = self.run_rule(shard, index, event);
+            let (rule, run) = self.engines.run_rule(engine, index, event);
             let mut logs = LogSink::new(rule, &self.policy, &mut outcome.logs);
             for (level, message) in run.host_logs {
                 logs.push(level, &message);
             }
-            if run.log_dropped > 0 {
-                logs.dropped += run.log_dropped;
-            }
+            logs.dropped += run.log_dropped;
             let mut trace = RuleTrace {
                 rule: rule.name.clone(),
                 status: RuleStatus::Applied,
@@ -234,29 +241,19 @@ impl Pipeline {
             let applied = match run.result {
                 Err(failure) => Err(Stop::Failed(failure)),
                 Ok(result) => {
-                    let applied = match rule.on_error {
-                        OnError::Deny => apply(
-                            &self.policy,
-                            &rule.namespaces,
-                            &result.commands,
-                            &mut draft,
-                            &mut |l, m| logs.push(l, m),
-                        ),
-                        OnError::Skip => {
-                            let mut staged = draft.clone();
-                            let applied = apply(
-                                &self.policy,
-                                &rule.namespaces,
-                                &result.commands,
-                                &mut staged,
-                                &mut |l, m| logs.push(l, m),
-                            );
-                            if applied.is_ok() {
-                                draft = staged;
-                            }
-                            applied
-                        }
-                    };
+                    // A rule that may be skipped applies to a copy, kept only if all of it
+                    // applies; one that fails the login applies in place.
+                    let mut staged = (rule.on_error == OnError::Skip).then(|| draft.clone());
+                    let applied = apply(
+                        &self.policy,
+                        &rule.namespaces,
+                        &result.commands,
+                        staged.as_mut().unwrap_or(&mut draft),
+                        &mut |l, m| logs.push(l, m),
+                    );
+                    if let (Ok(()), Some(staged)) = (&applied, staged) {
+                        draft = staged;
+                    }
                     trace.commands = result.commands;
                     self.redact_texts(&mut trace.commands);
                     applied
@@ -314,27 +311,13 @@ impl Pipeline {
                 }
             }
         }
-        outcome.scopes_added = draft
-            .scopes
-            .iter()
-            .filter(|s| !requested.contains(s))
-            .cloned()
-            .collect();
-        outcome.scopes_removed = requested
-            .iter()
-            .filter(|s| !draft.scopes.contains(s))
-            .cloned()
-            .collect();
-        outcome.scopes_removed.dedup();
-        outcome.id_token = draft.id_token;
-        outcome.access_token = draft.access_token;
-        outcome.scopes = draft.scopes;
-        outcome.app_metadata = draft.app_metadata;
-        outcome.user_metadata = draft.user_metadata;
-        outcome.mfa = draft.mfa;
-        outcome.id_token_removed = draft.id_token_removed;
-        outcome.access_token_removed = draft.access_token_removed;
+        draft.decide(requested, &mut outcome);
         Ok(outcome)
+    }
+
+    /// Instantiate rule `index` on the first engine and drop it uncalled (benchmarks' floor).
+    pub(crate) fn instantiate_only(&self, index: usize) -> Result<(), crate::RuleFailure> {
+        crate::rule_run::instantiate_only(self.engines.first(), &self.rules()[index])
     }
 
     /// Redact secret values in the free-text parts of commands kept for traces.
@@ -350,80 +333,11 @@ impl Pipeline {
     }
 }
 
-/// A rule's log lines on their way to `tracing` and the outcome: secrets redacted, capped at the
-/// rule's log limit.
-struct LogSink<'a> {
-    rule: &'a Rule,
-    policy: &'a ClaimPolicy,
-    out: &'a mut Vec<RuleLog>,
-    used: usize,
-    dropped: usize,
-}
-
-impl<'a> LogSink<'a> {
-    fn new(rule: &'a Rule, policy: &'a ClaimPolicy, out: &'a mut Vec<RuleLog>) -> Self {
-        LogSink {
-            rule,
-            policy,
-            out,
-            used: 0,
-            dropped: 0,
-        }
-    }
-
-    fn push(&mut self, level: LogLevel, message: &str) {
-        let budget = self.rule.limits.log_bytes.saturating_sub(self.used);
-        let mut message = self.policy.redact(message);
-        if message.len() > budget {
-            self.dropped += message.len() - budget;
-            let mut cut = budget;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-        }
-        if message.is_empty() {
-            return;
-        }
-        self.used += message.len();
-        emit(&self.rule.name, level, &message);
-        self.out.push(RuleLog {
-            rule: self.rule.name.clone(),
-            level,
-            message,
-        });
-    }
-
-    fn finish(self) {
-        if self.dropped > 0 {
-            let message = format!(
-                "[{} log bytes dropped: over the log limit of {} bytes]",
-                self.dropped, self.rule.limits.log_bytes
-            );
-            emit(&self.rule.name, LogLevel::Warn, &message);
-            self.out.push(RuleLog {
-                rule: self.rule.name.clone(),
-                level: LogLevel::Warn,
-                message,
-            });
-        }
-    }
-}
-
-fn emit(rule: &str, level: LogLevel, message: &str) {
-    match level {
-        LogLevel::Trace => tracing::trace!(target: "claimsmith::rule", rule, "{message}"),
-        LogLevel::Debug => tracing::debug!(target: "claimsmith::rule", rule, "{message}"),
-        LogLevel::Info => tracing::info!(target: "claimsmith::rule", rule, "{message}"),
-        LogLevel::Warn => tracing::warn!(target: "claimsmith::rule", rule, "{message}"),
-        LogLevel::Error => tracing::error!(target: "claimsmith::rule", rule, "{message}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SandboxConfig;
+    use crate::error::RuleFailure;
+    use crate::rule_run;
     use serde_json::json;
 
     /// An ABI version 1 module that sets `https://e.test/n` to `n` on the ID token and logs.
@@ -448,22 +362,27 @@ mod tests {
     }
 
     fn pipeline(engines: usize) -> Pipeline {
-        let sandbox = Sandbox::new(SandboxConfig {
-            engines,
-            max_concurrent_instances: engines as u32 * 16,
-            ..SandboxConfig::default()
-        })
-        .unwrap();
-        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
-        let mut pipeline = Pipeline::new(sandbox, policy);
+        let mut builder = Pipeline::builder()
+            .sandbox(SandboxConfig {
+                engines,
+                max_concurrent_instances: engines as u32 * 16,
+                ..SandboxConfig::default()
+            })
+            .namespaces(["https://e.test/"]);
         for (name, n) in [("one", 1), ("two", 2), ("one-again", 1)] {
             let spec = RuleSpec {
                 name: name.into(),
                 ..RuleSpec::default()
             };
-            pipeline.add_rule(spec, &module(n)).unwrap();
+            builder = builder.rule(spec, module(n));
         }
+        builder.build().unwrap()
+    }
+
+    fn event(pipeline: &Pipeline) -> LoginEvent {
         pipeline
+            .event_from_value(json!({"user": {"user_id": "u1"}, "client": {"client_id": "c"}}))
+            .unwrap()
     }
 
     #[test]
@@ -471,12 +390,12 @@ mod tests {
         let pipeline = pipeline(3);
         assert_eq!(pipeline.engines(), 3);
         // Logins are spread over the engines built, not over those asked for.
-        assert_eq!(pipeline.engine_by_cpu.engines(), 3);
-        assert!(pipeline.shard() < 3);
-        assert_eq!(pipeline.sandbox().config().slots_per_engine(), 16);
-        let event = LoginEvent::from_value(json!({"user": {"user_id": "u1"}})).unwrap();
-        let outcomes: Vec<Outcome> = (0..pipeline.shards.len())
-            .map(|shard| pipeline.run_on(shard, &event).unwrap())
+        assert_eq!(pipeline.engines.spread(), 3);
+        assert!(pipeline.engines.current() < 3);
+        assert_eq!(pipeline.sandbox().slots_per_engine(), 16);
+        let event = event(&pipeline);
+        let outcomes: Vec<Outcome> = (0..pipeline.engines())
+            .map(|engine| pipeline.run_on(engine, &event).unwrap())
             .collect();
         for outcome in &outcomes {
             assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
@@ -495,25 +414,18 @@ mod tests {
             assert_eq!(commands(a), commands(b));
         }
         // Each engine holds its own copy of the code, shared by its rules with the same module.
-        for shard in &pipeline.shards {
-            let [one, two, again] = &shard.rules[..] else {
+        for rules in pipeline.engines.each_rules() {
+            let [one, two, again] = rules else {
                 panic!("three rules")
             };
-            assert!(one.module().shares_code_with(again.module()));
-            assert!(!one.module().shares_code_with(two.module()));
+            assert!(one.shares_code_with(again));
+            assert!(!one.shares_code_with(two));
         }
-        let [first, second, _] = &pipeline.shards[..] else {
+        let [first, second, _] = &pipeline.engines.each_rules().collect::<Vec<_>>()[..] else {
             panic!("three engines")
         };
-        assert!(
-            !first.rules[0]
-                .module()
-                .shares_code_with(second.rules[0].module())
-        );
-        assert_eq!(
-            first.rules[0].module().source(),
-            second.rules[0].module().source()
-        );
+        assert!(!first[0].shares_code_with(&second[0]));
+        assert_eq!(first[0].artifact_source(), second[0].artifact_source());
         // Logins from many threads at once all get the same outcome, whichever engine runs them.
         std::thread::scope(|scope| {
             for _ in 0..4 {
@@ -529,29 +441,32 @@ mod tests {
 
     #[test]
     fn a_rule_whose_engine_is_full_runs_on_another_and_fails_only_when_all_are() {
-        let sandbox = Sandbox::new(SandboxConfig {
-            engines: 2,
-            max_concurrent_instances: 2,
-            ..SandboxConfig::default()
-        })
-        .unwrap();
-        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
-        let mut pipeline = Pipeline::new(sandbox, policy);
         let spec = RuleSpec {
             name: "one".into(),
             ..RuleSpec::default()
         };
-        pipeline.add_rule(spec, &module(1)).unwrap();
-        let event = LoginEvent::from_value(json!({"user": {"user_id": "u1"}})).unwrap();
-        let slot = |shard: usize| {
-            let shard = &pipeline.shards[shard];
-            rule_run::hold_slot(&shard.sandbox, &shard.rules[0])
+        let pipeline = Pipeline::builder()
+            .sandbox(SandboxConfig {
+                engines: 2,
+                max_concurrent_instances: 2,
+                ..SandboxConfig::default()
+            })
+            .namespaces(["https://e.test/"])
+            .rule(spec, module(1))
+            .build()
+            .unwrap();
+        let event = event(&pipeline);
+        let slot = |engine: usize| {
+            let (engine, rule) = pipeline.engines.get(engine, 0);
+            rule_run::hold_slot(engine, rule)
         };
         let first = slot(0);
         let outcome = pipeline.run_on(0, &event).unwrap();
         assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
         let second = slot(1);
         match pipeline.run_on(0, &event) {
+            // Known by wasmtime's error type (`PoolConcurrencyLimitError`), not its wording: if
+            // the type is not found, this is a trap and the fallback above never happens.
             Err(LoginError::RuleFailed(failed)) => {
                 assert!(
                     matches!(failed.cause, RuleFailure::Capacity(_)),
@@ -562,6 +477,28 @@ mod tests {
         }
         drop((first, second));
         assert!(pipeline.run_on(1, &event).is_ok());
+    }
+
+    #[test]
+    fn only_the_pipeline_makes_events_and_it_checks_the_required_fields() {
+        let pipeline = pipeline(1);
+        for (event, missing) in [
+            (json!({"client": {"client_id": "c"}}), "user.user_id"),
+            (json!({"user": {"user_id": "u1"}}), "client.client_id"),
+            (
+                json!({"user": {"user_id": "u1"}, "client": {"client_id": "c"}, "resource_server": {}}),
+                "resource_server.identifier",
+            ),
+        ] {
+            let from_json = pipeline.event_from_json(event.to_string().as_bytes());
+            let from_value = pipeline.event_from_value(event);
+            for result in [from_json, from_value] {
+                match result {
+                    Err(EventError::Missing(field)) => assert_eq!(field, missing),
+                    other => panic!("expected {missing} missing, got {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use wasmtime::{InstancePre, ModuleExport};
 
+use crate::artifact_cache::ArtifactSource;
 use crate::claim_policy::ClaimPolicy;
+use crate::engine::Engine;
 use crate::error::{LoadError, LoadErrorKind};
 use crate::limits::Limits;
 use crate::login_event::{LoginEvent, input_prefix};
 use crate::rule_run::{self, RuleState};
-use crate::sandbox::Sandbox;
 use crate::validated_module::{ValidatedModule, error_chain, exports};
 
 /// What happens to the login when a rule fails (traps, exceeds a limit, breaks the policy).
@@ -134,58 +135,32 @@ impl std::fmt::Debug for Rule {
 }
 
 impl Rule {
-    /// Load a rule from a module file.
-    pub fn from_file(
-        sandbox: &Sandbox,
-        policy: &ClaimPolicy,
-        spec: RuleSpec,
-        path: &Path,
-    ) -> Result<Rule, LoadError> {
-        match read_module(path, spec.limits.module_bytes) {
-            Ok(bytes) => Rule::from_bytes(sandbox, policy, spec, &bytes),
-            Err(kind) => Err(LoadError {
-                rule: spec.name,
-                kind,
-            }),
-        }
-    }
-
-    /// Load a rule from module bytes: validate, compile, link, and check the ABI version.
-    pub fn from_bytes(
-        sandbox: &Sandbox,
-        policy: &ClaimPolicy,
-        spec: RuleSpec,
-        bytes: &[u8],
-    ) -> Result<Rule, LoadError> {
-        Rule::from_bytes_sharing(sandbox, policy, spec, bytes, &[])
-    }
-
-    /// Like [`Rule::from_bytes`], sharing compiled code with any of `known` that has the same
-    /// module bytes.
-    pub fn from_bytes_sharing(
-        sandbox: &Sandbox,
+    /// Load a rule from module bytes into `engine`: validate, compile (or share the compiled
+    /// code of a module in `known` with the same bytes), link, and check the ABI version.
+    pub(crate) fn load(
+        engine: &Engine,
         policy: &ClaimPolicy,
         spec: RuleSpec,
         bytes: &[u8],
         known: &[&ValidatedModule],
     ) -> Result<Rule, LoadError> {
         let name = spec.name.clone();
-        Rule::load(sandbox, policy, spec, bytes, known)
+        Rule::check_and_link(engine, policy, spec, bytes, known)
             .map_err(|kind| LoadError { rule: name, kind })
     }
 
-    fn load(
-        sandbox: &Sandbox,
+    fn check_and_link(
+        engine: &Engine,
         policy: &ClaimPolicy,
         mut spec: RuleSpec,
         bytes: &[u8],
         known: &[&ValidatedModule],
     ) -> Result<Rule, LoadErrorKind> {
-        if spec.limits.memory_bytes > sandbox.config().max_memory_bytes {
+        if spec.limits.memory_bytes > engine.config().max_memory_bytes {
             return Err(LoadErrorKind::Settings(format!(
-                "memory limit of {} bytes is over the sandbox's largest memory slot of {} bytes",
+                "memory limit of {} bytes is over the engine's largest memory slot of {} bytes",
                 spec.limits.memory_bytes,
-                sandbox.config().max_memory_bytes
+                engine.config().max_memory_bytes
             )));
         }
         let namespaces = match spec.namespaces.take() {
@@ -197,8 +172,8 @@ impl Rule {
             }
             None => policy.namespaces().to_vec(),
         };
-        let module = ValidatedModule::new_sharing(sandbox, bytes, &spec.limits, known)?;
-        let pre = sandbox
+        let module = ValidatedModule::new_sharing(engine, bytes, &spec.limits, known)?;
+        let pre = engine
             .linker()
             .instantiate_pre(module.module())
             .map_err(|e| LoadErrorKind::Invalid(error_chain(&e)))?;
@@ -214,7 +189,7 @@ impl Rule {
             entry: export(exports::ON_EXECUTE_POST_LOGIN)?,
             version: export(exports::ABI_VERSION)?,
         };
-        let version = rule_run::abi_version(sandbox, &pre, &exports, &spec.limits)
+        let version = rule_run::abi_version(engine, &pre, &exports, &spec.limits)
             .map_err(|failure| LoadErrorKind::Start(failure.to_string()))?;
         let input =
             RuleInput::for_version(version, &spec).ok_or(LoadErrorKind::AbiVersion(version))?;
@@ -264,8 +239,33 @@ impl Rule {
     }
 
     /// The validated module.
-    pub fn module(&self) -> &ValidatedModule {
+    pub(crate) fn module(&self) -> &ValidatedModule {
         &self.module
+    }
+
+    /// Size of the module's bytes.
+    pub fn module_size(&self) -> usize {
+        self.module.size()
+    }
+
+    /// The module's export names, in order.
+    pub fn export_names(&self) -> Vec<String> {
+        self.module.export_names()
+    }
+
+    /// Bytes of the rule's compiled code and its metadata, as mapped in memory.
+    pub fn code_bytes(&self) -> usize {
+        self.module.code_bytes()
+    }
+
+    /// Whether the compiled code came from the artifact cache.
+    pub fn artifact_source(&self) -> ArtifactSource {
+        self.module.source()
+    }
+
+    /// Whether `other` runs the very same compiled code (the same module bytes, loaded once).
+    pub fn shares_code_with(&self, other: &Rule) -> bool {
+        self.module.shares_code_with(&other.module)
     }
 }
 

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Extern, Instance, InstancePre, Memory, ResourceLimiter, Store, Trap, TypedFunc};
 
+use crate::engine::Engine;
 use crate::error::RuleFailure;
 use crate::limits::Limits;
 use crate::rule::{AbiExports, Rule};
-use crate::sandbox::Sandbox;
 use crate::validated_module::error_chain;
 use claimsmith_sdk::{LogLevel, RuleResult};
 
@@ -17,7 +17,7 @@ use claimsmith_sdk::{LogLevel, RuleResult};
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Store data of one run: the memory limiter, host-import logs, and a reported panic.
-pub struct RuleState {
+pub(crate) struct RuleState {
     limiter: RuleLimiter,
     logs: Vec<(LogLevel, String)>,
     log_bytes: usize,
@@ -118,9 +118,9 @@ pub(crate) struct RuleRun {
 }
 
 /// Run `rule` on its input, given as pieces written one after the other.
-pub(crate) fn run(sandbox: &Sandbox, rule: &Rule, input: &[&[u8]]) -> RuleRun {
+pub(crate) fn run(engine: &Engine, rule: &Rule, input: &[&[u8]]) -> RuleRun {
     let started = Instant::now();
-    let mut store = new_store(sandbox, &rule.limits);
+    let mut store = new_store(engine, &rule.limits);
     let size: usize = input.iter().map(|piece| piece.len()).sum();
     let result = if size > rule.limits.input_bytes {
         Err(RuleFailure::InputTooLarge {
@@ -128,7 +128,7 @@ pub(crate) fn run(sandbox: &Sandbox, rule: &Rule, input: &[&[u8]]) -> RuleRun {
             limit: rule.limits.input_bytes,
         })
     } else {
-        call(&mut store, rule, input, size).map_err(|e| classify(e, &store, sandbox, &rule.limits))
+        call(&mut store, rule, input, size).map_err(|e| classify(e, &store, engine, &rule.limits))
     };
     let fuel_left = store.get_fuel().unwrap_or(0);
     let state = store.into_data();
@@ -149,45 +149,45 @@ pub(crate) fn run(sandbox: &Sandbox, rule: &Rule, input: &[&[u8]]) -> RuleRun {
 
 /// Create a fresh store and instance of `rule` and drop them without calling it: the fixed cost
 /// every rule pays on every login (the floor the benchmarks compare against).
-pub fn instantiate_only(sandbox: &Sandbox, rule: &Rule) -> Result<(), RuleFailure> {
-    let mut store = new_store(sandbox, &rule.limits);
+pub(crate) fn instantiate_only(engine: &Engine, rule: &Rule) -> Result<(), RuleFailure> {
+    let mut store = new_store(engine, &rule.limits);
     match rule.pre.instantiate(&mut store) {
         Ok(_) => Ok(()),
-        Err(e) => Err(classify(CallError::Wasm(e), &store, sandbox, &rule.limits)),
+        Err(e) => Err(classify(CallError::Wasm(e), &store, engine, &rule.limits)),
     }
 }
 
 /// A live instance of `rule`, holding one of its engine's instance slots until dropped.
 #[cfg(test)]
-pub(crate) fn hold_slot(sandbox: &Sandbox, rule: &Rule) -> Store<RuleState> {
-    let mut store = new_store(sandbox, &rule.limits);
+pub(crate) fn hold_slot(engine: &Engine, rule: &Rule) -> Store<RuleState> {
+    let mut store = new_store(engine, &rule.limits);
     rule.pre.instantiate(&mut store).expect("a slot is free");
     store
 }
 
 /// Instantiate a module once and call `claimsmith_abi_version`.
 pub(crate) fn abi_version(
-    sandbox: &Sandbox,
+    engine: &Engine,
     pre: &InstancePre<RuleState>,
     exports: &AbiExports,
     limits: &Limits,
 ) -> Result<i32, RuleFailure> {
-    let mut store = new_store(sandbox, limits);
+    let mut store = new_store(engine, limits);
     let called = (|| {
         let instance = pre.instantiate(&mut store)?;
         let version: TypedFunc<(), i32> = typed(&mut store, &instance, &exports.version)?;
         version.call(&mut store, ())
     })();
-    called.map_err(|e| classify(CallError::Wasm(e), &store, sandbox, limits))
+    called.map_err(|e| classify(CallError::Wasm(e), &store, engine, limits))
 }
 
-fn new_store(sandbox: &Sandbox, limits: &Limits) -> Store<RuleState> {
-    let mut store = Store::new(sandbox.engine(), RuleState::new(limits));
+fn new_store(engine: &Engine, limits: &Limits) -> Store<RuleState> {
+    let mut store = Store::new(engine.wasm(), RuleState::new(limits));
     store.limiter(|state| &mut state.limiter);
     store
         .set_fuel(limits.fuel)
-        .expect("fuel is enabled in the sandbox");
-    store.set_epoch_deadline(sandbox.deadline_ticks(limits.timeout));
+        .expect("fuel is enabled in the engine");
+    store.set_epoch_deadline(engine.deadline_ticks(limits.timeout));
     store.epoch_deadline_trap();
     store
 }
@@ -298,13 +298,13 @@ fn read_result(
 }
 
 /// Parse an ABI version 2 module's result bytes (`claimsmith_sdk::binary_result`).
-pub fn parse_binary_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
+pub(crate) fn parse_binary_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
     claimsmith_sdk::binary_result::decode(bytes)
         .map_err(|e| RuleFailure::InvalidResult(format!("binary result: {e}")))
 }
 
 /// Parse an ABI version 1 module's result bytes: UTF-8, then a `{"commands": [...]}` document.
-pub fn parse_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
+pub(crate) fn parse_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
     let text = std::str::from_utf8(bytes).map_err(|e| RuleFailure::InvalidUtf8(e.to_string()))?;
     serde_json::from_str(text).map_err(|e| RuleFailure::InvalidResult(e.to_string()))
 }
@@ -312,7 +312,7 @@ pub fn parse_result(bytes: &[u8]) -> Result<RuleResult, RuleFailure> {
 fn classify(
     error: CallError,
     store: &Store<RuleState>,
-    sandbox: &Sandbox,
+    engine: &Engine,
     limits: &Limits,
 ) -> RuleFailure {
     let error = match error {
@@ -335,16 +335,16 @@ fn classify(
             limit_ms: limits.timeout.as_millis() as u64,
         },
         Some(Trap::StackOverflow) => RuleFailure::StackOverflow {
-            limit: sandbox.config().max_wasm_stack,
+            limit: engine.config().max_wasm_stack,
         },
         Some(trap) => RuleFailure::Trap(trap.to_string()),
-        None => {
-            let message = error_chain(&error);
-            if message.contains("concurrent") && message.contains("limit") {
-                RuleFailure::Capacity(message)
-            } else {
-                RuleFailure::Trap(message)
-            }
+        // Pool exhaustion is known by its type, never by wasmtime's wording.
+        None if error
+            .chain()
+            .any(|cause| cause.is::<wasmtime::PoolConcurrencyLimitError>()) =>
+        {
+            RuleFailure::Capacity(error_chain(&error))
         }
+        None => RuleFailure::Trap(error_chain(&error)),
     }
 }

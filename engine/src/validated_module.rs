@@ -3,12 +3,12 @@
 //! [`Rule::load`](crate::Rule) once the module can be instantiated.
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, ExternType, FuncType, Module, ValType};
+use wasmtime::{Engine as WasmEngine, ExternType, FuncType, Module, ValType};
 
 use crate::artifact_cache::ArtifactSource;
+use crate::engine::Engine;
 use crate::error::LoadErrorKind;
 use crate::limits::Limits;
-use crate::sandbox::Sandbox;
 
 /// Export names of the guest ABI, version 1.
 pub mod exports {
@@ -34,19 +34,10 @@ pub struct ValidatedModule {
 }
 
 impl ValidatedModule {
-    /// Check and compile `bytes`.
-    pub fn new(
-        sandbox: &Sandbox,
-        bytes: &[u8],
-        limits: &Limits,
-    ) -> Result<ValidatedModule, LoadErrorKind> {
-        ValidatedModule::new_sharing(sandbox, bytes, limits, &[])
-    }
-
     /// Check `bytes`, reusing the compiled code of a module in `known` with the same bytes
     /// (rules that share a module share its code; each still gets its own instance per login).
     pub fn new_sharing(
-        sandbox: &Sandbox,
+        engine: &Engine,
         bytes: &[u8],
         limits: &Limits,
         known: &[&ValidatedModule],
@@ -60,7 +51,8 @@ impl ValidatedModule {
         check_header(bytes)?;
         let digest: [u8; 32] = Sha256::digest(bytes).into();
         // The same engine's module first: its compiled code is shared outright.
-        let same_engine = |m: &&&ValidatedModule| Engine::same(m.module.engine(), sandbox.engine());
+        let same_engine =
+            |m: &&&ValidatedModule| WasmEngine::same(m.module.engine(), engine.wasm());
         let mut same_bytes = known.iter().filter(|m| m.digest == digest);
         if let Some(same) = same_bytes.clone().find(same_engine) {
             check_imports(&same.module)?;
@@ -68,8 +60,8 @@ impl ValidatedModule {
             return Ok((*same).clone());
         }
         if let Some(other) = same_bytes.next() {
-            // Another engine of this sandbox config compiled it: take a copy of its code.
-            let module = copy_to(sandbox, &other.module)
+            // Another engine of this engine config compiled it: take a copy of its code.
+            let module = copy_to(engine, &other.module)
                 .map_err(|e| LoadErrorKind::Invalid(error_chain(&e)))?;
             check_imports(&module)?;
             check_exports(&module, limits)?;
@@ -80,9 +72,9 @@ impl ValidatedModule {
                 digest,
             });
         }
-        let (module, source) = match sandbox.artifact_cache() {
-            Some(cache) => cache.load_or_compile(sandbox.engine(), bytes),
-            None => Module::from_binary(sandbox.engine(), bytes)
+        let (module, source) = match engine.artifact_cache() {
+            Some(cache) => cache.load_or_compile(engine.wasm(), bytes),
+            None => Module::from_binary(engine.wasm(), bytes)
                 .map(|module| (module, ArtifactSource::Compiled)),
         }
         .map_err(|e| LoadErrorKind::Invalid(error_chain(&e)))?;
@@ -128,13 +120,13 @@ impl ValidatedModule {
     }
 }
 
-/// `module`'s compiled code, loaded into `sandbox`'s engine without compiling it again.
-fn copy_to(sandbox: &Sandbox, module: &Module) -> wasmtime::Result<Module> {
+/// `module`'s compiled code, loaded into `engine`'s engine without compiling it again.
+fn copy_to(engine: &Engine, module: &Module) -> wasmtime::Result<Module> {
     let artifact = module.serialize()?;
     // SAFETY: the artifact is wasmtime's own serialization of a module this process compiled
     // (or loaded from its checked artifact cache) a moment ago, and it never left memory.
     // `deserialize` still refuses it if the engine's settings differ from the one that made it.
-    unsafe { Module::deserialize(sandbox.engine(), &artifact) }
+    unsafe { Module::deserialize(engine.wasm(), &artifact) }
 }
 
 fn check_header(bytes: &[u8]) -> Result<(), LoadErrorKind> {

@@ -2,10 +2,10 @@
 //! 1, binary for version 2) and the claim policy. Runs briefly in `cargo test`; for a long run:
 //! `PROPTEST_CASES=200000 cargo test --release -p claimsmith-engine --test fuzz`.
 
-use claimsmith_engine::draft::{Draft, Stop, apply};
-use claimsmith_engine::reserved_claims::is_reserved;
-use claimsmith_engine::rule_run::{parse_binary_result, parse_result};
-use claimsmith_engine::{ClaimPolicy, Command};
+use claimsmith_engine::Command;
+use claimsmith_engine::internals::{
+    ClaimPolicy, Draft, Stop, apply, is_reserved, parse_binary_result, parse_result,
+};
 use claimsmith_sdk::binary_result;
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::ConfigError;
 use claimsmith_engine::{Limits, ObjectsOnly, OnError, RuleSpec, SandboxConfig};
@@ -99,6 +99,10 @@ struct RawConfig {
     keys: Vec<RawKey>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    /// `claimsmith serve`'s own table: not the issuer's, read and checked by the server.
+    #[serde(default)]
+    #[allow(dead_code)]
+    server: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -212,56 +216,89 @@ impl Config {
                 path: path.to_owned(),
                 message: e.to_string().trim_end().to_owned(),
             })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let invalid = |field: String, message: String| ConfigError::Invalid {
+        let check = Check {
+            path,
+            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        let issuer = check.issuer(raw.issuer)?;
+        let id_token_ttl = check.ttl("id_token_ttl", raw.id_token_ttl, 3600)?;
+        let access_token_ttl = check.ttl("access_token_ttl", raw.access_token_ttl, 86400)?;
+        let keys = check.keys(raw.keys)?;
+        let rules = check.rules(&raw.limits, raw.rules)?;
+        let sandbox = check.sandbox(&raw.limits, &rules)?;
+        Ok(Config {
             path: path.to_owned(),
-            field,
-            message,
-        };
+            issuer,
+            id_token_ttl,
+            access_token_ttl,
+            namespaces: raw.namespaces,
+            keys,
+            rules,
+            sandbox,
+            claims_bytes: raw.limits.claims_bytes.unwrap_or(100 * 1024),
+            cache: check.cache(raw.cache_dir),
+        })
+    }
+}
 
-        if !(raw.issuer.starts_with("https://") || is_local_http(&raw.issuer)) {
-            return Err(invalid(
-                "issuer".into(),
-                format!(
-                    "{:?} must be an https:// URL (http:// only for localhost)",
-                    raw.issuer
-                ),
-            ));
+/// The checks of a parsed config, one concern each, naming the field at fault.
+struct Check<'a> {
+    path: &'a Path,
+    /// The config file's folder, which every path in it is relative to.
+    base: PathBuf,
+}
+
+impl Check<'_> {
+    fn invalid(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            field: field.into(),
+            message: message.into(),
         }
-        let ttl = |field: &str, value: Option<u64>, default: u64| {
-            let value = value.unwrap_or(default);
-            if TTL_RANGE.contains(&value) {
-                Ok(Duration::from_secs(value))
-            } else {
-                Err(invalid(
-                    field.into(),
-                    format!(
-                        "{value} seconds is out of range ({} to {} seconds)",
-                        TTL_RANGE.start(),
-                        TTL_RANGE.end()
-                    ),
-                ))
-            }
-        };
-        let id_token_ttl = ttl("id_token_ttl", raw.id_token_ttl, 3600)?;
-        let access_token_ttl = ttl("access_token_ttl", raw.access_token_ttl, 86400)?;
+    }
 
-        if raw.keys.is_empty() {
-            return Err(invalid(
-                "keys".into(),
-                "at least one [[keys]] entry is needed to sign tokens".into(),
+    /// `iss`: an https:// URL, or http:// on localhost.
+    fn issuer(&self, issuer: String) -> Result<String, ConfigError> {
+        if issuer.starts_with("https://") || is_local_http(&issuer) {
+            return Ok(issuer);
+        }
+        Err(self.invalid(
+            "issuer",
+            format!("{issuer:?} must be an https:// URL (http:// only for localhost)"),
+        ))
+    }
+
+    /// A token lifetime in [`TTL_RANGE`].
+    fn ttl(&self, field: &str, value: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
+        let value = value.unwrap_or(default);
+        if TTL_RANGE.contains(&value) {
+            return Ok(Duration::from_secs(value));
+        }
+        Err(self.invalid(
+            field,
+            format!(
+                "{value} seconds is out of range ({} to {} seconds)",
+                TTL_RANGE.start(),
+                TTL_RANGE.end()
+            ),
+        ))
+    }
+
+    /// At least one key, each with a unique, non-empty id.
+    fn keys(&self, raw: Vec<RawKey>) -> Result<Vec<KeyConfig>, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.invalid(
+                "keys",
+                "at least one [[keys]] entry is needed to sign tokens",
             ));
         }
         let mut keys: Vec<KeyConfig> = Vec::new();
-        for (i, key) in raw.keys.into_iter().enumerate() {
+        for (i, key) in raw.into_iter().enumerate() {
             if key.kid.trim().is_empty() {
-                return Err(invalid(
-                    format!("keys[{i}].kid"),
-                    "must not be empty".into(),
-                ));
+                return Err(self.invalid(format!("keys[{i}].kid"), "must not be empty"));
             }
             if keys.iter().any(|k| k.kid == key.kid) {
-                return Err(invalid(
+                return Err(self.invalid(
                     format!("keys[{i}].kid"),
                     format!("duplicate key id {:?}", key.kid),
                 ));
@@ -269,82 +306,90 @@ impl Config {
             keys.push(KeyConfig {
                 kid: key.kid,
                 alg: key.alg,
-                private_key: base.join(key.private_key),
+                private_key: self.base.join(key.private_key),
             });
         }
+        Ok(keys)
+    }
 
-        let global = &raw.limits;
+    /// Every rule, in order, with unique names.
+    fn rules(&self, global: &RawLimits, raw: Vec<RawRule>) -> Result<Vec<RuleConfig>, ConfigError> {
         let mut rules: Vec<RuleConfig> = Vec::new();
-        for (i, rule) in raw.rules.into_iter().enumerate() {
-            let field = |name: &str| format!("rules[{i}].{name}");
-            if rule.name.trim().is_empty() {
-                return Err(invalid(field("name"), "must not be empty".into()));
-            }
+        for (i, rule) in raw.into_iter().enumerate() {
             if rules.iter().any(|r| r.spec.name == rule.name) {
-                return Err(invalid(
-                    field("name"),
+                return Err(self.invalid(
+                    format!("rules[{i}].name"),
                     format!("duplicate rule name {:?}", rule.name),
                 ));
             }
-            for (key, value) in [
-                ("stack_bytes", rule.limits.stack_bytes.is_some()),
-                ("claims_bytes", rule.limits.claims_bytes.is_some()),
-                (
-                    "max_concurrent_instances",
-                    rule.limits.max_concurrent_instances.is_some(),
-                ),
-                ("engines", rule.limits.engines.is_some()),
-            ] {
-                if value {
-                    return Err(invalid(
-                        field(&format!("limits.{key}")),
-                        "is engine-wide: set it in the top-level [limits]".into(),
-                    ));
-                }
-            }
-            let limits = limits_of(global, &rule.limits)
-                .map_err(|(key, message)| invalid(field(&format!("limits.{key}")), message))?;
-            let configuration: Map<String, Value> = match serde_json::to_value(&rule.config) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(invalid(
-                        field("config"),
-                        "cannot be represented as JSON".into(),
-                    ));
-                }
-            };
-            let mut secrets = BTreeMap::new();
-            for (name, source) in rule.secrets {
-                let value = match source {
-                    SecretSource::Literal(value) => value,
-                    SecretSource::Env(env) => std::env::var(&env).map_err(|_| {
-                        invalid(
-                            field(&format!("secrets.{name}")),
-                            format!("environment variable {env} is not set"),
-                        )
-                    })?,
-                };
-                if value.is_empty() {
-                    return Err(invalid(
-                        field(&format!("secrets.{name}")),
-                        "is empty".into(),
-                    ));
-                }
-                secrets.insert(name, value);
-            }
-            rules.push(RuleConfig {
-                module: base.join(&rule.module),
-                spec: RuleSpec {
-                    name: rule.name,
-                    on_error: rule.on_error,
-                    namespaces: rule.namespaces,
-                    configuration,
-                    secrets,
-                    limits,
-                },
-            });
+            rules.push(self.rule(i, global, rule)?);
         }
+        Ok(rules)
+    }
 
+    /// One `[[rules]]` entry: its limits, configuration and resolved secrets.
+    fn rule(&self, i: usize, global: &RawLimits, rule: RawRule) -> Result<RuleConfig, ConfigError> {
+        let field = |name: &str| format!("rules[{i}].{name}");
+        if rule.name.trim().is_empty() {
+            return Err(self.invalid(field("name"), "must not be empty"));
+        }
+        for (key, value) in [
+            ("stack_bytes", rule.limits.stack_bytes.is_some()),
+            ("claims_bytes", rule.limits.claims_bytes.is_some()),
+            (
+                "max_concurrent_instances",
+                rule.limits.max_concurrent_instances.is_some(),
+            ),
+            ("engines", rule.limits.engines.is_some()),
+        ] {
+            if value {
+                return Err(self.invalid(
+                    field(&format!("limits.{key}")),
+                    "is engine-wide: set it in the top-level [limits]",
+                ));
+            }
+        }
+        let limits = limits_of(global, &rule.limits)
+            .map_err(|(key, message)| self.invalid(field(&format!("limits.{key}")), message))?;
+        let Ok(Value::Object(configuration)) = serde_json::to_value(&rule.config) else {
+            return Err(self.invalid(field("config"), "cannot be represented as JSON"));
+        };
+        let mut secrets = BTreeMap::new();
+        for (name, source) in rule.secrets {
+            let value = match source {
+                SecretSource::Literal(value) => value,
+                SecretSource::Env(env) => std::env::var(&env).map_err(|_| {
+                    self.invalid(
+                        field(&format!("secrets.{name}")),
+                        format!("environment variable {env} is not set"),
+                    )
+                })?,
+            };
+            if value.is_empty() {
+                return Err(self.invalid(field(&format!("secrets.{name}")), "is empty"));
+            }
+            secrets.insert(name, value);
+        }
+        Ok(RuleConfig {
+            module: self.base.join(&rule.module),
+            spec: RuleSpec {
+                name: rule.name,
+                on_error: rule.on_error,
+                namespaces: rule.namespaces,
+                configuration,
+                secrets,
+                limits,
+            },
+        })
+    }
+
+    /// The engine-wide settings of the top-level `[limits]`; memory slots as large as the
+    /// largest rule's memory limit.
+    fn sandbox(
+        &self,
+        global: &RawLimits,
+        rules: &[RuleConfig],
+    ) -> Result<SandboxConfig, ConfigError> {
         let defaults = SandboxConfig::default();
         let max_memory = rules
             .iter()
@@ -360,45 +405,27 @@ impl Config {
             engines: global.engines.unwrap_or(defaults.engines),
         };
         if !(16 << 10..=64 << 20).contains(&sandbox.max_wasm_stack) {
-            return Err(invalid(
-                "limits.stack_bytes".into(),
-                "must be between 16 KiB and 64 MiB".into(),
-            ));
+            return Err(self.invalid("limits.stack_bytes", "must be between 16 KiB and 64 MiB"));
         }
         if global.claims_bytes.is_some_and(|b| b < 1024) {
-            return Err(invalid(
-                "limits.claims_bytes".into(),
-                "must be at least 1024 bytes".into(),
-            ));
+            return Err(self.invalid("limits.claims_bytes", "must be at least 1024 bytes"));
         }
         if sandbox.max_concurrent_instances == 0 {
-            return Err(invalid(
-                "limits.max_concurrent_instances".into(),
-                "must be at least 1".into(),
-            ));
+            return Err(self.invalid("limits.max_concurrent_instances", "must be at least 1"));
         }
         if !(1..=64).contains(&sandbox.engines) {
-            return Err(invalid(
-                "limits.engines".into(),
-                "must be between 1 and 64".into(),
-            ));
+            return Err(self.invalid("limits.engines", "must be between 1 and 64"));
         }
-        Ok(Config {
-            path: path.to_owned(),
-            issuer: raw.issuer,
-            id_token_ttl,
-            access_token_ttl,
-            namespaces: raw.namespaces,
-            keys,
-            rules,
-            sandbox,
-            claims_bytes: global.claims_bytes.unwrap_or(100 * 1024),
-            cache: match raw.cache_dir {
-                None => CacheSetting::Default(CacheSetting::default_dir()),
-                Some(dir) if dir.as_os_str().is_empty() => CacheSetting::Off,
-                Some(dir) => CacheSetting::Dir(base.join(dir)),
-            },
-        })
+        Ok(sandbox)
+    }
+
+    /// `cache_dir`: absent for the per-user default, `""` for none, else a folder.
+    fn cache(&self, cache_dir: Option<PathBuf>) -> CacheSetting {
+        match cache_dir {
+            None => CacheSetting::Default(CacheSetting::default_dir()),
+            Some(dir) if dir.as_os_str().is_empty() => CacheSetting::Off,
+            Some(dir) => CacheSetting::Dir(self.base.join(dir)),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::keys::KeyError;
 use claimsmith_engine::{Denied, EventError, LoadError, RuleFailed};
 
 /// The config, a key or a rule module cannot be used; names the file and the field at fault.
@@ -56,6 +57,6 @@ pub enum LoginFailure {
     #[error(transparent)]
     RuleFailed(RuleFailed),
     /// Signing failed (`server_error`).
-    #[error("signing failed: {0}")]
-    Signing(String),
+    #[error(transparent)]
+    Signing(KeyError),
 }

@@ -5,16 +5,13 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::Header;
-use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Map, Value};
 
 use crate::config::{CacheSetting, Config};
 use crate::error::{ConfigError, LoginFailure};
-use crate::keys::{KeySet, SigningKey};
+use crate::keys::KeySet;
 use crate::{access_token, id_token};
-use claimsmith_engine::{
-    ArtifactCache, ClaimPolicy, EventError, LoginError, LoginEvent, Outcome, Pipeline, Sandbox,
-};
+use claimsmith_engine::{BuildError, LoginError, LoginEvent, Outcome, Pipeline, Rule};
 
 /// Tokens larger than this break common HTTP header limits; past it the login gets a warning.
 pub const TOKEN_WARN_BYTES: usize = 8 * 1024;
@@ -63,46 +60,34 @@ impl Issuer {
 
     /// Load keys and rule modules for a checked config.
     pub fn from_config(config: Config) -> Result<Issuer, ConfigError> {
+        let keys = KeySet::from_config(&config)?;
+        let mut builder = Pipeline::builder()
+            .sandbox(config.sandbox.clone())
+            .namespaces(config.namespaces.clone())
+            .max_claims_bytes(config.claims_bytes);
+        builder = match &config.cache {
+            CacheSetting::Dir(dir) => builder.artifact_cache(dir),
+            CacheSetting::Default(Some(dir)) => builder.artifact_cache_if_usable(dir),
+            CacheSetting::Default(None) | CacheSetting::Off => builder,
+        };
+        for rule in &config.rules {
+            builder = builder.rule_file(rule.spec.clone(), &rule.module);
+        }
         let path = config.path.clone();
-        let invalid = |field: String, message: String| ConfigError::Invalid {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
             path: path.clone(),
-            field,
+            field: field.into(),
             message,
         };
-        let mut keys = Vec::new();
-        for (i, key) in config.keys.iter().enumerate() {
-            keys.push(
-                SigningKey::load(&key.kid, &key.alg, &key.private_key)
-                    .map_err(|e| invalid(format!("keys[{i}]"), e))?,
-            );
-        }
-        let keys =
-            KeySet::new(keys).ok_or_else(|| invalid("keys".into(), "no signing key".into()))?;
-        let policy = ClaimPolicy::new(config.namespaces.clone())
-            .map_err(|e| invalid("namespaces".into(), e))?
-            .with_max_claims_bytes(config.claims_bytes);
-        let mut sandbox =
-            Sandbox::new(config.sandbox.clone()).map_err(|e| invalid("limits".into(), e))?;
-        match &config.cache {
-            CacheSetting::Dir(dir) => {
-                let cache = ArtifactCache::open(dir).map_err(|e| invalid("cache_dir".into(), e))?;
-                sandbox = sandbox.with_artifact_cache(cache);
-            }
-            CacheSetting::Default(Some(dir)) => match ArtifactCache::open(dir) {
-                Ok(cache) => sandbox = sandbox.with_artifact_cache(cache),
-                Err(e) => tracing::warn!(target: "claimsmith::cache", "no artifact cache: {e}"),
+        let pipeline = builder.build().map_err(|error| match error {
+            BuildError::Namespaces(message) => invalid("namespaces", message),
+            BuildError::Engine(message) => invalid("limits", message),
+            BuildError::ArtifactCache(message) => invalid("cache_dir", message),
+            BuildError::Rule(source) => ConfigError::Rule {
+                path: path.clone(),
+                source,
             },
-            CacheSetting::Default(None) | CacheSetting::Off => {}
-        }
-        let mut pipeline = Pipeline::new(sandbox, policy);
-        for rule in &config.rules {
-            pipeline
-                .add_rule_file(rule.spec.clone(), &rule.module)
-                .map_err(|source| ConfigError::Rule {
-                    path: path.clone(),
-                    source,
-                })?;
-        }
+        })?;
         Ok(Issuer {
             config,
             keys,
@@ -112,7 +97,18 @@ impl Issuer {
 
     /// Run a login given as JSON bytes.
     pub fn login_json(&self, event: &[u8]) -> Result<Tokens, LoginFailure> {
-        self.login(&self.pipeline.event_from_json(event)?)
+        self.login(&self.event_from_json(event)?)
+    }
+
+    /// Parse and check a login event from JSON bytes (the required fields, each struct an
+    /// object), for [`Issuer::login`]: the same check every login takes.
+    pub fn event_from_json(&self, event: &[u8]) -> Result<LoginEvent, LoginFailure> {
+        Ok(self.pipeline.event_from_json(event)?)
+    }
+
+    /// [`Issuer::event_from_json`] for an event given as a JSON value.
+    pub fn event_from_value(&self, event: Value) -> Result<LoginEvent, LoginFailure> {
+        Ok(self.pipeline.event_from_value(event)?)
     }
 
     /// Run a login now.
@@ -126,7 +122,6 @@ impl Issuer {
 
     /// Run a login as of `now` (seconds since the epoch).
     pub fn login_at(&self, event: &LoginEvent, now: u64) -> Result<Tokens, LoginFailure> {
-        check_required(event)?;
         let started = Instant::now();
         let outcome = self.pipeline.run(event).map_err(|e| match e {
             LoginError::Denied(denied) => LoginFailure::Denied(denied),
@@ -211,8 +206,8 @@ impl Issuer {
         })
     }
 
-    /// The public JWKS of every configured key.
-    pub fn jwks(&self) -> JwkSet {
+    /// The public JWKS of every configured key: `{"keys": [..]}`.
+    pub fn jwks(&self) -> Value {
         self.keys.jwks()
     }
 
@@ -221,33 +216,20 @@ impl Issuer {
         &self.config
     }
 
-    /// The rules pipeline.
+    /// The rules pipeline: the rules run on every login, in order.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        self.pipeline.rules()
     }
 
     /// The signing keys.
     pub fn keys(&self) -> &KeySet {
         &self.keys
     }
-}
-
-fn check_required(event: &LoginEvent) -> Result<(), EventError> {
-    let event = event.event();
-    if event.user.user_id.is_empty() {
-        return Err(EventError::Missing("user.user_id"));
-    }
-    if event.client.client_id.is_empty() {
-        return Err(EventError::Missing("client.client_id"));
-    }
-    if event
-        .resource_server
-        .as_ref()
-        .is_some_and(|r| r.identifier.is_empty())
-    {
-        return Err(EventError::Missing("resource_server.identifier"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! # claimsmith (host)
+//! # claimsmith
 //!
-//! The issuer side of claimsmith: read a TOML [`config`], load signing [`keys`] and rule modules
-//! once into an [`Issuer`]; then per login hand it the event and get back a signed
-//! [`id_token`] and [`access_token`], or a typed denial or failure.
+//! The issuer's library: read a TOML [`Config`], load its signing keys and rule modules once
+//! into an [`Issuer`]; then per login hand it the event and get back a signed OIDC ID token and
+//! an RFC 9068 access token ([`Tokens`]), or a typed [`LoginFailure`].
 //!
 //! ```no_run
 //! let issuer = claimsmith::Issuer::from_config_file("claimsmith.toml".as_ref())?;
@@ -13,22 +13,29 @@
 //! }
 //! # Ok::<(), claimsmith::ConfigError>(())
 //! ```
+//!
+//! A login flows through `issuer.rs` (the event checked by the rules' pipeline, the rules run),
+//! `id_token.rs` and `access_token.rs` (the claims), and `signer.rs` (signed with the key
+//! `keys.rs` loaded once).
 
-pub mod access_token;
-pub mod config;
-pub mod error;
-pub mod fixture;
-pub mod id_token;
-pub mod issuer;
-pub mod keys;
-pub mod latency;
-pub mod rule_crate;
-pub mod scaffold;
-pub mod signer;
+#![warn(missing_docs)]
 
-pub use config::Config;
+mod access_token;
+mod config;
+mod error;
+mod id_token;
+mod issuer;
+mod keys;
+mod signer;
+
+pub use config::{CacheSetting, Config, KeyConfig, RuleConfig, TTL_RANGE};
 pub use error::{ConfigError, LoginFailure};
-pub use issuer::{Issuer, LoginTimings, Tokens};
-pub use keys::{KeySet, SigningKey};
+pub use issuer::{Issuer, LoginTimings, TOKEN_WARN_BYTES, Tokens};
+pub use keys::{Algorithm, KeyError, KeySet, SigningKey, generate_pem};
 
-pub use claimsmith_engine as engine;
+/// What the rules decided and why a login gets no tokens: the engine's types an issuer
+/// matches on.
+pub use claimsmith_engine::{
+    Denied, Diagnostic, EventError, LoadError, LoadErrorKind, LoginEvent, Outcome, Pipeline,
+    PolicyViolation, Rule, RuleFailed, RuleFailure, RuleLog, RuleStatus, RuleTrace,
+};

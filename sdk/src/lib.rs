@@ -40,6 +40,8 @@
 //! pointer bump and nothing is freed. A rule that brings its own `#[global_allocator]` turns the
 //! feature off (`default-features = false`).
 
+#![warn(missing_docs)]
+
 mod api;
 mod binary;
 pub mod binary_event;

@@ -72,7 +72,7 @@ impl Setup {
     /// Like [`Setup::new`] with extra top-level TOML (before `[[keys]]`).
     pub fn with_header(alg: &str, header: &str, rules: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        let pem = claimsmith::keys::generate_pem(alg).unwrap();
+        let pem = claimsmith::generate_pem(alg).unwrap();
         std::fs::write(dir.path().join("signing.pem"), pem).unwrap();
         let mut rules = rules.to_owned();
         for name in [

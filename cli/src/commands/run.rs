@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
 
-use claimsmith::engine::{LoginEvent, RuleStatus, RuleTrace};
 use claimsmith::{Issuer, LoginFailure};
+use claimsmith_engine::{RuleStatus, RuleTrace};
 
 use super::{EXIT_BAD_INPUT, EXIT_DENIED, EXIT_FAILURE, EXIT_RULE_FAILED, print_json};
 
@@ -39,8 +39,12 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let issuer = Issuer::from_config_file(&args.config)?;
     let bytes = read_event(&args.event)?;
-    let event = match LoginEvent::from_json(&bytes) {
+    let event = match issuer.event_from_json(&bytes) {
         Ok(event) => event,
+        Err(LoginFailure::BadEvent(err)) => {
+            eprintln!("error: {}: {err}", args.event.display());
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
         Err(err) => {
             eprintln!("error: {}: {err}", args.event.display());
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
@@ -119,7 +123,7 @@ fn explain_json(trace: &RuleTrace) -> Value {
 
 /// A readable per-rule trace.
 pub fn explain_text(traces: &[RuleTrace]) -> String {
-    use claimsmith::engine::Command;
+    use claimsmith_engine::Command;
     let mut out = String::new();
     for trace in traces {
         let status = match &trace.status {

@@ -11,8 +11,6 @@ pub const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk");
 /// What was created.
 #[derive(Debug, Clone)]
 pub struct Scaffold {
-    /// The new crate folder.
-    pub dir: PathBuf,
     /// The package name.
     pub name: String,
     /// The workspace manifest it joined, if any.
@@ -160,7 +158,6 @@ fn create_in(name: &str, parent: &Path, sdk: Option<&Path>) -> Result<Scaffold, 
     })();
     match written {
         Ok(added_to_members) => Ok(Scaffold {
-            dir,
             name: name.to_owned(),
             workspace: workspace.map(|(root, _)| root),
             added_to_members,

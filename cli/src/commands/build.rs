@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use claimsmith::engine::{ClaimPolicy, Limits, Rule, RuleSpec, Sandbox, SandboxConfig};
-use claimsmith::rule_crate::{self, BuiltRule};
+use crate::rule_crate::{self, BuiltRule};
+use claimsmith_engine::{Limits, Pipeline, RuleSpec, SandboxConfig};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
@@ -50,12 +50,6 @@ pub(super) fn build_module(
 
 pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let dirs = rule_dirs(args.rule_dirs)?;
-    let sandbox = Sandbox::new(SandboxConfig {
-        engines: 1,
-        ..SandboxConfig::default()
-    })
-    .map_err(anyhow::Error::msg)?;
-    let policy = ClaimPolicy::new(Vec::new()).map_err(anyhow::Error::msg)?;
     for dir in dirs {
         let (built, bytes) = build_module(&dir, args.target_dir.as_deref())?;
         let spec = RuleSpec {
@@ -63,12 +57,18 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             limits: Limits::default(),
             ..RuleSpec::default()
         };
-        let rule = Rule::from_bytes(&sandbox, &policy, spec, &bytes)?;
+        let pipeline = Pipeline::builder()
+            .sandbox(SandboxConfig {
+                engines: 1,
+                ..SandboxConfig::default()
+            })
+            .rule(spec, bytes.clone())
+            .build()?;
         eprintln!(
             "built {}: {} bytes, exports {}",
             built.package,
             bytes.len(),
-            rule.module().export_names().join(", ")
+            pipeline.rules()[0].export_names().join(", ")
         );
         println!("{}", built.module.display());
     }

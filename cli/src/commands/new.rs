@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use claimsmith::scaffold::{self, ScaffoldError};
+use crate::scaffold::{self, ScaffoldError};
 
 use super::EXIT_BAD_INPUT;
 

@@ -12,9 +12,9 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
 
-use claimsmith::engine::ArtifactSource;
-use claimsmith::latency::{Latencies, micros, resident_bytes};
+use crate::latency::{Latencies, micros, resident_bytes};
 use claimsmith::{Issuer, LoginFailure};
+use claimsmith_engine::ArtifactSource;
 
 use super::{EXIT_BAD_INPUT, EXIT_DENIED, EXIT_FAILURE, EXIT_RULE_FAILED, print_json};
 
@@ -80,7 +80,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .pipeline()
         .rules()
         .iter()
-        .filter(|r| r.module().source() == ArtifactSource::Cached)
+        .filter(|r| r.artifact_source() == ArtifactSource::Cached)
         .count();
     let threads = args.threads as usize;
     let slots = issuer.config().sandbox.max_concurrent_instances as usize;
@@ -154,7 +154,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "threads": threads,
         "engines": issuer.pipeline().engines(),
         "rules": rule_count,
-        "alg": key.alg_name(),
+        "alg": key.alg().name(),
         "p50_us": login.percentile_us(50.0),
         "p90_us": login.percentile_us(90.0),
         "p99_us": login.percentile_us(99.0),

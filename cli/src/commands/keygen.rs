@@ -24,7 +24,7 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to replace it", args.out.display());
     }
-    let pem = claimsmith::keys::generate_pem(&args.alg).map_err(anyhow::Error::msg)?;
+    let pem = claimsmith::generate_pem(&args.alg)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

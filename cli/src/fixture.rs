@@ -20,10 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use claimsmith_engine::{
-    ArtifactCache, ClaimPolicy, LoginError, LoginEvent, Pipeline, RuleResult, RuleSpec, RuleStatus,
-    Sandbox, SandboxConfig,
-};
+use claimsmith_engine::{LoginError, Pipeline, RuleResult, RuleSpec, RuleStatus, SandboxConfig};
 
 /// Namespaces a fixture's claims may use when neither the fixture nor a config names any.
 pub const DEFAULT_NAMESPACES: &[&str] = &["https://example.com/"];
@@ -40,8 +37,8 @@ pub struct RunSettings {
     pub sandbox: SandboxConfig,
     /// The rule's entry in the config, when the config runs this module.
     pub rule: Option<RuleSpec>,
-    /// Where compiled modules are cached.
-    pub cache: Option<ArtifactCache>,
+    /// Where compiled modules are cached, if that folder can be used.
+    pub cache: Option<std::path::PathBuf>,
 }
 
 impl Default for RunSettings {
@@ -171,25 +168,21 @@ impl Fixture {
             path: path.to_owned(),
             message,
         };
-        let event =
-            LoginEvent::from_value(self.event.clone()).map_err(|e| load(format!("event: {e}")))?;
         let namespaces = self
             .namespaces
             .clone()
             .unwrap_or_else(|| settings.namespaces.clone());
-        let policy = ClaimPolicy::new(namespaces)
-            .map_err(|e| load(format!("namespaces: {e}")))?
-            .with_max_claims_bytes(settings.claims_bytes);
         // One fixture, one login at a time: one engine is enough.
-        let mut sandbox = Sandbox::new(SandboxConfig {
-            engines: 1,
-            ..settings.sandbox.clone()
-        })
-        .map_err(load)?;
+        let mut builder = Pipeline::builder()
+            .sandbox(SandboxConfig {
+                engines: 1,
+                ..settings.sandbox.clone()
+            })
+            .namespaces(namespaces)
+            .max_claims_bytes(settings.claims_bytes);
         if let Some(cache) = &settings.cache {
-            sandbox = sandbox.with_artifact_cache(cache.clone());
+            builder = builder.artifact_cache_if_usable(cache);
         }
-        let mut pipeline = Pipeline::new(sandbox, policy);
         let name = path
             .parent()
             .and_then(Path::parent)
@@ -205,9 +198,14 @@ impl Fixture {
             namespaces: configured.namespaces.filter(|_| self.namespaces.is_none()),
             ..configured
         };
-        pipeline
-            .add_rule(spec, module)
-            .map_err(|e| load(e.to_string()))?;
+        let pipeline = builder.rule(spec, module).build().map_err(|e| match e {
+            claimsmith_engine::BuildError::Namespaces(e) => load(format!("namespaces: {e}")),
+            other => load(other.to_string()),
+        })?;
+        // The one way into a login: the same checks as a real login's event.
+        let event = pipeline
+            .event_from_value(self.event.clone())
+            .map_err(|e| load(format!("event: {e}")))?;
         Ok(self.compare(pipeline.run(&event)))
     }
 

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use wasmtime::{
-    Caller, Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, Linker,
+    Caller, Config, Enabled, Engine as WasmEngine, EngineWeak, InstanceAllocationStrategy, Linker,
     PoolingAllocationConfig,
 };
 
@@ -72,28 +72,28 @@ impl Default for SandboxConfig {
     }
 }
 
-/// The wasmtime engine and the host functions, shared by all rules; the engine's epoch is ticked
-/// by the process's one deadline clock.
-pub struct Sandbox {
-    engine: Engine,
+/// One engine: a wasmtime engine with its pool of instance slots and the host functions, shared
+/// by the rules loaded into it; its epoch is ticked by the process's one deadline clock.
+pub struct Engine {
+    wasm: WasmEngine,
     linker: Linker<RuleState>,
     config: SandboxConfig,
     cache: Option<ArtifactCache>,
 }
 
-impl std::fmt::Debug for Sandbox {
+impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox")
+        f.debug_struct("Engine")
             .field("config", &self.config)
             .field("cache", &self.cache.as_ref().map(ArtifactCache::dir))
             .finish_non_exhaustive()
     }
 }
 
-impl Sandbox {
+impl Engine {
     /// Build the engine; fails only if wasmtime rejects the settings or the deadline clock's
     /// thread cannot start.
-    pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {
+    pub fn new(config: SandboxConfig) -> Result<Engine, String> {
         let mut wasm = Config::new();
         wasm.consume_fuel(true)
             .epoch_interruption(true)
@@ -110,12 +110,12 @@ impl Sandbox {
             .pagemap_scan(Enabled::Auto);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine =
-            Engine::new(&wasm).map_err(|e| format!("cannot build the wasm engine: {e}"))?;
+            WasmEngine::new(&wasm).map_err(|e| format!("cannot build the wasm engine: {e}"))?;
         let linker =
             host_functions(&engine).map_err(|e| format!("cannot link host functions: {e}"))?;
         CLOCK.register(&engine)?;
-        Ok(Sandbox {
-            engine,
+        Ok(Engine {
+            wasm: engine,
             linker,
             config,
             cache: None,
@@ -123,7 +123,7 @@ impl Sandbox {
     }
 
     /// Keep compiled modules in `cache` across restarts (see [`ArtifactCache`]).
-    pub fn with_artifact_cache(mut self, cache: ArtifactCache) -> Sandbox {
+    pub fn with_artifact_cache(mut self, cache: ArtifactCache) -> Engine {
         self.cache = Some(cache);
         self
     }
@@ -134,8 +134,8 @@ impl Sandbox {
     }
 
     /// The wasmtime engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    pub(crate) fn wasm(&self) -> &WasmEngine {
+        &self.wasm
     }
 
     /// The engine-wide settings.
@@ -153,11 +153,14 @@ impl Sandbox {
     }
 }
 
+/// Bytes of a `claimsmith::fail` message kept (docs/abi.md).
+pub(crate) const FAIL_MESSAGE_BYTES: usize = 16 << 10;
+
 /// Extra bytes read past a log cap so that redaction sees whole secrets before the cut.
 const SECRET_MARGIN: usize = 4096;
 
 /// The host functions a module may import, under module `claimsmith` (docs/abi.md).
-fn host_functions(engine: &Engine) -> wasmtime::Result<Linker<RuleState>> {
+fn host_functions(engine: &WasmEngine) -> wasmtime::Result<Linker<RuleState>> {
     let mut linker = Linker::new(engine);
     linker.func_wrap(
         "claimsmith",
@@ -179,7 +182,10 @@ fn host_functions(engine: &Engine) -> wasmtime::Result<Linker<RuleState>> {
         "claimsmith",
         "fail",
         |mut caller: Caller<'_, RuleState>, ptr: i32, len: i32| {
-            let text = read_guest_text(&mut caller, ptr, len, 16 << 10);
+            // Past the cap by a margin, as for logs: the message is cut to the cap only after
+            // redaction (`RuleFailure::redacted`), so a secret straddling the cut never leaves
+            // its first half behind.
+            let text = read_guest_text(&mut caller, ptr, len, FAIL_MESSAGE_BYTES + SECRET_MARGIN);
             caller.data_mut().fail(text);
         },
     )?;
@@ -226,7 +232,7 @@ impl EpochClock {
     }
 
     /// Tick `engine`'s epoch from now on, starting the clock's thread if it is not running.
-    fn register(&'static self, engine: &Engine) -> Result<(), String> {
+    fn register(&'static self, engine: &WasmEngine) -> Result<(), String> {
         let mut state = self.lock();
         state.engines.push(engine.weak());
         if !state.running {
@@ -240,7 +246,7 @@ impl EpochClock {
     }
 
     fn run(&self) {
-        let mut live: Vec<Engine> = Vec::new();
+        let mut live: Vec<WasmEngine> = Vec::new();
         loop {
             std::thread::sleep(EPOCH_TICK);
             {
@@ -287,7 +293,7 @@ mod tests {
 
     /// Run a module that loops for ever with a deadline one tick away on `engine` (which has fuel
     /// and epochs on): only a clock ticking this engine's epoch stops it with an interrupt.
-    fn interrupted(engine: &Engine) -> bool {
+    fn interrupted(engine: &WasmEngine) -> bool {
         let module = wasmtime::Module::new(
             engine,
             wat::parse_str(r#"(module (func (export "spin") (loop br 0)))"#).unwrap(),
@@ -321,14 +327,14 @@ mod tests {
             engines: 1,
             ..SandboxConfig::default()
         };
-        let sandboxes: Vec<Sandbox> = (0..3)
-            .map(|_| Sandbox::new(config.clone()).unwrap())
+        let sandboxes: Vec<Engine> = (0..3)
+            .map(|_| Engine::new(config.clone()).unwrap())
             .collect();
         for sandbox in &sandboxes {
-            assert!(interrupted(sandbox.engine()));
+            assert!(interrupted(sandbox.wasm()));
         }
         // The clock holds engines weakly: once their sandboxes are gone, they are freed.
-        let weak: Vec<EngineWeak> = sandboxes.iter().map(|s| s.engine().weak()).collect();
+        let weak: Vec<EngineWeak> = sandboxes.iter().map(|s| s.wasm().weak()).collect();
         drop(sandboxes);
         assert!(eventually(|| weak.iter().all(|w| w.upgrade().is_none())));
     }
@@ -340,7 +346,7 @@ mod tests {
         let engine = || {
             let mut config = Config::new();
             config.consume_fuel(true).epoch_interruption(true);
-            Engine::new(&config).unwrap()
+            WasmEngine::new(&config).unwrap()
         };
         let first = engine();
         clock.register(&first).unwrap();

@@ -4,20 +4,19 @@
 //! Exit codes: 0 ok; 1 tests failed or internal error; 2 bad config, event or module;
 //! 3 login denied; 4 a rule failed.
 
-mod cli;
-
 use std::process::ExitCode;
 
 use clap::Parser;
 
+use claimsmith_cli::{Cli, EXIT_BAD_INPUT, describe, dispatch, init_logging};
+
 fn main() -> ExitCode {
-    cli::init_logging();
-    let args = cli::Cli::parse();
-    match cli::dispatch(args) {
+    init_logging();
+    match dispatch(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", cli::describe(&err));
-            ExitCode::from(cli::EXIT_BAD_INPUT)
+            eprintln!("error: {}", describe(&err));
+            ExitCode::from(EXIT_BAD_INPUT)
         }
     }
 }

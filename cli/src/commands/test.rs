@@ -8,10 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use claimsmith::config::{CacheSetting, Config};
-use claimsmith::engine::ArtifactCache;
-use claimsmith::engine::RuleSpec;
-use claimsmith::fixture::{self, Fixture, RunSettings};
+use crate::fixture::{self, Fixture, RunSettings};
+use claimsmith::{CacheSetting, Config};
+use claimsmith_engine::RuleSpec;
 
 use super::build::{build_module, rule_dirs};
 use super::{EXIT_BAD_INPUT, EXIT_FAILURE};
@@ -39,7 +38,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let dirs = rule_dirs(args.rule_dirs)?;
     let config = args.config.as_deref().map(Config::load).transpose()?;
     let mut base = RunSettings {
-        cache: CacheSetting::default_dir().and_then(|dir| ArtifactCache::open(&dir).ok()),
+        cache: CacheSetting::default_dir(),
         ..RunSettings::default()
     };
     if let Some(config) = &config {
