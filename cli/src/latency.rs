@@ -29,7 +29,7 @@ impl Latencies {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let l = claimsmith::latency::Latencies::new((1..=100).map(Duration::from_micros).collect());
+    /// let l = claimsmith_cli::internals::Latencies::new((1..=100).map(Duration::from_micros).collect());
     /// assert_eq!(l.percentile(50.0), Duration::from_micros(50));
     /// assert_eq!(l.percentile(99.0), Duration::from_micros(99));
     /// ```
