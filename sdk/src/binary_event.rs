@@ -529,6 +529,43 @@ mod tests {
         }
     }
 
+    /// A fixture file's hex, one part per block: blocks split at `--` lines, `#` lines skipped.
+    fn hex_parts(text: &str) -> Vec<Vec<u8>> {
+        let mut parts = vec![Vec::new()];
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            if line == "--" {
+                parts.push(Vec::new());
+                continue;
+            }
+            let part = parts.last_mut().unwrap();
+            for i in (0..line.len()).step_by(2) {
+                part.push(u8::from_str_radix(&line[i..i + 2], 16).unwrap());
+            }
+        }
+        parts
+    }
+
+    fn fixture_event() -> Event {
+        serde_json::from_str(include_str!("../tests/fixtures/full_event.json")).unwrap()
+    }
+
+    #[test]
+    fn version_2_bytes_are_pinned() {
+        // Written by the encoder before the schema became one table; modules built since then
+        // by older SDKs read exactly these bytes, so any change of order or form fails here.
+        let pinned = hex_parts(include_str!("../tests/fixtures/full_event.v2.hex"));
+        let event = fixture_event();
+        let mut event_part = Vec::new();
+        encode_event(&event, &mut event_part);
+        let mut rule_part = Vec::new();
+        encode_rule_part(&event.configuration, &event.secrets, &mut rule_part);
+        assert_eq!(pinned, [event_part, rule_part]);
+        assert_eq!(decode(&pinned.concat()).unwrap(), event);
+    }
+
     #[test]
     fn nesting_is_capped() {
         let mut deep = json!("leaf");

@@ -1,0 +1,436 @@
+//! The event's schema in one place: [`event_schema!`] declares every struct of the login event
+//! once, in `event.rs`, and generates from that one table the structs themselves (with their
+//! derives, serde attributes and docs), the binary encoder and decoder of every part of the input
+//! (`docs/abi.md`, section 9), and the form in which a caller hands the host an event
+//! ([`CallerEvent`](crate::CallerEvent): everything but the per-rule members).
+//!
+//! The binary form of each field's type is the [`Wire`] trait, implemented here for the types
+//! the event's fields have and by the macro for each struct, its fields in declaration order.
+//!
+//! # Parts and versions
+//!
+//! A field arrives in the part of the ABI version it was added in:
+//!
+//! - unmarked: with its struct (for `Event`'s own fields, the event part of version 2);
+//! - `since 3`: in the part that version 3 adds after version 2's two, with every other field
+//!   added in version 3, in the order the table gives them (depth first). A later version's
+//!   fields would be `since 4`, and arrive in a part of their own after version 3's;
+//! - `Event`'s `per_rule` fields: in the rule part, which the host writes once per rule.
+//!
+//! A field added to a struct that arrived earlier is read *into* the value decoded from the
+//! earlier part ([`Wire::read_later`]): nothing about the earlier parts changes, so modules of
+//! every older version keep reading exactly the bytes they always did.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use crate::binary::{MAX_RESERVED, PartWriter, Reader};
+
+/// The part of the input that holds the fields of version 2, and every field of a value that
+/// arrives in it: the event part (and the rule part).
+pub(crate) const BASE_PART: u32 = 2;
+
+/// Whether a field marked `since` (`0`: unmarked) of a value that arrives in `part` arrives
+/// with it.
+#[inline(always)]
+pub(crate) const fn arrives_with(since: u32, part: u32) -> bool {
+    since <= part
+}
+
+/// The structure bytes a struct takes at least: its unmarked fields' `MIN_BYTES`.
+pub(crate) const fn min_bytes(fields: &[(u32, usize)]) -> usize {
+    let mut total = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        if fields[i].0 == 0 {
+            total += fields[i].1;
+        }
+        i += 1;
+    }
+    total
+}
+
+/// A type of the event's binary form.
+///
+/// `write` and `read` carry a whole value as it arrives in `part`, less any of its fields that
+/// arrive in a later part; `write_later` and `read_later` carry those, for a value that arrived
+/// in part `since`, when part `part` is written or read. Every method is meant to be inlined:
+/// `part` and `since` are constants at every call, so each part's code is straight-line reads
+/// with no trace of the fields of other parts.
+pub(crate) trait Wire: Sized + Default {
+    /// The fewest structure bytes a value takes in the part it arrives in: counts of these are
+    /// checked against the bytes left before anything is reserved.
+    const MIN_BYTES: usize;
+
+    fn write(&self, w: &mut PartWriter, part: u32);
+
+    #[inline(always)]
+    fn write_later(&self, _w: &mut PartWriter, _part: u32, _since: u32) {}
+
+    fn read(r: &mut Reader<'_>, field: &'static str, part: u32) -> Self;
+
+    #[inline(always)]
+    fn read_later(&mut self, _r: &mut Reader<'_>, _part: u32, _since: u32) {}
+
+    /// The paths of the fields that hold their default value (every one, for a list or an
+    /// option that is empty): what a test event that should set every field leaves out.
+    #[cfg(test)]
+    fn unset(&self, path: &'static str, out: &mut Vec<&'static str>);
+}
+
+/// A field's type that is one value of the binary form, with no fields of its own.
+macro_rules! leaf {
+    ($ty:ty, $min:expr, |$w:ident, $value:ident| $write:expr, |$r:ident, $field:ident| $read:expr) => {
+        impl Wire for $ty {
+            const MIN_BYTES: usize = $min;
+
+            #[inline(always)]
+            fn write(&self, $w: &mut PartWriter, _part: u32) {
+                let $value = self;
+                $write
+            }
+
+            #[inline(always)]
+            fn read($r: &mut Reader<'_>, $field: &'static str, _part: u32) -> Self {
+                $read
+            }
+
+            #[cfg(test)]
+            fn unset(&self, path: &'static str, out: &mut Vec<&'static str>) {
+                if *self == <$ty>::default() {
+                    out.push(path);
+                }
+            }
+        }
+    };
+}
+
+leaf!(String, 4, |w, s| w.str(s), |r, field| r.string(field));
+leaf!(bool, 1, |w, b| w.bool(*b), |r, field| r.bool(field));
+leaf!(u64, 8, |w, n| w.raw(&n.to_le_bytes()), |r, field| {
+    u64::from_le_bytes(r.array(field))
+});
+leaf!(i64, 8, |w, n| w.raw(&n.to_le_bytes()), |r, field| {
+    i64::from_le_bytes(r.array(field))
+});
+leaf!(Value, 1, |w, v| w.value(v), |r, field| r.value(field, 0));
+leaf!(Map<String, Value>, 4, |w, m| w.map(m), |r, field| r
+    .map(field, 0));
+leaf!(
+    BTreeMap<String, String>,
+    4,
+    |w, pairs| {
+        w.len(pairs.len());
+        for (name, value) in pairs {
+            w.str(name);
+            w.str(value);
+        }
+    },
+    |r, field| {
+        let count = r.len(field, 8);
+        let mut pairs = BTreeMap::new();
+        for _ in 0..count {
+            if r.failed() {
+                break;
+            }
+            let name = r.key(field);
+            let value = r.string(field);
+            r.discard(pairs.insert(name, value));
+        }
+        pairs
+    }
+);
+
+/// `opt<T>`: a tag byte, `1` followed by the value or `0`.
+impl<T: Wire> Wire for Option<T> {
+    const MIN_BYTES: usize = 1;
+
+    #[inline(always)]
+    fn write(&self, w: &mut PartWriter, part: u32) {
+        match self {
+            None => w.byte(0),
+            Some(value) => {
+                w.byte(1);
+                value.write(w, part);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn write_later(&self, w: &mut PartWriter, part: u32, since: u32) {
+        if let Some(value) = self {
+            value.write_later(w, part, since);
+        }
+    }
+
+    #[inline(always)]
+    fn read(r: &mut Reader<'_>, field: &'static str, part: u32) -> Self {
+        if r.present(field) {
+            Some(T::read(r, field, part))
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn read_later(&mut self, r: &mut Reader<'_>, part: u32, since: u32) {
+        if let Some(value) = self {
+            value.read_later(r, part, since);
+        }
+    }
+
+    #[cfg(test)]
+    fn unset(&self, path: &'static str, out: &mut Vec<&'static str>) {
+        match self {
+            None => out.push(path),
+            Some(value) => value.unset(path, out),
+        }
+    }
+}
+
+/// `list<T>`: a count, then that many values.
+impl<T: Wire> Wire for Vec<T> {
+    const MIN_BYTES: usize = 4;
+
+    #[inline(always)]
+    fn write(&self, w: &mut PartWriter, part: u32) {
+        w.len(self.len());
+        for item in self {
+            item.write(w, part);
+        }
+    }
+
+    #[inline(always)]
+    fn write_later(&self, w: &mut PartWriter, part: u32, since: u32) {
+        for item in self {
+            item.write_later(w, part, since);
+        }
+    }
+
+    #[inline(always)]
+    fn read(r: &mut Reader<'_>, field: &'static str, part: u32) -> Self {
+        // An item takes at least a byte: a count cannot claim more items than bytes are left.
+        let count = r.len(field, T::MIN_BYTES.max(1));
+        let mut items = Vec::with_capacity(count.min(MAX_RESERVED));
+        for _ in 0..count {
+            if r.failed() {
+                break;
+            }
+            items.push(T::read(r, field, part));
+        }
+        items
+    }
+
+    #[inline(always)]
+    fn read_later(&mut self, r: &mut Reader<'_>, part: u32, since: u32) {
+        for item in self {
+            item.read_later(r, part, since);
+        }
+    }
+
+    #[cfg(test)]
+    fn unset(&self, path: &'static str, out: &mut Vec<&'static str>) {
+        if self.is_empty() {
+            out.push(path);
+        }
+        for item in self {
+            item.unset(path, out);
+        }
+    }
+}
+
+/// The version a field is marked with; `0` for an unmarked field (it arrives with its struct).
+macro_rules! since {
+    () => {
+        0
+    };
+    ($version:literal) => {
+        $version
+    };
+}
+
+/// A field's dotted path, for error messages: `user.email`, or `user` for `Event`'s own.
+macro_rules! field_path {
+    (; $field:ident) => {
+        stringify!($field)
+    };
+    ($prefix:literal; $field:ident) => {
+        concat!($prefix, ".", stringify!($field))
+    };
+}
+
+/// [`Wire`] for one struct, its fields in declaration order; `$prefix` is its path in the event
+/// (none for `Event`). Fields in `$skip` are not in the binary form of the struct (they are
+/// `Event`'s per-rule fields, read and written apart) and read as their defaults.
+macro_rules! wire_struct {
+    (
+        $name:ident [$($prefix:literal)?]
+        { $( [$($since:literal)?] $field:ident : $ty:ty ),* }
+        skip { $( $skip:ident ),* }
+    ) => {
+        impl $crate::wire::Wire for $name {
+            const MIN_BYTES: usize = $crate::wire::min_bytes(&[
+                $( (since!($($since)?), <$ty as $crate::wire::Wire>::MIN_BYTES) ),*
+            ]);
+
+            #[inline(always)]
+            fn write(&self, w: &mut $crate::binary::PartWriter, part: u32) {
+                $(
+                    if $crate::wire::arrives_with(since!($($since)?), part) {
+                        $crate::wire::Wire::write(&self.$field, w, part);
+                    }
+                )*
+            }
+
+            #[inline(always)]
+            fn write_later(&self, w: &mut $crate::binary::PartWriter, part: u32, since: u32) {
+                $(
+                    let at = std::cmp::max(since, since!($($since)?));
+                    if at == part {
+                        $crate::wire::Wire::write(&self.$field, w, part);
+                    } else if at < part {
+                        $crate::wire::Wire::write_later(&self.$field, w, part, at);
+                    }
+                )*
+            }
+
+            #[inline(always)]
+            fn read(
+                r: &mut $crate::binary::Reader<'_>,
+                _field: &'static str,
+                part: u32,
+            ) -> Self {
+                // Fields are read in the order they are written here, which is the table's.
+                $name {
+                    $(
+                        $field: if $crate::wire::arrives_with(since!($($since)?), part) {
+                            $crate::wire::Wire::read(r, field_path!($($prefix)?; $field), part)
+                        } else {
+                            Default::default()
+                        },
+                    )*
+                    $( $skip: Default::default(), )*
+                }
+            }
+
+            #[inline(always)]
+            fn read_later(&mut self, r: &mut $crate::binary::Reader<'_>, part: u32, since: u32) {
+                $(
+                    let at = std::cmp::max(since, since!($($since)?));
+                    if at == part {
+                        let value =
+                            $crate::wire::Wire::read(r, field_path!($($prefix)?; $field), part);
+                        // What it replaces is the field's default: nothing to drop (and nothing
+                        // lent may be dropped).
+                        std::mem::forget(std::mem::replace(&mut self.$field, value));
+                    } else if at < part {
+                        $crate::wire::Wire::read_later(&mut self.$field, r, part, at);
+                    }
+                )*
+            }
+
+            #[cfg(test)]
+            fn unset(&self, _path: &'static str, out: &mut Vec<&'static str>) {
+                $( $crate::wire::Wire::unset(&self.$field, field_path!($($prefix)?; $field), out); )*
+                $( $crate::wire::Wire::unset(&self.$skip, stringify!($skip), out); )*
+            }
+        }
+    };
+}
+
+/// The event's schema: `Event` first, its `per_rule` fields apart, then every struct it holds,
+/// each with its path in the event (`in "user"`). See the module's docs, and `event.rs`.
+macro_rules! event_schema {
+    (
+        $(#[$event_meta:meta])*
+        pub struct Event {
+            $(
+                $(#[$field_meta:meta])*
+                $(since $since:literal)? pub $field:ident : $ty:ty,
+            )*
+        }
+        per_rule {
+            $(
+                $(#[$rule_meta:meta])*
+                pub $rule_field:ident : $rule_ty:ty,
+            )*
+        }
+        $(
+            $(#[$struct_meta:meta])*
+            pub struct $name:ident in $prefix:literal {
+                $(
+                    $(#[$sfield_meta:meta])*
+                    $(since $ssince:literal)? pub $sfield:ident : $sty:ty,
+                )*
+            }
+        )*
+    ) => {
+        $(#[$event_meta])*
+        pub struct Event {
+            $( $(#[$field_meta])* pub $field: $ty, )*
+            $( $(#[$rule_meta])* pub $rule_field: $rule_ty, )*
+        }
+
+        wire_struct! {
+            Event [] { $( [$($since)?] $field: $ty ),* } skip { $( $rule_field ),* }
+        }
+
+        impl Event {
+            /// Write the rule part's fields, in order.
+            #[inline]
+            pub(crate) fn write_rule_part(
+                $( $rule_field: &$rule_ty, )*
+                w: &mut $crate::binary::PartWriter,
+            ) {
+                $( $crate::wire::Wire::write($rule_field, w, $crate::wire::BASE_PART); )*
+            }
+
+            /// Read the rule part's fields into an event read from the event part.
+            #[inline(always)]
+            pub(crate) fn read_rule_part(&mut self, r: &mut $crate::binary::Reader<'_>) {
+                $(
+                    let value = $crate::wire::Wire::read(
+                        r,
+                        stringify!($rule_field),
+                        $crate::wire::BASE_PART,
+                    );
+                    // What it replaces is the field's default: nothing to drop.
+                    std::mem::forget(std::mem::replace(&mut self.$rule_field, value));
+                )*
+            }
+        }
+
+        /// The event as a caller hands it to the host: [`Event`] without the members the host
+        /// sets per rule (`configuration` and `secrets`), which, like any member the host does not
+        /// know, are skipped unread. Made from the same table as [`Event`], so the two cannot
+        /// drift apart; for hosts, not rules.
+        #[doc(hidden)]
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(default, rename = "Event")]
+        pub struct CallerEvent {
+            $( $field: $ty, )*
+        }
+
+        impl CallerEvent {
+            /// The event, its per-rule members empty.
+            pub fn into_event(self) -> Event {
+                Event {
+                    $( $field: self.$field, )*
+                    $( $rule_field: Default::default(), )*
+                }
+            }
+        }
+
+        $(
+            $(#[$struct_meta])*
+            pub struct $name {
+                $( $(#[$sfield_meta])* pub $sfield: $sty, )*
+            }
+
+            wire_struct! {
+                $name [$prefix] { $( [$($ssince)?] $sfield: $sty ),* } skip {}
+            }
+        )*
+    };
+}
