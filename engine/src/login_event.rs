@@ -2,7 +2,6 @@
 //! every rule with that rule's own `configuration` and `secrets`: as JSON to ABI version 1
 //! modules, in the binary form of `claimsmith_sdk::binary_event` to version 2 modules.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -10,10 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::EventError;
 use crate::objects_only::ObjectsOnly;
-use claimsmith_sdk::{
-    Authentication, Authorization, Client, Connection, Event, Organization, Request,
-    ResourceServer, Stats, Transaction, User, binary_event,
-};
+use claimsmith_sdk::{CallerEvent, Event, binary_event};
 
 /// A login event that fits the SDK's [`Event`] shape, ready to hand to rules.
 #[derive(Debug, Clone)]
@@ -54,7 +50,7 @@ impl LoginEvent {
         // way: inside a string serde_json refuses it, outside one it is a syntax error.
         let parsed = std::str::from_utf8(bytes)
             .ok()
-            .and_then(|text| CallerEvent::from_str(text).ok());
+            .and_then(|text| caller_event_from_str(text).ok());
         let Some(caller) = parsed else {
             return Err(LoginEvent::explain_json_error(bytes));
         };
@@ -224,48 +220,15 @@ fn typed_members(event: &Event) -> String {
     json[1..json.len() - 1].to_owned()
 }
 
-/// The event as a caller may send it: [`Event`] without `configuration` and `secrets`, which
-/// the host sets per rule. Those members, and any other unknown one, are ignored unread.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CallerEvent {
-    user: User,
-    authorization: Authorization,
-    authentication: Option<Authentication>,
-    client: Client,
-    connection: Connection,
-    organization: Option<Organization>,
-    request: Request,
-    transaction: Transaction,
-    resource_server: Option<ResourceServer>,
-    stats: Stats,
-}
-
-impl CallerEvent {
-    /// Parse JSON text, each struct of the event from an object only ([`ObjectsOnly`]).
-    fn from_str(text: &str) -> Result<CallerEvent, serde_json::Error> {
-        let mut json = serde_json::Deserializer::from_str(text);
-        let event = CallerEvent::deserialize(ObjectsOnly(&mut json))?;
-        json.end()?;
-        Ok(event)
-    }
-
-    fn into_event(self) -> Event {
-        Event {
-            user: self.user,
-            authorization: self.authorization,
-            authentication: self.authentication,
-            client: self.client,
-            connection: self.connection,
-            organization: self.organization,
-            request: self.request,
-            transaction: self.transaction,
-            resource_server: self.resource_server,
-            stats: self.stats,
-            configuration: Map::new(),
-            secrets: BTreeMap::new(),
-        }
-    }
+/// Parse the event as a caller sends it from JSON text ([`CallerEvent`]: the SDK's [`Event`]
+/// without `configuration` and `secrets`, which the host sets per rule; those members, and any
+/// other unknown one, are ignored unread), each struct of the event from an object only
+/// ([`ObjectsOnly`]).
+fn caller_event_from_str(text: &str) -> Result<CallerEvent, serde_json::Error> {
+    let mut json = serde_json::Deserializer::from_str(text);
+    let event = CallerEvent::deserialize(ObjectsOnly(&mut json))?;
+    json.end()?;
+    Ok(event)
 }
 
 /// The constant start of a rule's input document: its configuration and secrets.

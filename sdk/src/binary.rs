@@ -90,25 +90,8 @@ impl PartWriter {
         self.text.extend_from_slice(s.as_bytes());
     }
 
-    pub(crate) fn opt_str(&mut self, s: &Option<String>) {
-        match s {
-            None => self.byte(0),
-            Some(s) => {
-                self.byte(1);
-                self.str(s);
-            }
-        }
-    }
-
     pub(crate) fn bool(&mut self, b: bool) {
         self.byte(b as u8);
-    }
-
-    pub(crate) fn strs(&mut self, strings: &[String]) {
-        self.len(strings.len());
-        for s in strings {
-            self.str(s);
-        }
     }
 
     pub(crate) fn map(&mut self, map: &Map<String, Value>) {
@@ -377,26 +360,6 @@ impl<'a> Reader<'a> {
         if self.lend {
             std::mem::forget(replaced);
         }
-    }
-
-    pub(crate) fn opt_string(&mut self, field: &'static str) -> Option<String> {
-        if self.present(field) {
-            Some(self.string(field))
-        } else {
-            None
-        }
-    }
-
-    pub(crate) fn strings(&mut self, field: &'static str) -> Vec<String> {
-        let count = self.len(field, 4);
-        let mut strings = Vec::with_capacity(count.min(MAX_RESERVED));
-        for _ in 0..count {
-            if self.problem.is_some() {
-                break;
-            }
-            strings.push(self.string(field));
-        }
-        strings
     }
 
     pub(crate) fn map(&mut self, field: &'static str, depth: usize) -> Map<String, Value> {

@@ -32,110 +32,18 @@ use serde_json::{Map, Value};
 
 pub use crate::binary::{DecodeError, MAX_DEPTH};
 use crate::binary::{PartWriter, Reader};
-
-use crate::event::{
-    Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, Organization,
-    Request, ResourceServer, Stats, Transaction, User,
-};
+use crate::event::Event;
+use crate::wire::{BASE_PART, Wire};
 
 /// The first four bytes of every encoded event.
 pub const MAGIC: [u8; 4] = *b"CSE1";
 
 /// Append the event's fields to `out`, starting with [`MAGIC`]: everything except
-/// `configuration` and `secrets`, which [`encode_rule_part`] writes per rule.
+/// `configuration` and `secrets`, which [`encode_rule_part`] writes per rule,.
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
     let mut w = PartWriter::new();
-    let u = &event.user;
-    w.str(&u.user_id);
-    w.opt_str(&u.email);
-    w.bool(u.email_verified);
-    w.opt_str(&u.name);
-    w.opt_str(&u.nickname);
-    w.opt_str(&u.given_name);
-    w.opt_str(&u.family_name);
-    w.opt_str(&u.picture);
-    w.opt_str(&u.phone_number);
-    w.bool(u.phone_verified);
-    w.opt_str(&u.updated_at);
-    w.map(&u.app_metadata);
-    w.map(&u.user_metadata);
-
-    w.strs(&event.authorization.roles);
-    w.strs(&event.authorization.permissions);
-
-    match &event.authentication {
-        None => w.byte(0),
-        Some(authentication) => {
-            w.byte(1);
-            w.len(authentication.methods.len());
-            for method in &authentication.methods {
-                w.str(&method.name);
-                w.opt_str(&method.timestamp);
-                match method.auth_time {
-                    None => w.byte(0),
-                    Some(time) => {
-                        w.byte(1);
-                        w.raw(&time.to_le_bytes());
-                    }
-                }
-            }
-        }
-    }
-
-    w.str(&event.client.client_id);
-    w.opt_str(&event.client.name);
-    w.map(&event.client.metadata);
-
-    let c = &event.connection;
-    w.str(&c.id);
-    w.str(&c.name);
-    w.str(&c.strategy);
-    w.map(&c.metadata);
-
-    match &event.organization {
-        None => w.byte(0),
-        Some(o) => {
-            w.byte(1);
-            w.str(&o.id);
-            w.str(&o.name);
-            w.opt_str(&o.display_name);
-            w.map(&o.metadata);
-        }
-    }
-
-    let r = &event.request;
-    w.opt_str(&r.ip);
-    w.opt_str(&r.user_agent);
-    w.opt_str(&r.hostname);
-    w.opt_str(&r.language);
-    w.opt_str(&r.method);
-    match &r.geoip {
-        None => w.byte(0),
-        Some(value) => {
-            w.byte(1);
-            w.value(value);
-        }
-    }
-    w.map(&r.query);
-
-    let t = &event.transaction;
-    w.strs(&t.requested_scopes);
-    w.opt_str(&t.protocol);
-    w.opt_str(&t.locale);
-    w.opt_str(&t.redirect_uri);
-    w.opt_str(&t.nonce);
-    w.strs(&t.acr_values);
-
-    match &event.resource_server {
-        None => w.byte(0),
-        Some(rs) => {
-            w.byte(1);
-            w.str(&rs.identifier);
-        }
-    }
-
-    w.raw(&event.stats.logins_count.to_le_bytes());
+    event.write(&mut w, BASE_PART);
     w.finish_into(out);
 }
 
@@ -147,16 +55,12 @@ pub fn encode_rule_part(
     out: &mut Vec<u8>,
 ) {
     let mut w = PartWriter::new();
-    w.map(configuration);
-    w.len(secrets.len());
-    for (name, value) in secrets {
-        w.str(name);
-        w.str(value);
-    }
+    Event::write_rule_part(configuration, secrets, &mut w);
     w.finish_into(out);
 }
 
-/// Read an event written by [`encode_event`] followed by [`encode_rule_part`].
+/// Read an event written by [`encode_event`] followed by [`encode_rule_part`]: the input of a
+/// version 2 module.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     read(Reader::new(bytes))
 }
@@ -174,133 +78,18 @@ pub(crate) unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, De
     read(unsafe { Reader::lending(bytes) }).map(ManuallyDrop::new)
 }
 
+/// Read the input of a version 2 module: the event part, then the rule part.
+#[inline(always)]
 fn read(mut r: Reader<'_>) -> Result<Event, DecodeError> {
     r.magic(MAGIC, "not an encoded event (wrong magic)");
     r.begin_part("the event's text");
-    let user = User {
-        user_id: r.string("user.user_id"),
-        email: r.opt_string("user.email"),
-        email_verified: r.bool("user.email_verified"),
-        name: r.opt_string("user.name"),
-        nickname: r.opt_string("user.nickname"),
-        given_name: r.opt_string("user.given_name"),
-        family_name: r.opt_string("user.family_name"),
-        picture: r.opt_string("user.picture"),
-        phone_number: r.opt_string("user.phone_number"),
-        phone_verified: r.bool("user.phone_verified"),
-        updated_at: r.opt_string("user.updated_at"),
-        app_metadata: r.map("user.app_metadata", 0),
-        user_metadata: r.map("user.user_metadata", 0),
-    };
-    let authorization = Authorization {
-        roles: r.strings("authorization.roles"),
-        permissions: r.strings("authorization.permissions"),
-    };
-    let authentication = if r.present("authentication") {
-        let count = r.len("authentication.methods", 3);
-        let mut methods = Vec::with_capacity(count.min(crate::binary::MAX_RESERVED));
-        for _ in 0..count {
-            if r.failed() {
-                break;
-            }
-            methods.push(AuthenticationMethod {
-                name: r.string("authentication.methods.name"),
-                timestamp: r.opt_string("authentication.methods.timestamp"),
-                auth_time: if r.present("authentication.methods.auth_time") {
-                    Some(i64::from_le_bytes(
-                        r.array("authentication.methods.auth_time"),
-                    ))
-                } else {
-                    None
-                },
-            });
-        }
-        Some(Authentication { methods })
-    } else {
-        None
-    };
-    let client = Client {
-        client_id: r.string("client.client_id"),
-        name: r.opt_string("client.name"),
-        metadata: r.map("client.metadata", 0),
-    };
-    let connection = Connection {
-        id: r.string("connection.id"),
-        name: r.string("connection.name"),
-        strategy: r.string("connection.strategy"),
-        metadata: r.map("connection.metadata", 0),
-    };
-    let organization = if r.present("organization") {
-        Some(Organization {
-            id: r.string("organization.id"),
-            name: r.string("organization.name"),
-            display_name: r.opt_string("organization.display_name"),
-            metadata: r.map("organization.metadata", 0),
-        })
-    } else {
-        None
-    };
-    let request = Request {
-        ip: r.opt_string("request.ip"),
-        user_agent: r.opt_string("request.user_agent"),
-        hostname: r.opt_string("request.hostname"),
-        language: r.opt_string("request.language"),
-        method: r.opt_string("request.method"),
-        geoip: if r.present("request.geoip") {
-            Some(r.value("request.geoip", 0))
-        } else {
-            None
-        },
-        query: r.map("request.query", 0),
-    };
-    let transaction = Transaction {
-        requested_scopes: r.strings("transaction.requested_scopes"),
-        protocol: r.opt_string("transaction.protocol"),
-        locale: r.opt_string("transaction.locale"),
-        redirect_uri: r.opt_string("transaction.redirect_uri"),
-        nonce: r.opt_string("transaction.nonce"),
-        acr_values: r.strings("transaction.acr_values"),
-    };
-    let resource_server = if r.present("resource_server") {
-        Some(ResourceServer {
-            identifier: r.string("resource_server.identifier"),
-        })
-    } else {
-        None
-    };
-    let stats = Stats {
-        logins_count: u64::from_le_bytes(r.array("stats.logins_count")),
-    };
+    let mut event = Event::read(&mut r, "", BASE_PART);
     r.end_part("the event's text");
     r.begin_part("the rule's text");
-    let configuration = r.map("configuration", 0);
-    let count = r.len("secrets", 8);
-    let mut secrets = BTreeMap::new();
-    for _ in 0..count {
-        if r.failed() {
-            break;
-        }
-        let name = r.key("secrets");
-        let value = r.string("secrets");
-        r.discard(secrets.insert(name, value));
-    }
+    event.read_rule_part(&mut r);
     r.end_part("the rule's text");
     let lent = r.lends();
     let problem = r.finish();
-    let event = Event {
-        user,
-        authorization,
-        authentication,
-        client,
-        connection,
-        organization,
-        request,
-        transaction,
-        resource_server,
-        stats,
-        configuration,
-        secrets,
-    };
     match problem {
         Ok(()) => Ok(event),
         Err(problem) => {
@@ -564,6 +353,25 @@ mod tests {
         encode_rule_part(&event.configuration, &event.secrets, &mut rule_part);
         assert_eq!(pinned, [event_part, rule_part]);
         assert_eq!(decode(&pinned.concat()).unwrap(), event);
+    }
+
+    #[test]
+    fn every_field_of_the_table_travels_through_both_abi_versions() {
+        // The fixture sets every field of the table to a value that is not its default: a field
+        // added to the table without a value there fails here, by path.
+        let event = fixture_event();
+        let mut unset = Vec::new();
+        Wire::unset(&event, "", &mut unset);
+        assert!(unset.is_empty(), "not set in full_event.json: {unset:?}");
+        // Version 1: JSON.
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+        // Version 2: binary, owned and lent.
+        let bytes = encoded(&event);
+        assert_eq!(decode(&bytes).unwrap(), event);
+        // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `bytes` goes.
+        let lent = unsafe { decode_lent(&bytes) }.unwrap();
+        assert_eq!(*lent, event);
     }
 
     #[test]

@@ -43,6 +43,8 @@
 #![warn(missing_docs)]
 
 mod api;
+#[macro_use]
+mod wire;
 mod binary;
 pub mod binary_event;
 pub mod binary_result;
@@ -56,6 +58,8 @@ pub mod testing;
 
 pub use api::{Access, AccessToken, Api, IdToken, Log, Multifactor, UserUpdates};
 pub use command::{Command, LogLevel, RuleResult, TokenKind};
+#[doc(hidden)]
+pub use event::CallerEvent;
 pub use event::{
     Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, Organization,
     Request, ResourceServer, Stats, Transaction, User,

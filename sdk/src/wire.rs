@@ -51,6 +51,14 @@ pub(crate) const fn min_bytes(fields: &[(u32, usize)]) -> usize {
     total
 }
 
+/// Put a value read from a later part into its field, which holds its default until then: the
+/// default is forgotten, not dropped (it owns nothing, and nothing may be dropped while a lending
+/// reader decodes).
+#[inline(always)]
+pub(crate) fn fill<T>(field: &mut T, value: T) {
+    std::mem::forget(std::mem::replace(field, value));
+}
+
 /// A type of the event's binary form.
 ///
 /// `write` and `read` carry a whole value as it arrives in `part`, less any of its fields that
@@ -252,20 +260,20 @@ macro_rules! since {
 
 /// A field's dotted path, for error messages: `user.email`, or `user` for `Event`'s own.
 macro_rules! field_path {
-    (; $field:ident) => {
+    ([]; $field:ident) => {
         stringify!($field)
     };
-    ($prefix:literal; $field:ident) => {
+    ([$prefix:literal]; $field:ident) => {
         concat!($prefix, ".", stringify!($field))
     };
 }
 
 /// [`Wire`] for one struct, its fields in declaration order; `$prefix` is its path in the event
-/// (none for `Event`). Fields in `$skip` are not in the binary form of the struct (they are
+/// in brackets (`["user"]`; `[]` for `Event`). Fields in `$skip` are not in the binary form of the struct (they are
 /// `Event`'s per-rule fields, read and written apart) and read as their defaults.
 macro_rules! wire_struct {
     (
-        $name:ident [$($prefix:literal)?]
+        $name:ident $prefix:tt
         { $( [$($since:literal)?] $field:ident : $ty:ty ),* }
         skip { $( $skip:ident ),* }
     ) => {
@@ -305,7 +313,7 @@ macro_rules! wire_struct {
                 $name {
                     $(
                         $field: if $crate::wire::arrives_with(since!($($since)?), part) {
-                            $crate::wire::Wire::read(r, field_path!($($prefix)?; $field), part)
+                            $crate::wire::Wire::read(r, field_path!($prefix; $field), part)
                         } else {
                             Default::default()
                         },
@@ -320,10 +328,8 @@ macro_rules! wire_struct {
                     let at = std::cmp::max(since, since!($($since)?));
                     if at == part {
                         let value =
-                            $crate::wire::Wire::read(r, field_path!($($prefix)?; $field), part);
-                        // What it replaces is the field's default: nothing to drop (and nothing
-                        // lent may be dropped).
-                        std::mem::forget(std::mem::replace(&mut self.$field, value));
+                            $crate::wire::Wire::read(r, field_path!($prefix; $field), part);
+                        $crate::wire::fill(&mut self.$field, value);
                     } else if at < part {
                         $crate::wire::Wire::read_later(&mut self.$field, r, part, at);
                     }
@@ -332,7 +338,7 @@ macro_rules! wire_struct {
 
             #[cfg(test)]
             fn unset(&self, _path: &'static str, out: &mut Vec<&'static str>) {
-                $( $crate::wire::Wire::unset(&self.$field, field_path!($($prefix)?; $field), out); )*
+                $( $crate::wire::Wire::unset(&self.$field, field_path!($prefix; $field), out); )*
                 $( $crate::wire::Wire::unset(&self.$skip, stringify!($skip), out); )*
             }
         }
@@ -395,8 +401,7 @@ macro_rules! event_schema {
                         stringify!($rule_field),
                         $crate::wire::BASE_PART,
                     );
-                    // What it replaces is the field's default: nothing to drop.
-                    std::mem::forget(std::mem::replace(&mut self.$rule_field, value));
+                    $crate::wire::fill(&mut self.$rule_field, value);
                 )*
             }
         }
