@@ -1,4 +1,4 @@
-//! Shared pieces of the binary forms of guest ABI version 2 (`docs/abi.md`, section 9):
+//! Shared pieces of the binary forms of guest ABI versions 2 and 3 (`docs/abi.md`, section 9):
 //! little-endian lengths, length-prefixed UTF-8 strings, tagged JSON values, and a reader that
 //! bounds-checks every byte and names the field it was reading when something is wrong.
 

@@ -1,4 +1,5 @@
-//! The login event in the binary form of guest ABI version 2 (`docs/abi.md`, section 9).
+//! The login event in the binary form of guest ABI versions 2 and 3 (`docs/abi.md`, sections 9
+//! and 10).
 //!
 //! The host has already checked the event against [`Event`], so it hands each rule the typed
 //! fields in a fixed order instead of JSON text. The guest then builds its `Event` without
@@ -6,9 +7,12 @@
 //! benchmark login this takes a small fraction of the work `serde_json` needs for the same event.
 //!
 //! The host encodes the event once per login ([`encode_event`]) and each rule's configuration
-//! and secrets once at load ([`encode_rule_part`]); a rule's input is the two, concatenated. The
-//! SDK's export decodes it with `decode_lent`, which is [`decode`] without a copy of each string.
-//! Rule authors never call this module.
+//! and secrets once at load ([`encode_rule_part`]); a version 2 rule's input is the two,
+//! concatenated. A version 3 rule's input is followed by one more part, which the host also
+//! encodes once per login: the fields added since version 2 ([`encode_added_part`]). The field
+//! order of every part comes from the one table of the event's schema (`event.rs`). The SDK's
+//! export decodes the input of its own version with `decode_lent`, which is [`decode_version`]
+//! without a copy of each string. Rule authors never call this module.
 //!
 //! ```
 //! use claimsmith_sdk::{Event, binary_event};
@@ -23,6 +27,12 @@
 //! binary_event::encode_event(&event, &mut input);
 //! binary_event::encode_rule_part(&event.configuration, &event.secrets, &mut input);
 //! assert_eq!(binary_event::decode(&input).unwrap(), event);
+//!
+//! // Version 3: the same two parts, then the fields added since version 2.
+//! let mut event = event;
+//! event.user.groups = vec!["engineering".into()];
+//! binary_event::encode_added_part(&event, 3, &mut input);
+//! assert_eq!(binary_event::decode_version(&input, 3).unwrap(), event);
 //! ```
 
 use std::collections::BTreeMap;
@@ -38,8 +48,13 @@ use crate::wire::{BASE_PART, Wire};
 /// The first four bytes of every encoded event.
 pub const MAGIC: [u8; 4] = *b"CSE1";
 
+/// The versions of the binary form: each one's input is the one before it followed by one more
+/// part, holding the fields added in that version ([`encode_added_part`]).
+pub const VERSIONS: std::ops::RangeInclusive<i32> = 2..=3;
+
 /// Append the event's fields to `out`, starting with [`MAGIC`]: everything except
-/// `configuration` and `secrets`, which [`encode_rule_part`] writes per rule,.
+/// `configuration` and `secrets`, which [`encode_rule_part`] writes per rule, and the fields
+/// added since version 2, which [`encode_added_part`] writes.
 pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
     let mut w = PartWriter::new();
@@ -59,10 +74,34 @@ pub fn encode_rule_part(
     w.finish_into(out);
 }
 
+/// Append the part that ABI `version` (3 or later) adds after the parts of the version before
+/// it: the fields added in that version (marked `since` it in the event's table), in the table's
+/// order. A version 3 module's input is [`encode_event`]'s part, [`encode_rule_part`]'s, then
+/// this part for version 3.
+pub fn encode_added_part(event: &Event, version: i32, out: &mut Vec<u8>) {
+    assert!(
+        version > 2 && VERSIONS.contains(&version),
+        "ABI version {version} adds no part"
+    );
+    let mut w = PartWriter::new();
+    event.write_later(&mut w, version as u32, BASE_PART);
+    w.finish_into(out);
+}
+
 /// Read an event written by [`encode_event`] followed by [`encode_rule_part`]: the input of a
-/// version 2 module.
+/// version 2 module. The fields added since read as their defaults.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
-    read(Reader::new(bytes))
+    decode_version(bytes, 2)
+}
+
+/// Read the input of a module of ABI `version` (2 or later, see [`VERSIONS`]): [`decode`]'s
+/// parts followed by [`encode_added_part`]'s for each version after 2 up to `version`.
+pub fn decode_version(bytes: &[u8], version: i32) -> Result<Event, DecodeError> {
+    assert!(
+        VERSIONS.contains(&version),
+        "no binary form of ABI version {version}"
+    );
+    read(Reader::new(bytes), version as u32)
 }
 
 /// [`decode`] without a copy of any string: every string of the event points into `bytes`. This
@@ -75,12 +114,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 #[cfg_attr(feature = "abi-v1", allow(dead_code))]
 pub(crate) unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, DecodeError> {
     // SAFETY: the caller's contract is `lending`'s; `read` forgets the event on error.
-    read(unsafe { Reader::lending(bytes) }).map(ManuallyDrop::new)
+    read(unsafe { Reader::lending(bytes) }, crate::ABI_VERSION as u32).map(ManuallyDrop::new)
 }
 
-/// Read the input of a version 2 module: the event part, then the rule part.
+/// Read the input of a module of ABI `version`: the event part, the rule part, then the part of
+/// each version after 2 up to `version`.
 #[inline(always)]
-fn read(mut r: Reader<'_>) -> Result<Event, DecodeError> {
+fn read(mut r: Reader<'_>, version: u32) -> Result<Event, DecodeError> {
     r.magic(MAGIC, "not an encoded event (wrong magic)");
     r.begin_part("the event's text");
     let mut event = Event::read(&mut r, "", BASE_PART);
@@ -88,6 +128,11 @@ fn read(mut r: Reader<'_>) -> Result<Event, DecodeError> {
     r.begin_part("the rule's text");
     event.read_rule_part(&mut r);
     r.end_part("the rule's text");
+    for part in BASE_PART + 1..=version {
+        r.begin_part("the added fields' text");
+        event.read_later(&mut r, part, BASE_PART);
+        r.end_part("the added fields' text");
+    }
     let lent = r.lends();
     let problem = r.finish();
     match problem {
@@ -148,6 +193,28 @@ mod tests {
         encode_event(event, &mut bytes);
         encode_rule_part(&event.configuration, &event.secrets, &mut bytes);
         bytes
+    }
+
+    /// The version `decode_lent` reads: the SDK's own (2 for a version 1 build, whose export
+    /// reads JSON and never calls it).
+    const LENT: i32 = if crate::ABI_VERSION < 2 {
+        2
+    } else {
+        crate::ABI_VERSION
+    };
+
+    /// The whole input of ABI `version` for `event`: [`encoded`]'s, then the parts added since.
+    fn encoded_for(event: &Event, version: i32) -> Vec<u8> {
+        let mut bytes = encoded(event);
+        for version in 3..=version {
+            encode_added_part(event, version, &mut bytes);
+        }
+        bytes
+    }
+
+    /// [`decode_version`] for the version `decode_lent` reads, for comparing the two.
+    fn owned(bytes: &[u8]) -> Result<Event, DecodeError> {
+        decode_version(bytes, LENT)
     }
 
     fn round_trip(event: &Event) -> Event {
@@ -249,28 +316,37 @@ mod tests {
         }
     }
 
-    /// Bytes of a whole input for `event`, its rule part written by `rule_part`.
+    /// Bytes of a whole input of version [`LENT`] for `event`, its rule part written by
+    /// `rule_part`.
     fn input_with(event: &Event, rule_part: impl FnOnce(&mut PartWriter)) -> Vec<u8> {
         let mut bytes = Vec::new();
         encode_event(event, &mut bytes);
         let mut w = PartWriter::new();
         rule_part(&mut w);
         w.finish_into(&mut bytes);
+        for version in 3..=LENT {
+            encode_added_part(event, version, &mut bytes);
+        }
         bytes
     }
 
     #[test]
     fn a_lent_event_equals_an_owned_one() {
-        let event: Event = serde_json::from_value(full_event()).unwrap();
-        let bytes = encoded(&event);
+        let event = fixture_event();
+        let bytes = encoded_for(&event, LENT);
         // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `bytes` goes.
         let lent = unsafe { decode_lent(&bytes) }.unwrap();
-        assert_eq!(*lent, event);
-        assert_eq!(*lent, decode(&bytes).unwrap());
+        assert_eq!(*lent, owned(&bytes).unwrap());
+        if LENT >= 3 {
+            assert_eq!(*lent, event);
+        }
         // The strings really are borrowed from the input: no copy was made.
         let text = bytes.as_ptr_range();
         assert!(text.contains(&lent.user.user_id.as_ptr()));
         assert!(text.contains(&lent.authorization.roles[0].as_ptr()));
+        if LENT >= 3 {
+            assert!(text.contains(&lent.user.groups[0].as_ptr()));
+        }
     }
 
     // Natively a lent string that reached the allocator would abort the test process (`free` of
@@ -289,7 +365,7 @@ mod tests {
                 w.str(value);
             }
         });
-        let owned = decode(&bytes).unwrap();
+        let owned = owned(&bytes).unwrap();
         assert_eq!(owned.configuration["namespace"], "second");
         assert_eq!(owned.secret("API_KEY"), Some("two"));
         // SAFETY: as above.
@@ -299,18 +375,17 @@ mod tests {
 
     #[test]
     fn a_broken_lent_input_fails_without_dropping_anything() {
-        let event: Event = serde_json::from_value(full_event()).unwrap();
-        let bytes = encoded(&event);
+        let bytes = encoded_for(&fixture_event(), LENT);
         for cut in 0..bytes.len() {
             // SAFETY: nothing is returned on error; the event was forgotten inside.
-            let owned = decode(&bytes[..cut]).unwrap_err();
+            let owned = owned(&bytes[..cut]).unwrap_err();
             assert_eq!(unsafe { decode_lent(&bytes[..cut]) }.unwrap_err(), owned);
         }
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0xA5;
             // SAFETY: as above; a success is only compared, then forgotten.
-            match (unsafe { decode_lent(&bad) }, decode(&bad)) {
+            match (unsafe { decode_lent(&bad) }, owned(&bad)) {
                 (Ok(lent), Ok(owned)) => assert_eq!(*lent, owned),
                 (Err(lent), Err(owned)) => assert_eq!(lent, owned),
                 (lent, owned) => panic!("byte {i}: lent {lent:?}, owned {owned:?}"),
@@ -352,26 +427,51 @@ mod tests {
         let mut rule_part = Vec::new();
         encode_rule_part(&event.configuration, &event.secrets, &mut rule_part);
         assert_eq!(pinned, [event_part, rule_part]);
-        assert_eq!(decode(&pinned.concat()).unwrap(), event);
+        assert_eq!(decode(&pinned.concat()).unwrap(), before_version_3(event));
     }
 
     #[test]
-    fn every_field_of_the_table_travels_through_both_abi_versions() {
+    fn the_part_version_3_adds_is_pinned() {
+        // Version 2's parts unchanged, then this one: the fields marked `since 3`, in order.
+        let pinned = hex_parts(include_str!("../tests/fixtures/full_event.v3.hex"));
+        let event = fixture_event();
+        let mut added = Vec::new();
+        encode_added_part(&event, 3, &mut added);
+        assert_eq!(pinned, [added.clone()]);
+        let v2 = hex_parts(include_str!("../tests/fixtures/full_event.v2.hex")).concat();
+        assert_eq!(decode_version(&[v2, added].concat(), 3).unwrap(), event);
+    }
+
+    /// `event` as a version 2 module reads it: the fields added since at their defaults.
+    fn before_version_3(mut event: Event) -> Event {
+        event.user.groups = Vec::new();
+        event.issuer_claims = Default::default();
+        event
+    }
+
+    #[test]
+    fn every_field_of_the_table_travels_through_every_abi_version() {
         // The fixture sets every field of the table to a value that is not its default: a field
         // added to the table without a value there fails here, by path.
         let event = fixture_event();
         let mut unset = Vec::new();
         Wire::unset(&event, "", &mut unset);
         assert!(unset.is_empty(), "not set in full_event.json: {unset:?}");
-        // Version 1: JSON.
+        // Version 1: JSON, every field.
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
-        // Version 2: binary, owned and lent.
-        let bytes = encoded(&event);
-        assert_eq!(decode(&bytes).unwrap(), event);
-        // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `bytes` goes.
-        let lent = unsafe { decode_lent(&bytes) }.unwrap();
-        assert_eq!(*lent, event);
+        // Version 2: binary, without the fields added since, which read as their defaults.
+        let v2 = encoded(&event);
+        assert_eq!(decode(&v2).unwrap(), before_version_3(event.clone()));
+        // Version 3: binary, every field; owned and lent.
+        let v3 = encoded_for(&event, 3);
+        assert_eq!(decode_version(&v3, 3).unwrap(), event);
+        assert!(v3.starts_with(&v2));
+        if LENT == 3 {
+            // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `v3` goes.
+            let lent = unsafe { decode_lent(&v3) }.unwrap();
+            assert_eq!(*lent, event);
+        }
     }
 
     #[test]

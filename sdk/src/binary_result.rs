@@ -1,4 +1,4 @@
-//! A rule's result in the binary form of guest ABI version 2 (`docs/abi.md`, section 9).
+//! A rule's result in the binary form of guest ABI versions 2 and 3 (`docs/abi.md`, section 9).
 //!
 //! The same commands as version 1's JSON result document, written with the lengths and tagged
 //! values of [`binary_event`](crate::binary_event): the module writes it without a JSON

@@ -59,6 +59,9 @@ event_schema! {
         pub resource_server: Option<ResourceServer>,
         /// Login statistics of the user.
         pub stats: Stats,
+        /// The claims the issuer already put in each token, sent by hook formats; empty when
+        /// claimsmith mints the tokens itself.
+        since 3 pub issuer_claims: IssuerClaims,
     }
     per_rule {
         /// This rule's `[rules.config]` table from the host's config.
@@ -104,6 +107,9 @@ event_schema! {
         pub app_metadata: Map<String, Value>,
         /// Metadata the user may change (preferences).
         pub user_metadata: Map<String, Value>,
+        /// The groups the user belongs to (Auth0's `event.user.groups`): from Active Directory
+        /// and other enterprise connections, and from issuers that keep groups.
+        since 3 pub groups: Vec<String>,
     }
 
     /// Roles and permissions of the user (Auth0's `event.authorization`).
@@ -285,6 +291,24 @@ event_schema! {
     pub struct Stats in "stats" {
         /// How many times the user has logged in, this login included.
         pub logins_count: u64,
+    }
+
+    /// The claims the issuer already put in each token, before any rule ran: what a hook format
+    /// sends along with the login (issue 15). Both are empty when claimsmith mints the tokens itself.
+    ///
+    /// ```
+    /// let c: claimsmith_sdk::IssuerClaims =
+    ///     serde_json::from_str(r#"{"id_token": {"acr": "urn:silver"}}"#).unwrap();
+    /// assert_eq!(c.id_token["acr"], "urn:silver");
+    /// assert!(c.access_token.is_empty());
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct IssuerClaims in "issuer_claims" {
+        /// The ID token's claims.
+        pub id_token: Map<String, Value>,
+        /// The access token's claims.
+        pub access_token: Map<String, Value>,
     }
 }
 

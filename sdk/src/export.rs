@@ -1,8 +1,9 @@
 //! The module side of the guest ABI: what [`export_rule!`](crate::export_rule) expands to.
 //!
-//! Version 2 (the default) reads the event in the host's binary form
-//! ([`binary_event`](crate::binary_event)); with the `abi-v1` feature the module speaks version 1
-//! and parses the event from JSON, for hosts that predate version 2.
+//! Version 3 (the default) reads the event in the host's binary form
+//! ([`binary_event`](crate::binary_event)), the fields added since version 2 in a part of their
+//! own; with the `abi-v2` feature the module speaks version 2 (the same without that part), and
+//! with `abi-v1` version 1, parsing the event from JSON, for hosts that predate those versions.
 //!
 //! Not for rule authors to call: `export_rule!(my_rule)` is the whole interface.
 
@@ -21,7 +22,7 @@ pub fn alloc(len: i32) -> i32 {
 }
 
 /// Run `rule` on the event at `ptr..ptr+len` and return the packed location of its result
-/// (both binary for ABI version 2, both JSON for version 1).
+/// (both binary for ABI versions 2 and 3, both JSON for version 1).
 ///
 /// # Safety
 /// `ptr..ptr+len` must be the bytes `alloc` handed out and the host filled in.

@@ -30,10 +30,12 @@
 //! ```
 //!
 //! The wire format between a module and the host is the claimsmith guest ABI (`docs/abi.md`).
-//! Modules built with this SDK speak version 2: the host hands them the event in a binary form
-//! ([`binary_event`]) that costs far less to read than JSON. [`Command`] and [`RuleResult`] are
-//! the result types, shared with the engine. The `abi-v1` feature builds a version 1 module
-//! instead (JSON input), for hosts that only run version 1.
+//! Modules built with this SDK speak version 3: the host hands them the event in a binary form
+//! ([`binary_event`]) that costs far less to read than JSON, with the fields added since version
+//! 2 ([`IssuerClaims`], `user.groups`) in a part of their own. [`Command`] and [`RuleResult`] are
+//! the result types, shared with the engine. The `abi-v2` feature builds a version 2 module
+//! instead (the same binary form without the fields added since, which then read as empty), and
+//! `abi-v1` a version 1 module (JSON input), for hosts that predate those versions.
 //!
 //! On `wasm32` the SDK installs a bump allocator as the module's global allocator (default
 //! feature `login-heap`): an instance serves one login and is thrown away, so allocation is a
@@ -61,16 +63,19 @@ pub use command::{Command, LogLevel, RuleResult, TokenKind};
 #[doc(hidden)]
 pub use event::CallerEvent;
 pub use event::{
-    Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, Organization,
-    Request, ResourceServer, Stats, Transaction, User,
+    Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, IssuerClaims,
+    Organization, Request, ResourceServer, Stats, Transaction, User,
 };
 
-/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it.
-#[cfg(not(feature = "abi-v1"))]
-pub const ABI_VERSION: i32 = 2;
-/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it.
-#[cfg(feature = "abi-v1")]
-pub const ABI_VERSION: i32 = 1;
+/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it: 3, or 2 with the
+/// `abi-v2` feature, or 1 with `abi-v1` (which wins if both are on).
+pub const ABI_VERSION: i32 = if cfg!(feature = "abi-v1") {
+    1
+} else if cfg!(feature = "abi-v2") {
+    2
+} else {
+    3
+};
 
 /// Re-exported so rules can build claim values without naming serde_json themselves.
 pub use serde_json::{Value, json};
