@@ -1,7 +1,9 @@
-//! Both guest ABI versions side by side. Modules built with this SDK speak version 2 (the event
-//! and the result in binary form); the same rules built with the SDK's `abi-v1` feature speak
-//! version 1 (JSON both ways), as modules built before version 2 do. One host runs both, and they
-//! decide the same on every sample login.
+//! Every guest ABI version side by side. Modules built with this SDK speak version 3 (the event
+//! and the result in binary form, the fields added since version 2 in a part of their own); the
+//! same rules built with the SDK's `abi-v2` feature speak version 2, as modules built before
+//! version 3 do, and with `abi-v1` version 1 (JSON both ways), as modules built before version 2
+//! do. One host runs them all, and they decide the same on every sample login; on a login with
+//! the fields added in version 3, each sees the fields its version carries.
 
 mod support;
 
@@ -12,9 +14,10 @@ use claimsmith_engine::internals;
 use claimsmith_engine::{LoginEvent, Pipeline, RuleSpec, SandboxConfig};
 use serde_json::{Map, Value, json};
 
-const RULES: [&str; 5] = [
+const RULES: [&str; 6] = [
     "require-verified-email",
     "add-roles",
+    "add-groups",
     "capabilities",
     "scopes-from-roles",
     "tenant-from-metadata",
@@ -22,13 +25,22 @@ const RULES: [&str; 5] = [
 
 /// The example rules built as version 1 modules, in a target folder of their own.
 fn version_1_module(rule: &str) -> PathBuf {
-    let target = support::workspace().join("target/claimsmith-test-abi-v1");
+    module_of_version(rule, 1)
+}
+
+/// The example rules built as version 2 modules, in a target folder of their own.
+fn version_2_module(rule: &str) -> PathBuf {
+    module_of_version(rule, 2)
+}
+
+fn module_of_version(rule: &str, version: i32) -> PathBuf {
+    let target = support::workspace().join(format!("target/claimsmith-test-abi-v{version}"));
     rule_crate::build_with_features(
         &support::workspace().join("rules").join(rule),
         &target,
-        &["claimsmith-sdk/abi-v1"],
+        &[&format!("claimsmith-sdk/abi-v{version}")],
     )
-    .unwrap_or_else(|e| panic!("building {rule} for ABI version 1: {e}"))
+    .unwrap_or_else(|e| panic!("building {rule} for ABI version {version}: {e}"))
     .module
 }
 
@@ -45,12 +57,22 @@ fn configuration(rule: &str) -> Map<String, Value> {
 }
 
 fn pipeline(modules: &[(&str, PathBuf)]) -> Pipeline {
+    named_pipeline(
+        &modules
+            .iter()
+            .map(|(rule, path)| (rule.to_string(), *rule, path.clone()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A pipeline of `(name, rule, module)`: each rule under its own name, with the rule's settings.
+fn named_pipeline(modules: &[(String, &str, PathBuf)]) -> Pipeline {
     let mut pipeline = Pipeline::builder()
         .sandbox(SandboxConfig::default())
         .namespaces(["https://example.com/"]);
-    for (rule, path) in modules {
+    for (name, rule, path) in modules {
         let spec = RuleSpec {
-            name: rule.to_string(),
+            name: name.clone(),
             configuration: configuration(rule),
             secrets: [("API_KEY".to_owned(), "s3cr3t-value".to_owned())].into(),
             ..RuleSpec::default()
@@ -78,15 +100,15 @@ fn decided(pipeline: &Pipeline, event: &LoginEvent) -> Value {
 }
 
 #[test]
-fn version_1_and_version_2_modules_of_the_same_rules_decide_the_same() {
+fn modules_of_every_version_of_the_same_rules_decide_the_same() {
     let v1: Vec<_> = RULES.iter().map(|r| (*r, version_1_module(r))).collect();
-    let v2: Vec<_> = RULES.iter().map(|r| (*r, support::module(r))).collect();
-    let (v1, v2) = (pipeline(&v1), pipeline(&v2));
-    for rule in v1.rules() {
-        assert_eq!(rule.abi_version(), 1, "{}", rule.name());
-    }
-    for rule in v2.rules() {
-        assert_eq!(rule.abi_version(), 2, "{}", rule.name());
+    let v2: Vec<_> = RULES.iter().map(|r| (*r, version_2_module(r))).collect();
+    let v3: Vec<_> = RULES.iter().map(|r| (*r, support::module(r))).collect();
+    let (v1, v2, v3) = (pipeline(&v1), pipeline(&v2), pipeline(&v3));
+    for (pipeline, version) in [(&v1, 1), (&v2, 2), (&v3, 3)] {
+        for rule in pipeline.rules() {
+            assert_eq!(rule.abi_version(), version, "{}", rule.name());
+        }
     }
 
     let mut rich = support::event("alice");
@@ -103,8 +125,13 @@ fn version_1_and_version_2_modules_of_the_same_rules_decide_the_same() {
     ];
     for event in events {
         let event = v1.event_from_value(event).unwrap();
-        let (one, two) = (decided(&v1, &event), decided(&v2, &event));
+        let (one, two, three) = (
+            decided(&v1, &event),
+            decided(&v2, &event),
+            decided(&v3, &event),
+        );
         assert_eq!(one, two);
+        assert_eq!(one, three);
     }
     // The comparison is not vacuous: alice gets claims and bob is denied.
     let alice = v2.event_from_value(support::event("alice")).unwrap();
@@ -116,6 +143,52 @@ fn version_1_and_version_2_modules_of_the_same_rules_decide_the_same() {
         .event_from_value(support::event("bob-unverified"))
         .unwrap();
     assert!(decided(&v1, &bob)["error"].is_string());
+}
+
+#[test]
+fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_version_carries() {
+    // add-groups puts `user.groups` into each token where `issuer_claims` does not already hold
+    // the claim: a module that sees both sets the access token's only.
+    let modules: Vec<_> = [
+        (1, version_1_module("add-groups")),
+        (2, version_2_module("add-groups")),
+        (3, support::module("add-groups")),
+    ]
+    .into_iter()
+    .map(|(version, path)| (format!("add-groups-v{version}"), "add-groups", path))
+    .collect();
+    let pipeline = named_pipeline(&modules);
+    let versions: Vec<_> = pipeline.rules().iter().map(|r| r.abi_version()).collect();
+    assert_eq!(versions, [1, 2, 3]);
+
+    let mut event = support::event("alice");
+    event["user"]["groups"] = json!(["engineering", "CN=Admins,OU=Groups,DC=acme"]);
+    event["issuer_claims"] = json!({
+        "id_token": {"https://example.com/groups": ["from-the-issuer"]},
+        "access_token": {"tid": "t-1"}
+    });
+    let bytes = serde_json::to_vec(&event).unwrap();
+    let event = pipeline.event_from_json(&bytes).unwrap();
+    let outcome = pipeline.run(&event).unwrap();
+    let commands: Vec<Value> = outcome
+        .rules
+        .iter()
+        .map(|r| serde_json::to_value(&r.commands).unwrap())
+        .collect();
+    let access_token_only = json!([{
+        "op": "set_claim", "token": "access_token", "name": "https://example.com/groups",
+        "value": ["engineering", "CN=Admins,OU=Groups,DC=acme"]
+    }]);
+    // Version 1 reads the JSON, every member; version 3 the binary form with the added part.
+    assert_eq!(commands[0], access_token_only, "version 1");
+    assert_eq!(commands[2], access_token_only, "version 3");
+    // Version 2's binary form has neither field: no groups, so nothing to do.
+    assert_eq!(commands[1], json!([]), "version 2");
+    assert_eq!(
+        outcome.access_token["https://example.com/groups"],
+        json!(["engineering", "CN=Admins,OU=Groups,DC=acme"])
+    );
+    assert!(outcome.id_token.get("https://example.com/groups").is_none());
 }
 
 #[test]

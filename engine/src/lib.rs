@@ -61,10 +61,11 @@ pub use claimsmith_sdk::{Command, LogLevel, RuleResult, TokenKind};
 
 /// The newest guest ABI version this engine runs (it runs every version in
 /// [`ABI_VERSIONS`]).
-pub const ABI_VERSION: i32 = 2;
+pub const ABI_VERSION: i32 = 3;
 
-/// Every guest ABI version this engine runs: version 1 (JSON input) and version 2 (binary input).
-pub const ABI_VERSIONS: [i32; 2] = [1, 2];
+/// Every guest ABI version this engine runs: version 1 (JSON input), version 2 (binary input) and
+/// version 3 (version 2's input, then the fields added since).
+pub const ABI_VERSIONS: [i32; 3] = [1, 2, 3];
 
 /// What the workspace's own tests and benchmarks reach from inside the engine. Not an API: it
 /// may change in any release.

@@ -1,6 +1,6 @@
 //! The login event, checked once and encoded at most once per form per login, then handed to
 //! every rule with that rule's own `configuration` and `secrets`: as JSON to ABI version 1
-//! modules, in the binary form of `claimsmith_sdk::binary_event` to version 2 modules.
+//! modules, in the binary form of `claimsmith_sdk::binary_event` to version 2 and 3 modules.
 
 use std::sync::OnceLock;
 
@@ -19,8 +19,10 @@ pub struct LoginEvent {
     source: Source,
     /// `value`'s members as JSON, without the enclosing braces; made when a version 1 rule runs.
     members: OnceLock<String>,
-    /// The typed event in binary form; made when a version 2 rule runs.
+    /// The typed event in binary form; made when a version 2 or 3 rule runs.
     binary: OnceLock<Vec<u8>>,
+    /// The fields added since version 2 in binary form; made when a version 3 rule runs.
+    added: OnceLock<Vec<u8>>,
 }
 
 impl LoginEvent {
@@ -63,6 +65,7 @@ impl LoginEvent {
             },
             members: OnceLock::new(),
             binary: OnceLock::new(),
+            added: OnceLock::new(),
         })
     }
 
@@ -109,6 +112,7 @@ impl LoginEvent {
             source: Source::Value(value),
             members: OnceLock::new(),
             binary: OnceLock::new(),
+            added: OnceLock::new(),
         })
     }
 
@@ -175,6 +179,18 @@ impl LoginEvent {
             bytes
         });
         [event.as_slice(), rule_part]
+    }
+
+    /// The input for one version 3 rule, as three pieces: version 2's two, then the fields added
+    /// since version 2 ([`binary_event::encode_added_part`]).
+    pub fn binary_input_v3<'a>(&'a self, rule_part: &'a [u8]) -> [&'a [u8]; 3] {
+        let [event, rule_part] = self.binary_input(rule_part);
+        let added = self.added.get_or_init(|| {
+            let mut bytes = Vec::with_capacity(256);
+            binary_event::encode_added_part(&self.event, 3, &mut bytes);
+            bytes
+        });
+        [event, rule_part, added.as_slice()]
     }
 }
 
@@ -338,6 +354,7 @@ mod tests {
                 json!(["https://api.example.com"]),
             ),
             ("stats", "Stats", json!([3])),
+            ("issuer_claims", "IssuerClaims", json!([{"acr": "x"}])),
         ];
         for (path, name, array) in cases {
             let mut event = json!({"user": {"user_id": "u"}, "client": {"client_id": "c"}});
@@ -392,6 +409,31 @@ mod tests {
         assert_eq!(binary, from_json);
         assert_eq!(binary.configuration["namespace"], "https://e.test");
         assert_eq!(binary.secret("API_KEY"), Some("k"));
+    }
+
+    #[test]
+    fn version_3_gets_the_fields_added_since_version_2_and_version_2_the_same_bytes_as_before() {
+        let event = LoginEvent::from_json(
+            br#"{"user": {"user_id": "u1", "groups": ["eng"]},
+                 "issuer_claims": {"id_token": {"acr": "silver"}, "access_token": {"tid": "t"}},
+                 "configuration": {"injected": true}}"#,
+        )
+        .unwrap();
+        let [event_part, rule_part, added] = event.binary_input_v3(b"rule");
+        assert_eq!([event_part, rule_part], event.binary_input(b"rule"));
+        // Encoded once per login, shared by every rule.
+        assert!(std::ptr::eq(event_part, event.binary_input(b"x")[0]));
+        assert!(std::ptr::eq(added, event.binary_input_v3(b"x")[2]));
+        let mut part = Vec::new();
+        binary_event::encode_rule_part(&Map::new(), &Default::default(), &mut part);
+        let v3 = binary_event::decode_version(&event.binary_input_v3(&part).concat(), 3).unwrap();
+        assert_eq!(&v3, event.event());
+        assert_eq!(v3.user.groups, ["eng"]);
+        assert_eq!(v3.issuer_claims.access_token["tid"], "t");
+        assert!(v3.configuration.is_empty());
+        let v2 = binary_event::decode(&event.binary_input(&part).concat()).unwrap();
+        assert!(v2.user.groups.is_empty() && v2.issuer_claims.id_token.is_empty());
+        assert_eq!(v2.user.user_id, "u1");
     }
 
     #[test]

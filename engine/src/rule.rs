@@ -75,6 +75,8 @@ pub(crate) enum RuleInput {
     Json(String),
     /// Version 2: binary; this follows the encoded event (`binary_event::encode_rule_part`).
     Binary(Vec<u8>),
+    /// Version 3: version 2's rule part, followed by the fields added since version 2.
+    BinaryV3(Vec<u8>),
 }
 
 impl RuleInput {
@@ -88,14 +90,18 @@ impl RuleInput {
                     .collect();
                 Some(RuleInput::Json(input_prefix(&spec.configuration, &secrets)))
             }
-            2 => {
+            2 | 3 => {
                 let mut part = Vec::new();
                 claimsmith_sdk::binary_event::encode_rule_part(
                     &spec.configuration,
                     &spec.secrets,
                     &mut part,
                 );
-                Some(RuleInput::Binary(part))
+                Some(if version == 2 {
+                    RuleInput::Binary(part)
+                } else {
+                    RuleInput::BinaryV3(part)
+                })
             }
             _ => None,
         }
@@ -106,6 +112,7 @@ impl RuleInput {
         match self {
             RuleInput::Json(_) => 1,
             RuleInput::Binary(_) => 2,
+            RuleInput::BinaryV3(_) => 3,
         }
     }
 }
@@ -210,10 +217,11 @@ impl Rule {
         match &self.input {
             RuleInput::Json(prefix) => InputPieces::Json(event.json_input(prefix)),
             RuleInput::Binary(part) => InputPieces::Binary(event.binary_input(part)),
+            RuleInput::BinaryV3(part) => InputPieces::BinaryV3(event.binary_input_v3(part)),
         }
     }
 
-    /// The guest ABI version the rule's module speaks (`claimsmith_abi_version`): 1 or 2.
+    /// The guest ABI version the rule's module speaks (`claimsmith_abi_version`): 1, 2 or 3.
     pub fn abi_version(&self) -> i32 {
         self.input.abi_version()
     }
@@ -273,6 +281,7 @@ impl Rule {
 pub(crate) enum InputPieces<'a> {
     Json([&'a [u8]; 4]),
     Binary([&'a [u8]; 2]),
+    BinaryV3([&'a [u8]; 3]),
 }
 
 impl<'a> InputPieces<'a> {
@@ -280,6 +289,7 @@ impl<'a> InputPieces<'a> {
         match self {
             InputPieces::Json(pieces) => pieces,
             InputPieces::Binary(pieces) => pieces,
+            InputPieces::BinaryV3(pieces) => pieces,
         }
     }
 }
