@@ -8,7 +8,7 @@
 //!   and of two separate ones;
 //! - `scaling`: cost against event size and claim size.
 //!
-//! `cargo bench -p claimsmith --bench login` (filter with `-- GROUP`).
+//! `cargo bench -p claimsmith-cli --bench login` (filter with `-- GROUP`).
 
 #[path = "support/mod.rs"]
 mod support;

@@ -4,7 +4,7 @@
 //! to the SDK or to a rule is measured in time: build the module before and after, and compare
 //! them in one run. Instruction counts alone can mislead (docs/performance.md).
 //!
-//! `cargo bench -p claimsmith --bench ab -- [RULE=MODULE ...]`: RULE names the example rule
+//! `cargo bench -p claimsmith-cli --bench ab -- [RULE=MODULE ...]`: RULE names the example rule
 //! whose configuration the module gets (as in examples/claimsmith.toml), MODULE is the `.wasm`
 //! file. Without arguments, the five example rules as built now. `AB_ROUNDS` sets the rounds
 //! (default 20,000, after 2,000 to warm up); `AB_EVENT` a login event file other than the

@@ -18,7 +18,7 @@
 //! taking turns puts every runtime through the same ones, and the per-round medians show how
 //! steady each ratio is.
 //!
-//! `cargo bench -p claimsmith --bench peer`. `PEER_ITERATIONS` (default 20,000) is split evenly
+//! `cargo bench -p claimsmith-cli --bench peer`. `PEER_ITERATIONS` (default 20,000) is split evenly
 //! over the rounds, any remainder dropped, for every runtime but Node.js's fresh context, which
 //! gets a tenth as many; `PEER_ROUNDS` sets the rounds.
 

@@ -11,7 +11,7 @@
 //! is what this machine gives two threads at best; the pipeline's ratio below it is what the
 //! rules' sharing costs (the engines' pools, the kernel's page tables of one process).
 //!
-//! `cargo bench -p claimsmith --bench threads` (`THREADS_ROUNDS`, default 40; `THREADS_LOGINS`,
+//! `cargo bench -p claimsmith-cli --bench threads` (`THREADS_ROUNDS`, default 40; `THREADS_LOGINS`,
 //! logins per thread per batch, default 4,000).
 
 #[path = "../support/mod.rs"]

@@ -9,8 +9,8 @@ use std::process::Command;
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
 /// Crates on every login's hot path (reading the event, writing the result), built for speed
-/// while the rest of the module is built for size: about 25 % fewer instructions per login for a
-/// module about 13 % larger (docs/performance.md).
+/// while the rest of the module is built for size: fewer instructions per login for a somewhat
+/// larger module (docs/performance-log.md has the figures).
 pub const SPEED_OPTIMISED: &[&str] = &["serde", "serde_core", "serde_json", "claimsmith-sdk"];
 
 /// Guest stack size, in bytes, linked into every module.

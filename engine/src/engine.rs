@@ -17,8 +17,9 @@ use claimsmith_sdk::LogLevel;
 /// How often the deadline clock ticks; a rule's timeout is rounded up to whole ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// Bytes of each pooled memory reset with `memset` rather than given back to the kernel: the
-/// typical rule touches 150-250 KiB, so reuse takes no page faults and no TLB shootdowns. With
+/// Bytes of each pooled memory reset with `memset` rather than given back to the kernel: a
+/// typical rule touches well under this, so reuse takes no page faults and no TLB shootdowns
+/// (docs/performance-log.md has the measurements). With
 /// Linux's `PAGEMAP_SCAN` (6.7+) only pages the rule dirtied are reset.
 const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 

@@ -217,6 +217,29 @@ pub enum RuleFailure {
     Capacity(String),
 }
 
+impl RuleFailure {
+    /// A short, stable name for the kind of failure (`fuel_exhausted`, `timeout`, `trap`...):
+    /// a metric's label or a log field, where the message is too varied to group by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuleFailure::FuelExhausted { .. } => "fuel_exhausted",
+            RuleFailure::Timeout { .. } => "timeout",
+            RuleFailure::MemoryLimit { .. } => "memory_limit",
+            RuleFailure::StackOverflow { .. } => "stack_overflow",
+            RuleFailure::InputTooLarge { .. } => "input_too_large",
+            RuleFailure::ResultTooLarge { .. } => "result_too_large",
+            RuleFailure::ResultOutOfBounds { .. } => "result_out_of_bounds",
+            RuleFailure::AllocOutOfBounds { .. } => "alloc_out_of_bounds",
+            RuleFailure::InvalidUtf8(_) => "invalid_utf8",
+            RuleFailure::InvalidResult(_) => "invalid_result",
+            RuleFailure::Panicked(_) => "panicked",
+            RuleFailure::Trap(_) => "trap",
+            RuleFailure::Policy(_) => "policy",
+            RuleFailure::Capacity(_) => "capacity",
+        }
+    }
+}
+
 /// A rule denied the login.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("rule `{rule}` denied the login: {reason}")]

@@ -48,7 +48,7 @@ impl LoginEvent {
         }
         // The fast path has no path tracking; a failing event is parsed again to name the field.
         // UTF-8 is checked once for the whole input, so the parser need not check each string
-        // (17 % fewer instructions for the benchmark login). Input that is not UTF-8 fails either
+        // (fewer instructions: docs/performance-log.md). Input that is not UTF-8 fails either
         // way: inside a string serde_json refuses it, outside one it is a syntax error.
         let parsed = std::str::from_utf8(bytes)
             .ok()

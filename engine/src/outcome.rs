@@ -74,6 +74,8 @@ pub enum RuleStatus {
     Failed {
         /// Why.
         cause: String,
+        /// The kind of failure, as [`RuleFailure::kind`](crate::RuleFailure::kind) names it.
+        kind: &'static str,
         /// Whether the login went on without it.
         skipped: bool,
     },

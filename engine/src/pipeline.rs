@@ -216,14 +216,35 @@ impl Pipeline {
 
     /// Run every rule on `event`: the outcome, or why the login gets no tokens.
     pub fn run(&self, event: &LoginEvent) -> Result<Outcome, LoginError> {
-        self.run_on(self.engines.current(), event)
+        self.run_on(self.engines.current(), event, 0..self.rules().len())
     }
 
-    fn run_on(&self, engine: usize, event: &LoginEvent) -> Result<Outcome, LoginError> {
+    /// Run only some of the rules on `event`, in the order given: `rules` are indexes into
+    /// [`Pipeline::rules`] (a hook server's endpoint that runs a subset of the rules, say).
+    /// The claim policy, the limits and the engines are the pipeline's, as for
+    /// [`Pipeline::run`].
+    ///
+    /// # Panics
+    /// If an index is not below `self.rules().len()`.
+    pub fn run_only(&self, event: &LoginEvent, rules: &[usize]) -> Result<Outcome, LoginError> {
+        let count = self.rules().len();
+        assert!(
+            rules.iter().all(|&index| index < count),
+            "rule index out of range: the pipeline has {count} rules"
+        );
+        self.run_on(self.engines.current(), event, rules.iter().copied())
+    }
+
+    fn run_on(
+        &self,
+        engine: usize,
+        event: &LoginEvent,
+        rules: impl Iterator<Item = usize>,
+    ) -> Result<Outcome, LoginError> {
         let requested = &event.event().transaction.requested_scopes;
         let mut draft = Draft::requesting(requested);
         let mut outcome = Outcome::default();
-        for index in 0..self.rules().len() {
+        for index in rules {
             let (rule, run) = self.engines.run_rule(engine, index, event);
             let mut logs = LogSink::new(rule, &self.policy, &mut outcome.logs);
             for (level, message) in run.host_logs {
@@ -288,6 +309,7 @@ impl Pipeline {
                     let skipped = rule.on_error == OnError::Skip;
                     trace.status = RuleStatus::Failed {
                         cause: cause.to_string(),
+                        kind: cause.kind(),
                         skipped,
                     };
                     trace.commands.clear();
@@ -386,6 +408,34 @@ mod tests {
     }
 
     #[test]
+    fn run_only_runs_the_rules_named_in_the_order_given() {
+        let pipeline = pipeline(1);
+        let event = event(&pipeline);
+        let names = |rules: &[usize]| {
+            let outcome = pipeline.run_only(&event, rules).unwrap();
+            let names: Vec<String> = outcome.rules.iter().map(|r| r.rule.clone()).collect();
+            (names, outcome.id_token.get("https://e.test/n").cloned())
+        };
+        assert_eq!(names(&[]), (vec![], None));
+        assert_eq!(names(&[1]), (vec!["two".to_string()], Some(json!(2))));
+        assert_eq!(
+            names(&[1, 0]),
+            (vec!["two".to_string(), "one".to_string()], Some(json!(1)))
+        );
+        let every = pipeline.run(&event).unwrap();
+        let again = pipeline.run_only(&event, &[0, 1, 2]).unwrap();
+        assert_eq!(every.id_token, again.id_token);
+        assert_eq!(every.logs, again.logs);
+    }
+
+    #[test]
+    #[should_panic(expected = "rule index out of range")]
+    fn run_only_refuses_an_index_past_the_rules() {
+        let pipeline = pipeline(1);
+        let _ = pipeline.run_only(&event(&pipeline), &[3]);
+    }
+
+    #[test]
     fn every_engine_runs_the_same_rules_to_the_same_outcome() {
         let pipeline = pipeline(3);
         assert_eq!(pipeline.engines(), 3);
@@ -395,7 +445,7 @@ mod tests {
         assert_eq!(pipeline.sandbox().slots_per_engine(), 16);
         let event = event(&pipeline);
         let outcomes: Vec<Outcome> = (0..pipeline.engines())
-            .map(|engine| pipeline.run_on(engine, &event).unwrap())
+            .map(|engine| pipeline.run_on(engine, &event, 0..pipeline.rules().len()).unwrap())
             .collect();
         for outcome in &outcomes {
             assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
@@ -461,10 +511,10 @@ mod tests {
             rule_run::hold_slot(engine, rule)
         };
         let first = slot(0);
-        let outcome = pipeline.run_on(0, &event).unwrap();
+        let outcome = pipeline.run_on(0, &event, 0..pipeline.rules().len()).unwrap();
         assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
         let second = slot(1);
-        match pipeline.run_on(0, &event) {
+        match pipeline.run_on(0, &event, 0..pipeline.rules().len()) {
             // Known by wasmtime's error type (`PoolConcurrencyLimitError`), not its wording: if
             // the type is not found, this is a trap and the fallback above never happens.
             Err(LoginError::RuleFailed(failed)) => {
@@ -476,7 +526,7 @@ mod tests {
             other => panic!("expected a capacity failure, got {other:?}"),
         }
         drop((first, second));
-        assert!(pipeline.run_on(1, &event).is_ok());
+        assert!(pipeline.run_on(1, &event, 0..pipeline.rules().len()).is_ok());
     }
 
     #[test]

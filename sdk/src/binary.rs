@@ -170,8 +170,8 @@ impl<'a> Reader<'a> {
     }
 
     /// A reader whose strings are *lent*: each `String` it returns points into `bytes` instead of
-    /// owning an allocation of its own, which saves an allocation and a copy per string (about a
-    /// tenth of a rule's instructions on the benchmark login).
+    /// owning an allocation of its own, which saves an allocation and a copy per string
+    /// (docs/performance-log.md has the measurement).
     ///
     /// Such a `String` breaks `String::from_raw_parts`'s documented precondition (its pointer was
     /// not returned by the allocator for that capacity). That precondition only matters when the

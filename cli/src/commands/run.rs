@@ -51,33 +51,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let (mut output, code, traces) = match issuer.login(&event) {
-        Ok(tokens) => {
-            let mut claims = json!({"id_token": tokens.id_token_claims});
-            let mut output = json!({"id_token": tokens.id_token});
-            if let (Some(token), Some(access)) = (tokens.access_token, tokens.access_token_claims) {
-                output["access_token"] = json!(token);
-                claims["access_token"] = json!(access);
-            }
-            let outcome = tokens.outcome;
-            output["claims"] = claims;
-            output["scopes"] = json!(outcome.scopes);
-            output["app_metadata"] = json!(outcome.app_metadata);
-            output["user_metadata"] = json!(outcome.user_metadata);
-            output["mfa"] = json!(outcome.mfa);
-            output["logs"] = json!(outcome.logs);
-            output["warnings"] = json!(tokens.warnings);
-            (output, ExitCode::SUCCESS, outcome.rules)
+        Ok(tokens) => (tokens.to_json(), ExitCode::SUCCESS, tokens.outcome.rules),
+        Err(LoginFailure::Denied(denied)) => {
+            let rules = denied.rules.clone();
+            let answer = LoginFailure::Denied(denied).to_json();
+            (answer, ExitCode::from(EXIT_DENIED), rules)
         }
-        Err(LoginFailure::Denied(denied)) => (
-            json!({"error": "access_denied", "error_description": denied.reason, "rule": denied.rule}),
-            ExitCode::from(EXIT_DENIED),
-            denied.rules,
-        ),
-        Err(LoginFailure::RuleFailed(failed)) => (
-            json!({"error": "server_error", "error_description": failed.to_string(), "rule": failed.rule}),
-            ExitCode::from(EXIT_RULE_FAILED),
-            failed.rules,
-        ),
+        Err(LoginFailure::RuleFailed(failed)) => {
+            let rules = failed.rules.clone();
+            let answer = LoginFailure::RuleFailed(failed).to_json();
+            (answer, ExitCode::from(EXIT_RULE_FAILED), rules)
+        }
         Err(LoginFailure::BadEvent(err)) => {
             eprintln!("error: {}: {err}", args.event.display());
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
@@ -132,10 +116,12 @@ pub fn explain_text(traces: &[RuleTrace]) -> String {
             RuleStatus::Failed {
                 cause,
                 skipped: true,
+                ..
             } => format!("FAILED (skipped): {cause}"),
             RuleStatus::Failed {
                 cause,
                 skipped: false,
+                ..
             } => format!("FAILED: {cause}"),
         };
         out.push_str(&format!(
