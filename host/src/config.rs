@@ -132,10 +132,34 @@ struct RawRule {
     limits: RawLimits,
 }
 
-/// A secret's value: the text itself, or `{ env = "NAME" }` to read it from the environment.
-enum SecretSource {
+/// A secret's value as a config gives it: the text itself, or `{ env = "NAME" }` to read it
+/// from the environment (rule secrets, and the hook server's keys). Its `Debug` form never
+/// shows the text.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// The secret itself, written in the config.
     Literal(String),
+    /// The environment variable that holds it.
     Env(String),
+}
+
+impl SecretSource {
+    /// The secret's text, or `None` when its environment variable is not set (or not UTF-8).
+    pub fn value(&self) -> Option<String> {
+        match self {
+            SecretSource::Literal(value) => Some(value.clone()),
+            SecretSource::Env(name) => std::env::var(name).ok(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Literal(_) => f.write_str("Literal([REDACTED])"),
+            SecretSource::Env(name) => f.debug_tuple("Env").field(name).finish(),
+        }
+    }
 }
 
 // Read by hand rather than `#[serde(untagged)]`: untagged enums are read from serde's own buffer,
@@ -356,15 +380,15 @@ impl Check<'_> {
         };
         let mut secrets = BTreeMap::new();
         for (name, source) in rule.secrets {
-            let value = match source {
-                SecretSource::Literal(value) => value,
-                SecretSource::Env(env) => std::env::var(&env).map_err(|_| {
-                    self.invalid(
-                        field(&format!("secrets.{name}")),
-                        format!("environment variable {env} is not set"),
-                    )
-                })?,
-            };
+            let value = source.value().ok_or_else(|| {
+                let SecretSource::Env(env) = &source else {
+                    unreachable!("a literal always has a value")
+                };
+                self.invalid(
+                    field(&format!("secrets.{name}")),
+                    format!("environment variable {env} is not set"),
+                )
+            })?;
             if value.is_empty() {
                 return Err(self.invalid(field(&format!("secrets.{name}")), "is empty"));
             }

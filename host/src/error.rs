@@ -60,3 +60,33 @@ pub enum LoginFailure {
     #[error(transparent)]
     Signing(KeyError),
 }
+
+impl LoginFailure {
+    /// The OAuth error object for this failure, as `claimsmith run` prints it and the
+    /// `claimsmith` hook format returns it: `error` (`access_denied` for a denial,
+    /// `invalid_request` for a bad event, `server_error` otherwise), `error_description`, and
+    /// `rule` when a rule denied or failed.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            LoginFailure::Denied(denied) => json!({
+                "error": "access_denied",
+                "error_description": denied.reason,
+                "rule": denied.rule,
+            }),
+            LoginFailure::RuleFailed(failed) => json!({
+                "error": "server_error",
+                "error_description": failed.to_string(),
+                "rule": failed.rule,
+            }),
+            LoginFailure::BadEvent(error) => json!({
+                "error": "invalid_request",
+                "error_description": format!("bad event: {error}"),
+            }),
+            LoginFailure::Signing(_) => json!({
+                "error": "server_error",
+                "error_description": "the tokens could not be signed",
+            }),
+        }
+    }
+}
