@@ -7,6 +7,7 @@ mod jwks;
 mod keygen;
 mod new;
 mod run;
+mod serve;
 mod test;
 
 use std::path::PathBuf;
@@ -57,6 +58,19 @@ enum Command {
     Test(test::TestArgs),
     /// Run many logins of one event through the issuer; print latency percentiles and throughput.
     Bench(bench::BenchArgs),
+    /// Serve the config's token hooks over HTTP until SIGTERM or SIGINT; SIGHUP reloads.
+    Serve(serve::ServeArgs),
+}
+
+impl Cli {
+    /// The log level when `CLAIMSMITH_LOG` sets none: the server logs each request (info),
+    /// the other commands only warnings.
+    pub fn default_log_level(&self) -> tracing::Level {
+        match self.command {
+            Command::Serve(_) => tracing::Level::INFO,
+            _ => tracing::Level::WARN,
+        }
+    }
 }
 
 /// Run the chosen command.
@@ -70,22 +84,28 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args),
         Command::New(args) => new::run(args),
         Command::Test(args) => test::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
-/// Rule logs and warnings to stderr through `tracing`; `CLAIMSMITH_LOG` sets the level
-/// (error, warn, info, debug, trace; default warn).
-pub fn init_logging() {
+/// Rule logs, warnings and the server's access log to stderr through `tracing`:
+/// `CLAIMSMITH_LOG` sets the level (error, warn, info, debug, trace; else `default`), and
+/// `CLAIMSMITH_LOG_FORMAT=json` writes one JSON object per line (with timestamps) instead of
+/// text.
+pub fn init_logging(default: tracing::Level) {
     let level = std::env::var("CLAIMSMITH_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::WARN);
-    tracing_subscriber::fmt()
+        .unwrap_or(default);
+    let json = std::env::var("CLAIMSMITH_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.with_target(false).without_time().init();
+    }
 }
 
 /// Print `value` as one line of JSON on stdout.

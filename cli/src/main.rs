@@ -11,8 +11,9 @@ use clap::Parser;
 use claimsmith_cli::{Cli, EXIT_BAD_INPUT, describe, dispatch, init_logging};
 
 fn main() -> ExitCode {
-    init_logging();
-    match dispatch(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logging(cli.default_log_level());
+    match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", describe(&err));

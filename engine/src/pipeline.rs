@@ -445,7 +445,11 @@ mod tests {
         assert_eq!(pipeline.sandbox().slots_per_engine(), 16);
         let event = event(&pipeline);
         let outcomes: Vec<Outcome> = (0..pipeline.engines())
-            .map(|engine| pipeline.run_on(engine, &event, 0..pipeline.rules().len()).unwrap())
+            .map(|engine| {
+                pipeline
+                    .run_on(engine, &event, 0..pipeline.rules().len())
+                    .unwrap()
+            })
             .collect();
         for outcome in &outcomes {
             assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
@@ -511,7 +515,9 @@ mod tests {
             rule_run::hold_slot(engine, rule)
         };
         let first = slot(0);
-        let outcome = pipeline.run_on(0, &event, 0..pipeline.rules().len()).unwrap();
+        let outcome = pipeline
+            .run_on(0, &event, 0..pipeline.rules().len())
+            .unwrap();
         assert_eq!(outcome.id_token["https://e.test/n"], json!(1));
         let second = slot(1);
         match pipeline.run_on(0, &event, 0..pipeline.rules().len()) {
@@ -526,7 +532,11 @@ mod tests {
             other => panic!("expected a capacity failure, got {other:?}"),
         }
         drop((first, second));
-        assert!(pipeline.run_on(1, &event, 0..pipeline.rules().len()).is_ok());
+        assert!(
+            pipeline
+                .run_on(1, &event, 0..pipeline.rules().len())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `claimsmith check`: load everything a login needs, report what is wrong.
+//! `claimsmith check`: load everything a login needs, report what is wrong; with a `[server]`
+//! table, check it as `claimsmith serve` would (hooks, rules, authentication, secrets).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use claimsmith::Issuer;
 
 pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
     let issuer = Issuer::from_config_file(config)?;
+    let hooks = claimsmith_server::check(issuer.config())?;
     let rules: Vec<&str> = issuer.pipeline().rules().iter().map(|r| r.name()).collect();
     println!(
         "ok: {} key(s), {} rule(s): {}",
@@ -14,5 +16,14 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
         rules.len(),
         rules.join(", ")
     );
+    for hook in hooks.unwrap_or_default() {
+        println!(
+            "hook {} ({}, auth {}): {}",
+            hook.path,
+            hook.format,
+            hook.auth,
+            hook.rules.join(", ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,363 @@
+//! One HTTP request, answered: the probes, the metrics and the JWKS, and each hook's request
+//! (authenticated, size-capped, turned into a login event, run through the hook's rules on the
+//! rule threads under the request's deadline, and answered in the hook's format). Every answer
+//! is complete: tokens or claims the rules decided, or the format's denial or error.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use claimsmith::LoginFailure;
+use claimsmith_engine::{LoginError, Outcome};
+
+use crate::config::{Format, HookConfig, RESERVED_PATHS};
+use crate::deployment::Deployment;
+use crate::hook::{Reply, Verdict};
+use crate::metrics::RequestOutcome;
+use crate::server::Shared;
+
+/// The response type every answer has.
+pub(crate) type Answer = Response<Full<Bytes>>;
+
+/// Answer one request.
+pub(crate) async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
+    let deployment = shared.current.get();
+    let path = request.uri().path().to_owned();
+    if RESERVED_PATHS.contains(&path.as_str()) {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return method_not_allowed("GET, HEAD");
+        }
+        return match path.as_str() {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if shared.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
+            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+            "/metrics" => {
+                let mut response = text(StatusCode::OK, &shared.metrics.encode());
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                response
+            }
+            _ => json_response(StatusCode::OK, &deployment.issuer.jwks()),
+        };
+    }
+    let Some(hook) = deployment.hook(&path) else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "not_found", "error_description": format!("no hook at {path}")}),
+        );
+    };
+    if request.method() != Method::POST {
+        return method_not_allowed("POST");
+    }
+    let started = Instant::now();
+    let Ok(_permit) = shared.in_flight.try_acquire() else {
+        let reply = error_reply(hook, 503, "too many requests in flight: retry shortly");
+        shared
+            .metrics
+            .request(&hook.path, RequestOutcome::Overloaded, started.elapsed());
+        tracing::warn!(target: "claimsmith::access", hook = %hook.path, status = 503, "over max_in_flight");
+        let mut response = reply_response(&reply);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let in_flight = shared.metrics.in_flight().clone();
+    in_flight.inc();
+    let deadline = tokio::time::Instant::now() + deployment.server.request_timeout;
+    let (response, outcome) = hook_request(&shared, &deployment, hook, request, deadline).await;
+    in_flight.dec();
+    let took = started.elapsed();
+    shared.metrics.request(&hook.path, outcome, took);
+    tracing::info!(
+        target: "claimsmith::access",
+        hook = %hook.path,
+        format = hook.format.name(),
+        status = response.status().as_u16(),
+        outcome = ?outcome,
+        duration_us = took.as_micros() as u64,
+        "hook request"
+    );
+    response
+}
+
+/// What the rules' run ended in, before it is put in the hook's format.
+enum Ran {
+    Tokens(Result<claimsmith::Tokens, LoginFailure>),
+    Outcome(Result<Outcome, LoginError>),
+}
+
+async fn hook_request(
+    shared: &Shared,
+    deployment: &Arc<Deployment>,
+    hook: &HookConfig,
+    request: Request<Incoming>,
+    deadline: tokio::time::Instant,
+) -> (Answer, RequestOutcome) {
+    let refuse = |status: u16, message: &str, outcome| {
+        (reply_response(&error_reply(hook, status, message)), outcome)
+    };
+    if !is_json(request.headers().get(CONTENT_TYPE)) {
+        return refuse(
+            400,
+            "the body must be JSON (Content-Type: application/json)",
+            RequestOutcome::BadRequest,
+        );
+    }
+    let cap = deployment.server.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > cap as u64) {
+        return refuse(
+            413,
+            &format!("the body is over {cap} bytes"),
+            RequestOutcome::TooLarge,
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let body = match tokio::time::timeout_at(deadline, Limited::new(body, cap).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            return refuse(
+                413,
+                &format!("the body is over {cap} bytes"),
+                RequestOutcome::TooLarge,
+            );
+        }
+        Ok(Err(_)) => {
+            return refuse(
+                400,
+                "the body could not be read",
+                RequestOutcome::BadRequest,
+            );
+        }
+        Err(_) => {
+            let mut response = reply_response(&error_reply(hook, 408, "the body came too slowly"));
+            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            response
+                .headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            return (response, RequestOutcome::Timeout);
+        }
+    };
+    if hook
+        .auth
+        .verify(&parts.headers, &body, SystemTime::now())
+        .is_err()
+    {
+        return refuse(401, "unauthorized", RequestOutcome::Unauthorized);
+    }
+    let issuer_request = match hook.format {
+        Format::Claimsmith => None,
+        Format::Issuer(format) => match format.request(&body) {
+            Ok(request) => Some(request),
+            Err(reply) => return (reply_response(&reply), RequestOutcome::BadRequest),
+        },
+    };
+    let event = match &issuer_request {
+        None => deployment.issuer.event_from_json(&body),
+        Some(request) => deployment.issuer.event_from_value(request.event.clone()),
+    };
+    let event = match event {
+        Ok(event) => event,
+        Err(failure) => {
+            return refuse(400, &failure.to_string(), RequestOutcome::BadRequest);
+        }
+    };
+    let run = {
+        let deployment = Arc::clone(deployment);
+        let rules = hook.rules.clone();
+        let signed = hook.format == Format::Claimsmith;
+        tokio::task::spawn_blocking(move || {
+            let issuer = &deployment.issuer;
+            if signed {
+                // A claimsmith hook with a subset of rules signs what those rules decided.
+                return Ran::Tokens(match &rules {
+                    None => issuer.login(&event),
+                    Some(rules) => issuer.login_only(&event, rules),
+                });
+            }
+            Ran::Outcome(match &rules {
+                None => issuer.pipeline().run(&event),
+                Some(rules) => issuer.pipeline().run_only(&event, rules),
+            })
+        })
+    };
+    let ran = match tokio::time::timeout_at(deadline, run).await {
+        Ok(Ok(ran)) => Some(ran),
+        Ok(Err(panic)) => {
+            tracing::error!(target: "claimsmith::server", hook = %hook.path, error = %panic, "a login's thread panicked");
+            return refuse(500, "internal error", RequestOutcome::Failed);
+        }
+        Err(_) => None,
+    };
+    match (ran, &issuer_request) {
+        (None, Some(request)) => {
+            let Format::Issuer(format) = hook.format else {
+                unreachable!("an issuer request has an issuer format")
+            };
+            let reply = format.respond(request, Verdict::Timeout);
+            (reply_response(&reply), RequestOutcome::Timeout)
+        }
+        (None, None) => {
+            let body = json!({"error": "server_error", "error_description": format!("the rules did not finish within request_timeout_ms ({} ms)", deployment.server.request_timeout.as_millis())});
+            (
+                json_response(StatusCode::INTERNAL_SERVER_ERROR, &body),
+                RequestOutcome::Timeout,
+            )
+        }
+        (Some(Ran::Tokens(result)), _) => {
+            let traces = match &result {
+                Ok(tokens) => &tokens.outcome.rules,
+                Err(LoginFailure::Denied(denied)) => &denied.rules,
+                Err(LoginFailure::RuleFailed(failed)) => &failed.rules,
+                Err(_) => &Vec::new(),
+            };
+            shared.metrics.rules(traces);
+            match result {
+                Ok(tokens) => (
+                    json_response(StatusCode::OK, &tokens.to_json()),
+                    RequestOutcome::Ok,
+                ),
+                Err(failure) => {
+                    let (status, outcome) = match failure {
+                        LoginFailure::Denied(_) => (StatusCode::FORBIDDEN, RequestOutcome::Denied),
+                        LoginFailure::BadEvent(_) => {
+                            (StatusCode::BAD_REQUEST, RequestOutcome::BadRequest)
+                        }
+                        _ => (StatusCode::INTERNAL_SERVER_ERROR, RequestOutcome::Failed),
+                    };
+                    (json_response(status, &failure.to_json()), outcome)
+                }
+            }
+        }
+        (Some(Ran::Outcome(result)), Some(request)) => {
+            let Format::Issuer(format) = hook.format else {
+                unreachable!("an issuer request has an issuer format")
+            };
+            let (verdict, outcome) = match &result {
+                Ok(outcome) => {
+                    shared.metrics.rules(&outcome.rules);
+                    (Verdict::Outcome(outcome), RequestOutcome::Ok)
+                }
+                Err(LoginError::Denied(denied)) => {
+                    shared.metrics.rules(&denied.rules);
+                    (Verdict::Denied(denied), RequestOutcome::Denied)
+                }
+                Err(LoginError::RuleFailed(failed)) => {
+                    shared.metrics.rules(&failed.rules);
+                    (Verdict::Failed(failed), RequestOutcome::Failed)
+                }
+            };
+            let reply = format.respond(request, verdict);
+            // The format refused what the rules decided (a command it cannot carry): a failure.
+            let outcome = if outcome == RequestOutcome::Ok && reply_is_refusal(format, &reply) {
+                RequestOutcome::Failed
+            } else {
+                outcome
+            };
+            (reply_response(&reply), outcome)
+        }
+        (Some(Ran::Outcome(_)), None) => unreachable!("claimsmith hooks sign"),
+    }
+}
+
+/// Whether an issuer format's reply to an applied outcome is its error shape (fail closed).
+fn reply_is_refusal(format: crate::hook::IssuerFormat, reply: &Reply) -> bool {
+    use crate::hook::IssuerFormat;
+    match format {
+        IssuerFormat::Okta | IssuerFormat::Supabase => reply
+            .body
+            .as_ref()
+            .is_some_and(|body| body.get("error").is_some()),
+        IssuerFormat::Zitadel => reply
+            .body
+            .as_ref()
+            .is_some_and(|body| body.get("forwardedStatusCode").is_some()),
+        _ => reply.status >= 400,
+    }
+}
+
+/// The hook's format's error reply, or claimsmith's OAuth-style one.
+fn error_reply(hook: &HookConfig, status: u16, message: &str) -> Reply {
+    match hook.format {
+        Format::Issuer(format) => format.error(status, message),
+        Format::Claimsmith => {
+            let error = match status {
+                400 | 413 => "invalid_request",
+                401 => "unauthorized",
+                503 => "temporarily_unavailable",
+                _ => "server_error",
+            };
+            Reply {
+                status,
+                body: Some(json!({"error": error, "error_description": message})),
+            }
+        }
+    }
+}
+
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or_default().trim();
+    media.eq_ignore_ascii_case("application/json")
+}
+
+fn reply_response(reply: &Reply) -> Answer {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match &reply.body {
+        Some(body) => json_response(status, body),
+        None => {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = status;
+            response
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Answer {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn text(status: StatusCode, body: &str) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn method_not_allowed(allow: &'static str) -> Answer {
+    let mut response = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "method_not_allowed", "error_description": format!("allowed: {allow}")}),
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}

@@ -1,0 +1,65 @@
+//! One loaded config, as the server answers with it: the issuer (rules, keys, claim policy) and
+//! its hooks by path. Built whole before it serves; a reload builds a new one beside it and
+//! swaps it in only once all of it loaded, so a request runs start to end on one deployment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use claimsmith::{Config, ConfigError, Issuer};
+
+use crate::config::{HookConfig, ServerConfig};
+
+/// A config loaded and ready to serve.
+pub(crate) struct Deployment {
+    pub issuer: Issuer,
+    pub server: ServerConfig,
+    /// Hook path → index in `server.hooks`.
+    by_path: HashMap<String, usize>,
+}
+
+impl Deployment {
+    /// Load the config at `path`: the issuer's part (keys, rules, compiled modules) and the
+    /// `[server]` table, each checked.
+    pub(crate) fn load(path: &Path, listen: Option<SocketAddr>) -> Result<Deployment, ConfigError> {
+        let config = Config::load(path)?;
+        let server = ServerConfig::load(&config, listen)?;
+        let issuer = Issuer::from_config(config)?;
+        let by_path = server
+            .hooks
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| (hook.path.clone(), i))
+            .collect();
+        Ok(Deployment {
+            issuer,
+            server,
+            by_path,
+        })
+    }
+
+    /// The hook at `path`, if any.
+    pub(crate) fn hook(&self, path: &str) -> Option<&HookConfig> {
+        self.by_path.get(path).map(|&i| &self.server.hooks[i])
+    }
+}
+
+/// The deployment now serving; swapped whole on reload.
+pub(crate) struct Current(RwLock<Arc<Deployment>>);
+
+impl Current {
+    pub(crate) fn new(deployment: Deployment) -> Current {
+        Current(RwLock::new(Arc::new(deployment)))
+    }
+
+    /// The deployment a new request runs on, to its end.
+    pub(crate) fn get(&self) -> Arc<Deployment> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Serve `next` from now on; requests already running finish on the one they started on.
+    pub(crate) fn swap(&self, next: Deployment) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+    }
+}

@@ -1,0 +1,212 @@
+//! The server's life: bind the address (TLS if configured), announce `listening on ..`, accept
+//! connections and answer them, reload the config on SIGHUP (swapped in only once it loaded
+//! whole), and on SIGTERM or SIGINT stop accepting, finish what is in flight within the grace
+//! period, and return.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+
+use crate::answer::answer;
+use crate::deployment::{Current, Deployment};
+use crate::error::ServeError;
+use crate::metrics::Metrics;
+use crate::tls;
+
+/// A client has this long to send a request's headers (and to finish a TLS handshake).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every connection's requests share.
+pub(crate) struct Shared {
+    pub current: Current,
+    pub metrics: Metrics,
+    /// One permit per request being answered (`max_in_flight`).
+    pub in_flight: Semaphore,
+    /// Set once the server answers, cleared when it starts shutting down (`/readyz`).
+    pub ready: AtomicBool,
+    /// Set while a reload runs, so that SIGHUPs in a burst load once at a time.
+    reloading: AtomicBool,
+    config: PathBuf,
+    listen: Option<SocketAddr>,
+}
+
+/// Load the config at `config` and serve it until SIGTERM or SIGINT (see the crate's docs).
+pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError> {
+    let deployment = Deployment::load(config, listen)?;
+    let acceptor = deployment
+        .server
+        .tls
+        .as_ref()
+        .map(tls::acceptor)
+        .transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("claimsmith-serve")
+        // Rules run on the blocking pool: at most one thread per request in flight.
+        .max_blocking_threads(deployment.server.max_in_flight.max(1))
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let shared = Arc::new(Shared {
+        in_flight: Semaphore::new(deployment.server.max_in_flight),
+        current: Current::new(deployment),
+        metrics: Metrics::new(),
+        ready: AtomicBool::new(false),
+        reloading: AtomicBool::new(false),
+        config: config.to_owned(),
+        listen,
+    });
+    runtime.block_on(run(shared, acceptor))
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ServeError> {
+    let (address, grace) = {
+        let deployment = shared.current.get();
+        (deployment.server.listen, deployment.server.shutdown_grace)
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Listen { address, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Listen { address, source })?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Runtime)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Runtime)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Runtime)?;
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    shared.ready.store(true, Ordering::Release);
+    tracing::info!(target: "claimsmith::server", %bound, "serving");
+    eprintln!("listening on {scheme}://{bound}");
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => connection(&shared, &graceful, acceptor.clone(), stream, peer),
+                Err(error) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tracing::warn!(target: "claimsmith::server", %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            _ = hangup.recv() => reload(&shared),
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    shared.ready.store(false, Ordering::Release);
+    drop(listener);
+    tracing::info!(target: "claimsmith::server", grace_ms = grace.as_millis() as u64, "shutting down: finishing requests in flight");
+    tokio::select! {
+        _ = graceful.shutdown() => {
+            tracing::info!(target: "claimsmith::server", "every request finished; stopped");
+        }
+        _ = tokio::time::sleep(grace) => {
+            tracing::warn!(target: "claimsmith::server", "shutdown_grace_ms passed with requests still in flight; stopping");
+        }
+    }
+    Ok(())
+}
+
+/// Serve one connection on a task of its own.
+fn connection(
+    shared: &Arc<Shared>,
+    graceful: &GracefulShutdown,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let shared = Arc::clone(shared);
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        let service = service_fn(move |request| {
+            let shared = Arc::clone(&shared);
+            async move { Ok::<_, Infallible>(answer(shared, request).await) }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true);
+        let result = match acceptor {
+            None => {
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                watcher.watch(connection).await
+            }
+            Some(acceptor) => {
+                match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(connection).await
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(target: "claimsmith::server", %peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(target: "claimsmith::server", %peer, "TLS handshake too slow");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(target: "claimsmith::server", %peer, %error, "connection ended with an error");
+        }
+    });
+}
+
+/// Load the config again and swap it in if all of it loads; otherwise keep serving the old.
+fn reload(shared: &Arc<Shared>) {
+    if shared.reloading.swap(true, Ordering::AcqRel) {
+        tracing::info!(target: "claimsmith::server", "a reload is already running");
+        return;
+    }
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let (config, listen) = (shared.config.clone(), shared.listen);
+        let loaded = tokio::task::spawn_blocking(move || Deployment::load(&config, listen)).await;
+        match loaded {
+            Ok(Ok(next)) => {
+                let old = shared.current.get();
+                for (what, changed) in [
+                    ("listen", next.server.listen != old.server.listen),
+                    ("tls", next.server.tls != old.server.tls),
+                    (
+                        "max_in_flight",
+                        next.server.max_in_flight != old.server.max_in_flight,
+                    ),
+                ] {
+                    if changed {
+                        tracing::warn!(target: "claimsmith::server", setting = what, "changed in the config: takes effect at the next restart");
+                    }
+                }
+                shared.current.swap(next);
+                shared.metrics.reload(true);
+                tracing::info!(target: "claimsmith::server", "config reloaded");
+            }
+            Ok(Err(error)) => {
+                shared.metrics.reload(false);
+                tracing::error!(target: "claimsmith::server", %error, "config reload failed; still serving the previous config");
+            }
+            Err(panic) => {
+                shared.metrics.reload(false);
+                tracing::error!(target: "claimsmith::server", error = %panic, "config reload panicked; still serving the previous config");
+            }
+        }
+        shared.reloading.store(false, Ordering::Release);
+    });
+}

@@ -1,0 +1,672 @@
+//! `claimsmith serve` through the real binary on a loopback port, with a real HTTP client: the
+//! `claimsmith` format, the issuers' formats, authentication, bad input, limits, reload,
+//! shutdown, a hostile rule under load, and isolation between concurrent logins.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use support::{ADD_ROLES, Setup, bin, event, workspace};
+
+/// A running `claimsmith serve`, stopped (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Start the server on `config` (on a free loopback port) and wait for its
+    /// `listening on` line.
+    fn start(config: &Path, env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(bin())
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .env(
+                "CLAIMSMITH_CACHE_DIR",
+                workspace().join("target/claimsmith-test-cache"),
+            )
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start claimsmith serve");
+        let (lines, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match stderr.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("listening on http://") {
+                        let address = url.parse().expect("an address after `listening on`");
+                        return Server {
+                            child,
+                            address,
+                            stderr,
+                        };
+                    }
+                    seen.push(line);
+                }
+                Err(_) => panic!("the server did not start: {seen:#?}"),
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Send a signal to the server.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Wait for the server to exit; its exit code.
+    fn wait(&mut self, within: Duration) -> i32 {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stderr lines printed so far.
+    fn logs(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that hands back every status rather than failing on 4xx and 5xx.
+fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// A response: status, a header or two, the body as JSON (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Value,
+    text: String,
+    retry_after: Option<String>,
+    allow: Option<String>,
+}
+
+fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (retry_after, allow) = (header("retry-after"), header("allow"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Reply {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+        retry_after,
+        allow,
+    }
+}
+
+fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut request = client().post(url);
+    let mut typed = false;
+    for (name, value) in headers {
+        typed |= name.eq_ignore_ascii_case("content-type");
+        request = request.header(*name, *value);
+    }
+    if !typed {
+        request = request.header("Content-Type", "application/json");
+    }
+    reply(request.send(body).expect("the request is answered"))
+}
+
+fn get(url: &str) -> Reply {
+    reply(client().get(url).call().expect("the request is answered"))
+}
+
+/// A `[server]` table with the given hooks TOML after it.
+fn server_table(hooks: &str) -> String {
+    format!("[server]\nrequest_timeout_ms = 2000\n\n{hooks}")
+}
+
+/// A claimsmith-format hook without authentication (loopback only).
+const OPEN_HOOK: &str = "[[server.hooks]]\npath = \"/hooks/login\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"none\"\n";
+
+fn open_setup(rules: &str) -> Setup {
+    Setup::new("EdDSA", &format!("{rules}\n{}", server_table(OPEN_HOOK)))
+}
+
+#[test]
+fn the_claimsmith_format_answers_exactly_what_run_prints() {
+    let setup = open_setup(ADD_ROLES);
+    let server = Server::start(&setup.config, &[]);
+    let alice = event("alice");
+    let served = post(&server.url("/hooks/login"), &[], &alice.to_string());
+    assert_eq!(served.status, 200, "{served:?}");
+    let printed = setup.run(&alice).json();
+    // Tokens differ (their times and ids); every other field is the same.
+    for field in [
+        "scopes",
+        "app_metadata",
+        "user_metadata",
+        "mfa",
+        "logs",
+        "warnings",
+    ] {
+        assert_eq!(served.body[field], printed[field], "{field}");
+    }
+    let claims = &served.body["claims"]["id_token"];
+    assert_eq!(
+        claims["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
+    assert_eq!(claims["sub"], alice["user"]["user_id"]);
+    assert!(served.body["id_token"].as_str().unwrap().split('.').count() == 3);
+    // The JWKS the server publishes verifies the token.
+    let jwks = get(&server.url("/.well-known/jwks.json"));
+    assert_eq!(jwks.status, 200);
+    let audience = alice["client"]["client_id"].as_str().unwrap();
+    let (_, verified) = support::verify(
+        served.body["id_token"].as_str().unwrap(),
+        &jwks.body,
+        audience,
+    );
+    assert_eq!(
+        verified["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
+}
+
+#[test]
+fn denials_failures_and_bad_events_get_runs_json_with_their_status() {
+    let rules = format!(
+        "[[rules]]\nname = \"require-verified-email\"\nmodule = \"{{require-verified-email}}\"\non_error = \"deny\"\n\n{ADD_ROLES}"
+    );
+    let setup = open_setup(&rules);
+    let server = Server::start(&setup.config, &[]);
+    let url = server.url("/hooks/login");
+    let denied = post(&url, &[], &event("bob-unverified").to_string());
+    assert_eq!(denied.status, 403, "{denied:?}");
+    assert_eq!(denied.body["error"], "access_denied");
+    assert_eq!(denied.body["rule"], "require-verified-email");
+    assert_eq!(denied.body, setup.run(&event("bob-unverified")).json());
+
+    let missing = post(
+        &url,
+        &[],
+        r#"{"user": {"email": "x@example.com"}, "client": {"client_id": "c"}}"#,
+    );
+    assert_eq!(missing.status, 400, "{missing:?}");
+    assert_eq!(missing.body["error"], "invalid_request");
+    assert!(
+        missing.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("user.user_id"),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn a_failing_rule_is_a_500_with_server_error_naming_the_rule() {
+    let setup = Setup::new("EdDSA", "");
+    let failing = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64) unreachable))"#,
+    )
+    .unwrap();
+    let module = setup.write("trap.wasm", failing);
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[[rules]]\nname = \"trap\"\nmodule = \"{}\"\non_error = \"deny\"\n\n{}",
+            module.display(),
+            server_table(OPEN_HOOK)
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start(&setup.config, &[]);
+    let failed = post(
+        &server.url("/hooks/login"),
+        &[],
+        &event("alice").to_string(),
+    );
+    assert_eq!(failed.status, 500, "{failed:?}");
+    assert_eq!(failed.body["error"], "server_error");
+    assert_eq!(failed.body["rule"], "trap");
+    let metrics = get(&server.url("/metrics")).text;
+    assert!(
+        metrics.contains("claimsmith_rule_failures_total{rule=\"trap\",cause=\"trap\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn probes_metrics_and_wrong_paths_and_methods() {
+    let setup = open_setup(ADD_ROLES);
+    let server = Server::start(&setup.config, &[]);
+    assert_eq!(get(&server.url("/healthz")).status, 200);
+    assert_eq!(get(&server.url("/readyz")).status, 200);
+    let unknown = post(&server.url("/hooks/nope"), &[], "{}");
+    assert_eq!(unknown.status, 404);
+    let wrong = get(&server.url("/hooks/login"));
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.allow.as_deref(), Some("POST"));
+    let wrong = post(&server.url("/healthz"), &[], "{}");
+    assert_eq!(wrong.status, 405);
+    post(
+        &server.url("/hooks/login"),
+        &[],
+        &event("alice").to_string(),
+    );
+    let metrics = get(&server.url("/metrics")).text;
+    for family in [
+        "claimsmith_hook_requests_total{hook=\"/hooks/login\",outcome=\"ok\"} 1",
+        "claimsmith_hook_duration_seconds_bucket{",
+        "claimsmith_rule_duration_seconds_count{rule=\"add-roles\"} 1",
+        "claimsmith_in_flight_requests 0",
+        "# TYPE claimsmith_config_reloads counter",
+    ] {
+        assert!(metrics.contains(family), "{family} in {metrics}");
+    }
+    // No claim values and no user in the metrics.
+    assert!(!metrics.contains("admin") && !metrics.contains("alice"));
+}
+
+#[test]
+fn bad_bodies_get_400_and_413_and_slow_clients_are_cut_off() {
+    let setup = Setup::new(
+        "EdDSA",
+        &format!(
+            "{ADD_ROLES}\n[server]\nmax_body_bytes = 2048\nrequest_timeout_ms = 500\n\n{OPEN_HOOK}"
+        ),
+    );
+    let server = Server::start(&setup.config, &[]);
+    let url = server.url("/hooks/login");
+    let not_json = post(&url, &[], "{not json");
+    assert_eq!(not_json.status, 400, "{not_json:?}");
+    assert_eq!(not_json.body["error"], "invalid_request");
+    let wrong_type = post(
+        &url,
+        &[("Content-Type", "text/plain")],
+        &event("alice").to_string(),
+    );
+    assert_eq!(wrong_type.status, 400);
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(4096));
+    assert_eq!(post(&url, &[], &big).status, 413);
+
+    // Headers that never finish: the server closes the connection.
+    let mut slow = TcpStream::connect(server.address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    slow.write_all(b"POST /hooks/login HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "headers: not cut off"
+    );
+
+    // A body that never finishes: 408 once the request's deadline passes, and the connection closes.
+    let mut slow = TcpStream::connect(server.address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    slow.write_all(b"POST /hooks/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // The server still answers.
+    assert_eq!(post(&url, &[], &event("alice").to_string()).status, 200);
+}
+
+#[test]
+fn api_keys_are_checked_in_headers_and_cookies() {
+    let hooks = "[[server.hooks]]\npath = \"/h\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"api_key\"\nheader = \"Authorization\"\nvalue = { env = \"CLAIMSMITH_TEST_HOOK_KEY\" }\n\n[[server.hooks]]\npath = \"/c\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"api_key\"\ncookie = \"hook\"\nvalue = { env = \"CLAIMSMITH_TEST_HOOK_KEY\" }\n";
+    let setup = Setup::new("EdDSA", &format!("{ADD_ROLES}\n{}", server_table(hooks)));
+    let server = Server::start(
+        &setup.config,
+        &[("CLAIMSMITH_TEST_HOOK_KEY", "Bearer s3cret-key")],
+    );
+    let body = event("alice").to_string();
+    let ok = post(
+        &server.url("/h"),
+        &[("Authorization", "Bearer s3cret-key")],
+        &body,
+    );
+    assert_eq!(ok.status, 200, "{ok:?}");
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer s3cret-kez")],
+        vec![("Authorization", "Bearer s3cret-key ")],
+    ] {
+        let refused = post(&server.url("/h"), &headers, &body);
+        assert_eq!(refused.status, 401, "{headers:?}");
+        assert_eq!(
+            refused.body,
+            json!({"error": "unauthorized", "error_description": "unauthorized"})
+        );
+    }
+    let ok = post(
+        &server.url("/c"),
+        &[("Cookie", "a=b; hook=Bearer s3cret-key")],
+        &body,
+    );
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(
+        post(&server.url("/c"), &[("Cookie", "hook=wrong")], &body).status,
+        401
+    );
+    // The key never reaches the logs or the metrics.
+    let metrics = get(&server.url("/metrics")).text;
+    assert!(!metrics.contains("s3cret"));
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!server.logs().iter().any(|l| l.contains("s3cret")));
+}
+
+#[test]
+fn the_config_is_refused_with_exit_2_naming_the_hook() {
+    let cases = [
+        (
+            "[server]\nlisten = \"0.0.0.0:8787\"\n[[server.hooks]]\npath = \"/h\"\nformat = \"hydra\"\n[server.hooks.auth]\ntype = \"none\"\n",
+            "server.hooks[0].auth.type",
+        ),
+        (
+            "[server]\n[[server.hooks]]\npath = \"/h\"\nformat = \"keycloak\"\n[server.hooks.auth]\ntype = \"none\"\n",
+            "server.hooks[0].format",
+        ),
+        (
+            "[server]\n[[server.hooks]]\npath = \"/h\"\nformat = \"hydra\"\nrules = [\"nope\"]\n[server.hooks.auth]\ntype = \"none\"\n",
+            "server.hooks[0].rules",
+        ),
+        (
+            "[server]\n[[server.hooks]]\npath = \"/h\"\nformat = \"hydra\"\n[server.hooks.auth]\ntype = \"api_key\"\nheader = \"Authorization\"\nvalue = { env = \"CLAIMSMITH_TEST_UNSET_VAR\" }\n",
+            "server.hooks[0].auth.value",
+        ),
+        (
+            "[server]\n[[server.hooks]]\npath = \"/metrics\"\nformat = \"hydra\"\n[server.hooks.auth]\ntype = \"none\"\n",
+            "server.hooks[0].path",
+        ),
+        ("[server]\nmax_in_flight = 0\n", "server.max_in_flight"),
+        ("[server]\n", "server.hooks"),
+        ("", "server"),
+    ];
+    for (table, field) in cases {
+        let setup = Setup::new("EdDSA", &format!("{ADD_ROLES}\n{table}"));
+        let out = support::claimsmith(&["serve", "--config", setup.config.to_str().unwrap()], None);
+        assert_eq!(out.code, 2, "{table}: {out:?}");
+        assert!(
+            out.stderr.contains(&format!("`{field}`")),
+            "{field}: {}",
+            out.stderr
+        );
+        if !table.is_empty() {
+            // `check` makes the same checks.
+            let out =
+                support::claimsmith(&["check", "--config", setup.config.to_str().unwrap()], None);
+            assert_eq!(out.code, 2, "check: {table}: {out:?}");
+            assert!(
+                out.stderr.contains(&format!("`{field}`")),
+                "check {field}: {}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn check_lists_each_hook() {
+    let hooks = "[[server.hooks]]\npath = \"/hooks/hydra\"\nformat = \"hydra\"\nrules = [\"add-roles\"]\n[server.hooks.auth]\ntype = \"none\"\n";
+    let setup = Setup::new("EdDSA", &format!("{ADD_ROLES}\n{}", server_table(hooks)));
+    let out = support::claimsmith(&["check", "--config", setup.config.to_str().unwrap()], None);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("hook /hooks/hydra (hydra, auth none): add-roles"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Requests answered from several threads at once until `stop`; each one's status.
+fn load(
+    url: String,
+    body: String,
+    threads: usize,
+    requests: usize,
+) -> std::thread::JoinHandle<Vec<u16>> {
+    std::thread::spawn(move || {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (url, body) = (url.clone(), body.clone());
+                std::thread::spawn(move || {
+                    (0..requests)
+                        .map(|_| post(&url, &[], &body).status)
+                        .collect::<Vec<u16>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+#[test]
+fn sighup_swaps_in_a_good_config_and_keeps_the_old_one_on_a_broken_one() {
+    let setup = open_setup(ADD_ROLES);
+    let server = Server::start(&setup.config, &[]);
+    let url = server.url("/hooks/login");
+    let good = std::fs::read_to_string(&setup.config).unwrap();
+    let traffic = load(url.clone(), event("alice").to_string(), 4, 40);
+
+    // A broken config: the old one keeps serving.
+    std::fs::write(
+        &setup.config,
+        good.replace("format = \"claimsmith\"", "format = \"nope\""),
+    )
+    .unwrap();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get(&server.url("/metrics"))
+        .text
+        .contains("claimsmith_config_reloads_total{result=\"error\"} 1")
+    {
+        assert!(Instant::now() < deadline, "no failed reload counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(post(&url, &[], &event("alice").to_string()).status, 200);
+
+    // A good config with a new hook path: swapped in.
+    std::fs::write(&setup.config, good.replace("/hooks/login", "/hooks/login2")).unwrap();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get(&server.url("/metrics"))
+        .text
+        .contains("claimsmith_config_reloads_total{result=\"ok\"} 1")
+    {
+        assert!(Instant::now() < deadline, "no reload counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let statuses = traffic.join().unwrap();
+    // Every request in flight during both reloads was answered, by the old or the new config.
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 404),
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().any(|&s| s == 200));
+    assert_eq!(
+        post(
+            &server.url("/hooks/login2"),
+            &[],
+            &event("alice").to_string()
+        )
+        .status,
+        200
+    );
+    assert_eq!(post(&url, &[], &event("alice").to_string()).status, 404);
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight_and_exits_0() {
+    // A rule that spins for most of its deadline keeps requests in flight when SIGTERM comes.
+    let setup = Setup::new("EdDSA", "");
+    let module = setup.write("slow.wasm", spin_module());
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[limits]\ntimeout_ms = 300\nfuel = 100_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n{}",
+            module.display(),
+            server_table(OPEN_HOOK)
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    let mut server = Server::start(&setup.config, &[]);
+    let traffic = load(server.url("/hooks/login"), event("alice").to_string(), 4, 1);
+    std::thread::sleep(Duration::from_millis(100));
+    server.signal("TERM");
+    assert_eq!(server.wait(Duration::from_secs(20)), 0);
+    let statuses = traffic.join().unwrap();
+    // The spinning rule is skipped at its deadline: every login still gets its tokens.
+    assert_eq!(statuses, vec![200; 4]);
+}
+
+/// An ABI version 1 module that loops until its deadline.
+fn spin_module() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (loop $spin (br $spin)) (i64.const 0)))"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_looping_rule_on_one_hook_leaves_the_other_hooks_answering() {
+    let setup = Setup::new("EdDSA", "");
+    let module = setup.write("loop.wasm", spin_module());
+    let hooks = "[[server.hooks]]\npath = \"/hooks/loop\"\nformat = \"claimsmith\"\nrules = [\"loop\"]\n[server.hooks.auth]\ntype = \"none\"\n\n[[server.hooks]]\npath = \"/hooks/roles\"\nformat = \"claimsmith\"\nrules = [\"add-roles\"]\n[server.hooks.auth]\ntype = \"none\"\n";
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[limits]\ntimeout_ms = 50\nfuel = 100_000_000_000\n\n{ADD_ROLES}\n[[rules]]\nname = \"loop\"\nmodule = \"{}\"\non_error = \"deny\"\n\n{}",
+            module.display(),
+            server_table(hooks)
+        )
+        .replace("{add-roles}", &support::module("add-roles").display().to_string());
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start(&setup.config, &[]);
+    let looping = load(server.url("/hooks/loop"), event("alice").to_string(), 6, 10);
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let url = server.url("/hooks/roles");
+    for _ in 0..30 {
+        let sent = Instant::now();
+        let answered = post(&url, &[], &event("alice").to_string());
+        slowest = slowest.max(sent.elapsed());
+        assert_eq!(answered.status, 200, "{answered:?}");
+    }
+    let statuses = looping.join().unwrap();
+    // Every looping login failed closed at the rule's deadline, with a 500.
+    assert!(statuses.iter().all(|&s| s == 500), "{statuses:?}");
+    // The other hook answered each request inside its 2 s request deadline.
+    assert!(
+        slowest < Duration::from_secs(2),
+        "slowest {slowest:?} after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn concurrent_logins_each_get_only_their_own_users_claims() {
+    let setup = open_setup(ADD_ROLES);
+    let server = Server::start(&setup.config, &[]);
+    let url = server.url("/hooks/login");
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    let user = format!("auth0|user-{t}-{i}");
+                    let role = format!("role-{t}-{i}");
+                    let mut login = event("alice");
+                    login["user"]["user_id"] = json!(user);
+                    login["authorization"]["roles"] = json!([role]);
+                    let answer = post(&url, &[], &login.to_string());
+                    assert_eq!(answer.status, 200);
+                    let claims = &answer.body["claims"]["id_token"];
+                    assert_eq!(claims["sub"], json!(user));
+                    assert_eq!(claims["https://example.com/roles"], json!([role]));
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+}
+
+#[test]
+fn more_requests_than_max_in_flight_get_503_with_retry_after() {
+    let setup = Setup::new("EdDSA", "");
+    let module = setup.write("slow.wasm", spin_module());
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[limits]\ntimeout_ms = 400\nfuel = 100_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n[server]\nmax_in_flight = 2\n\n{OPEN_HOOK}",
+            module.display(),
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start(&setup.config, &[]);
+    let busy = load(server.url("/hooks/login"), event("alice").to_string(), 2, 1);
+    std::thread::sleep(Duration::from_millis(150));
+    let refused = post(
+        &server.url("/hooks/login"),
+        &[],
+        &event("alice").to_string(),
+    );
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    assert_eq!(busy.join().unwrap(), vec![200, 200]);
+}
