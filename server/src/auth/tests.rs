@@ -230,8 +230,14 @@ fn standard_webhooks_signatures_rotation_lists_and_time() {
         Err(AuthFailure::BadSignature)
     );
     // Tolerance: five minutes either way.
-    assert_eq!(auth.verify(&webhook(&good_a, ts), body, at(ts + 300)), Ok(()));
-    assert_eq!(auth.verify(&webhook(&good_a, ts), body, at(ts - 300)), Ok(()));
+    assert_eq!(
+        auth.verify(&webhook(&good_a, ts), body, at(ts + 300)),
+        Ok(())
+    );
+    assert_eq!(
+        auth.verify(&webhook(&good_a, ts), body, at(ts - 300)),
+        Ok(())
+    );
     assert_eq!(
         auth.verify(&webhook(&good_a, ts), body, at(ts + 301)),
         Err(AuthFailure::StaleTimestamp)
@@ -259,12 +265,9 @@ fn standard_webhooks_signatures_rotation_lists_and_time() {
     );
     // Rotation: either configured secret signs; `|` separates secrets as Supabase's setting does.
     let rotated = HookAuth::standard_webhooks(vec![whsec(KEY_A), whsec(KEY_B)]).unwrap();
-    let piped = HookAuth::standard_webhooks(vec![format!(
-        "v1,{}|v1,{}",
-        whsec(KEY_A),
-        whsec(KEY_B)
-    )])
-    .unwrap();
+    let piped =
+        HookAuth::standard_webhooks(vec![format!("v1,{}|v1,{}", whsec(KEY_A), whsec(KEY_B))])
+            .unwrap();
     for auth in [&rotated, &piped] {
         assert_eq!(auth.verify(&webhook(&good_a, ts), body, at(ts)), Ok(()));
         assert_eq!(auth.verify(&webhook(&good_b, ts), body, at(ts)), Ok(()));
@@ -297,7 +300,10 @@ fn standard_webhooks_missing_and_malformed_headers() {
     assert_eq!(auth.verify(&no_ts, b"{}", now), Err(AuthFailure::Missing));
     let mut bad_ts = webhook(&sig, ts);
     bad_ts.insert("webhook-timestamp", HeaderValue::from_static("soon"));
-    assert_eq!(auth.verify(&bad_ts, b"{}", now), Err(AuthFailure::Malformed));
+    assert_eq!(
+        auth.verify(&bad_ts, b"{}", now),
+        Err(AuthFailure::Malformed)
+    );
     assert_eq!(
         auth.verify(&webhook("v1", ts), b"{}", now),
         Err(AuthFailure::Malformed)
@@ -358,15 +364,27 @@ fn zitadel_signature_both_header_names_lists_and_time() {
     );
     // 300 s, Zitadel's DefaultTolerance.
     assert_eq!(
-        auth.verify(&headers(&[("zitadel-signature", &good)]), body, at(ts + 300)),
+        auth.verify(
+            &headers(&[("zitadel-signature", &good)]),
+            body,
+            at(ts + 300)
+        ),
         Ok(())
     );
     assert_eq!(
-        auth.verify(&headers(&[("zitadel-signature", &good)]), body, at(ts + 301)),
+        auth.verify(
+            &headers(&[("zitadel-signature", &good)]),
+            body,
+            at(ts + 301)
+        ),
         Err(AuthFailure::StaleTimestamp)
     );
     assert_eq!(
-        auth.verify(&headers(&[("zitadel-signature", &good)]), body, at(ts - 301)),
+        auth.verify(
+            &headers(&[("zitadel-signature", &good)]),
+            body,
+            at(ts - 301)
+        ),
         Err(AuthFailure::StaleTimestamp)
     );
     assert_eq!(

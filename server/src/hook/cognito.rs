@@ -117,7 +117,8 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
     ))
 }
 
-const WHY_MFA: &str = "Cognito's pre token generation trigger cannot ask for multi-factor authentication";
+const WHY_MFA: &str =
+    "Cognito's pre token generation trigger cannot ask for multi-factor authentication";
 const WHY_METADATA: &str =
     "Cognito's pre token generation trigger cannot update the user's attributes";
 
@@ -187,8 +188,5 @@ pub(super) fn error(status: u16, message: &str) -> Reply {
 }
 
 fn lambda_error(status: u16, kind: &str, message: &str) -> Reply {
-    Reply::json(
-        status,
-        json!({"errorType": kind, "errorMessage": message}),
-    )
+    Reply::json(status, json!({"errorType": kind, "errorMessage": message}))
 }

@@ -75,17 +75,33 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
     };
 
     let client_id = first_of([
-        proto_client.as_ref().map(|c| c.string("id")).transpose()?.flatten(),
-        proto_req.as_ref().map(|r| r.string("client_id")).transpose()?.flatten(),
+        proto_client
+            .as_ref()
+            .map(|c| c.string("id"))
+            .transpose()?
+            .flatten(),
+        proto_req
+            .as_ref()
+            .map(|r| r.string("client_id"))
+            .transpose()?
+            .flatten(),
         claim(&at_claims, "cid"),
         claim(&id_claims, "aud"),
     ])
     .unwrap_or_else(|| DEFAULT_CLIENT.to_owned());
     let user_id = first_of([
-        user_at.as_ref().map(|u| u.string("id")).transpose()?.flatten(),
+        user_at
+            .as_ref()
+            .map(|u| u.string("id"))
+            .transpose()?
+            .flatten(),
         claim(&id_claims, "sub"),
         claim(&at_claims, "uid"),
-        session.as_ref().map(|s| s.string("userId")).transpose()?.flatten(),
+        session
+            .as_ref()
+            .map(|s| s.string("userId"))
+            .transpose()?
+            .flatten(),
         // client_credentials: the access token's subject is the client.
         claim(&at_claims, "sub"),
     ])

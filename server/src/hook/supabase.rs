@@ -76,7 +76,8 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
             client_id,
             ..Client::default()
         },
-        resource_server: first_str(claims.get("aud")).map(|identifier| ResourceServer { identifier }),
+        resource_server: first_str(claims.get("aud"))
+            .map(|identifier| ResourceServer { identifier }),
         // The one token is both what the API and what the client read.
         issuer_claims: IssuerClaims {
             id_token: claims.clone(),

@@ -23,7 +23,11 @@ fn fixture_json(path: &str) -> Value {
 
 fn pipeline() -> &'static Pipeline {
     static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
-    PIPELINE.get_or_init(|| Pipeline::builder().build().expect("an empty pipeline builds"))
+    PIPELINE.get_or_init(|| {
+        Pipeline::builder()
+            .build()
+            .expect("an empty pipeline builds")
+    })
 }
 
 /// The request, its event checked by the engine as the server will check it.
@@ -295,7 +299,10 @@ fn hydra_event() {
     assert_eq!(event["transaction"]["protocol"], "oauth2-refresh-token");
     assert_eq!(event["transaction"]["nonce"], Value::Null);
     assert_eq!(event["resource_server"], Value::Null);
-    assert_eq!(event["request"]["query"], json!({"grant_type": "refresh_token"}));
+    assert_eq!(
+        event["request"]["query"],
+        json!({"grant_type": "refresh_token"})
+    );
     assert_eq!(
         event["issuer_claims"]["id_token"],
         json!({"iss": "http://localhost:4444/", "sub": "foo", "aud": ["app-client"], "acr": "1", "hooked": "legacy"})
@@ -316,7 +323,10 @@ fn hydra_event_defaults_audience_and_legacy_refresh_hook() {
     assert_eq!(event["user"]["user_id"], "m2m");
     assert_eq!(event["resource_server"]["identifier"], "https://api.test");
     assert_eq!(event["transaction"]["requested_scopes"], json!(["read"]));
-    assert_eq!(event["transaction"]["protocol"], "oauth2-client-credentials");
+    assert_eq!(
+        event["transaction"]["protocol"],
+        "oauth2-client-credentials"
+    );
     let legacy = json!({"subject": "foo", "session": {"extra": {"a": 1}},
         "requester": {"client_id": "app", "granted_scopes": ["openid"], "granted_audience": [], "grant_types": ["refresh_token"]},
         "client_id": "app", "granted_scopes": ["openid"], "granted_audience": []});
@@ -420,7 +430,10 @@ fn hydra_refusals() {
     );
     assert_eq!(
         HYDRA.respond(&request, Verdict::Failed(&failed())),
-        reply(500, json!({"error": "server_error", "error_description": FAILED}))
+        reply(
+            500,
+            json!({"error": "server_error", "error_description": FAILED})
+        )
     );
     assert_eq!(
         HYDRA.respond(&request, Verdict::Failed(&busy())).status,
@@ -510,19 +523,28 @@ fn okta_event() {
         event["transaction"]["requested_scopes"],
         json!(["email", "openid", "profile"])
     );
-    assert_eq!(event["transaction"]["redirect_uri"], "https://httpbin.org/get");
+    assert_eq!(
+        event["transaction"]["redirect_uri"],
+        "https://httpbin.org/get"
+    );
     assert_eq!(event["transaction"]["nonce"], "asf");
     assert_eq!(event["transaction"]["locale"], "en");
     assert_eq!(event["request"]["ip"], "127.0.0.1");
     assert_eq!(event["request"]["hostname"], "example.okta.com");
-    assert_eq!(event["request"]["query"]["redirect_uri"], "https://httpbin.org/get");
+    assert_eq!(
+        event["request"]["query"]["redirect_uri"],
+        "https://httpbin.org/get"
+    );
     assert_eq!(event["request"]["query"]["scope"], "openid profile email");
     assert_eq!(
         event["authentication"]["methods"],
         json!([{"name": "pwd", "timestamp": null, "auth_time": 1547594229}])
     );
     assert_eq!(event["connection"]["strategy"], "okta");
-    assert_eq!(event["issuer_claims"]["access_token"]["cid"], "customClientIdNative");
+    assert_eq!(
+        event["issuer_claims"]["access_token"]["cid"],
+        "customClientIdNative"
+    );
     assert_eq!(event["issuer_claims"]["id_token"]["nonce"], "asf");
 }
 
@@ -534,7 +556,8 @@ fn okta_bad_requests_are_200_errors_naming_the_field() {
         Some(okta_error("request field `data` is required"))
     );
     assert_eq!(
-        OKTA.request(br#"{"data": {"access": {"claims": "x"}}}"#).err(),
+        OKTA.request(br#"{"data": {"access": {"claims": "x"}}}"#)
+            .err(),
         Some(okta_error(
             "request field `data.access.claims` must be an object, found a string"
         ))
@@ -562,7 +585,10 @@ fn okta_add_replace_remove() {
                     {"op": "add", "path": "/claims/https:~1~1e.test~1roles", "value": ["admin"]}]}]})
         )
     );
-    let over = claims(json!({"name": "Ada"}), json!({"firstName": "Ada", "a~b": 1}));
+    let over = claims(
+        json!({"name": "Ada"}),
+        json!({"firstName": "Ada", "a~b": 1}),
+    );
     assert_eq!(
         respond(OKTA, &request, &over),
         reply(
@@ -625,7 +651,10 @@ fn okta_refusals_are_all_200_errors() {
         okta_error(TIMEOUT_MESSAGE)
     );
     for status in [400, 401, 413, 500, 503] {
-        assert_eq!(OKTA.error(status, "unauthorized"), okta_error("unauthorized"));
+        assert_eq!(
+            OKTA.error(status, "unauthorized"),
+            okta_error("unauthorized")
+        );
     }
     for (outcome, message) in [
         (
@@ -662,15 +691,24 @@ fn supabase_claims() -> Map<String, Value> {
 }
 
 fn supabase_error(code: u16, message: &str) -> Reply {
-    reply(200, json!({"error": {"http_code": code, "message": message}}))
+    reply(
+        200,
+        json!({"error": {"http_code": code, "message": message}}),
+    )
 }
 
 #[test]
 fn supabase_event() {
     let event = supabase().event;
-    assert_eq!(event["user"]["user_id"], "8ccaa7af-909f-44e7-84cb-67cdccb56be6");
+    assert_eq!(
+        event["user"]["user_id"],
+        "8ccaa7af-909f-44e7-84cb-67cdccb56be6"
+    );
     assert_eq!(event["user"]["email"], Value::Null);
-    assert_eq!(event["client"]["client_id"], "d7c5d2f1-9f8e-4c55-8a7b-0e6f3c2a1b90");
+    assert_eq!(
+        event["client"]["client_id"],
+        "d7c5d2f1-9f8e-4c55-8a7b-0e6f3c2a1b90"
+    );
     assert_eq!(event["resource_server"]["identifier"], "authenticated");
     assert_eq!(event["authorization"]["roles"], json!(["authenticated"]));
     assert_eq!(event["transaction"]["protocol"], "anonymous");
@@ -734,7 +772,11 @@ fn supabase_add_override_remove_no_change() {
     let mut expected = supabase_claims();
     expected.remove("client_id");
     assert_eq!(
-        respond(SUPABASE, &request, &removing(&["client_id"], &["client_id"])),
+        respond(
+            SUPABASE,
+            &request,
+            &removing(&["client_id"], &["client_id"])
+        ),
         reply(200, json!({ "claims": expected }))
     );
     let unchanged = reply(200, json!({ "claims": supabase_claims() }));
@@ -858,13 +900,18 @@ fn zitadel_event() {
     assert_eq!(event["issuer_claims"]["id_token"], json!({}));
     let userinfo = read(ZITADEL, "zitadel/preuserinfo.json").event;
     assert_eq!(userinfo["issuer_claims"]["access_token"], json!({}));
-    assert_eq!(userinfo["issuer_claims"]["id_token"]["sub"], "384212440227381765");
+    assert_eq!(
+        userinfo["issuer_claims"]["id_token"]["sub"],
+        "384212440227381765"
+    );
 }
 
 #[test]
 fn zitadel_bad_requests_name_the_field() {
     assert_eq!(
-        ZITADEL.request(br#"{"function": "function/postauthentication"}"#).err(),
+        ZITADEL
+            .request(br#"{"function": "function/postauthentication"}"#)
+            .err(),
         Some(reply(
             400,
             json!({"forwardedStatusCode": 400, "forwardedErrorMessage":
@@ -903,7 +950,10 @@ fn zitadel_appends_to_the_functions_token_only() {
     );
     assert_eq!(
         respond(ZITADEL, &userinfo, &add),
-        reply(200, json!({"append_claims": [{"key": TENANT, "value": "t1"}]}))
+        reply(
+            200,
+            json!({"append_claims": [{"key": TENANT, "value": "t1"}]})
+        )
     );
 }
 
@@ -1034,7 +1084,10 @@ fn cognito_echo(details: Value) -> Reply {
 #[test]
 fn cognito_event() {
     let event = cognito().event;
-    assert_eq!(event["user"]["user_id"], "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111");
+    assert_eq!(
+        event["user"]["user_id"],
+        "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+    );
     assert_eq!(event["user"]["email"], "alice@example.com");
     assert_eq!(event["user"]["email_verified"], true);
     assert_eq!(event["user"]["given_name"], "Alice");
@@ -1046,9 +1099,15 @@ fn cognito_event() {
         event["transaction"]["requested_scopes"],
         json!(["openid", "aws.cognito.signin.user.admin"])
     );
-    assert_eq!(event["transaction"]["protocol"], "TokenGeneration_Authentication");
+    assert_eq!(
+        event["transaction"]["protocol"],
+        "TokenGeneration_Authentication"
+    );
     assert_eq!(event["connection"]["id"], "us-east-1_ABC");
-    assert_eq!(event["issuer_claims"]["id_token"]["email"], "alice@example.com");
+    assert_eq!(
+        event["issuer_claims"]["id_token"]["email"],
+        "alice@example.com"
+    );
     let m2m = read(COGNITO, "cognito/v3-client-credentials.json").event;
     assert_eq!(m2m["user"]["user_id"], "m2mclient123");
     assert_eq!(m2m["transaction"]["protocol"], "oauth2-client-credentials");
@@ -1067,7 +1126,8 @@ fn cognito_bad_requests_name_the_field() {
         json!({"errorType": "BadRequest", "errorMessage":
             "request field `version` must be \"2\" or \"3\" (configure the trigger's event version as V2_0 or V3_0), found \"1\""})
     );
-    let Err(reply) = COGNITO.request(br#"{"version": "2", "request": {"userAttributes": {"n": 1}}}"#)
+    let Err(reply) =
+        COGNITO.request(br#"{"version": "2", "request": {"userAttributes": {"n": 1}}}"#)
     else {
         panic!()
     };

@@ -72,7 +72,11 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
     ])
     .unwrap_or_else(|| DEFAULT_CLIENT.to_owned());
     let user_id = first_of([
-        user_at.as_ref().map(|u| u.string("id")).transpose()?.flatten(),
+        user_at
+            .as_ref()
+            .map(|u| u.string("id"))
+            .transpose()?
+            .flatten(),
         first_str(claims.get("sub")),
     ])
     .unwrap_or_else(|| client_id.clone());
@@ -218,7 +222,10 @@ pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal
         }
     }
     let mut metadata = Map::new();
-    for (from_app, updates) in [(true, &outcome.app_metadata), (false, &outcome.user_metadata)] {
+    for (from_app, updates) in [
+        (true, &outcome.app_metadata),
+        (false, &outcome.user_metadata),
+    ] {
         for (key, value) in updates {
             let rule = || {
                 rule_of(outcome, |c| match c {
