@@ -368,7 +368,7 @@ fn zitadel_header(header: &[u8]) -> Result<(&[u8], Vec<Vec<u8>>), AuthFailure> {
 }
 
 fn hex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks(2)
