@@ -305,7 +305,8 @@ fn probes_metrics_and_wrong_paths_and_methods() {
         "claimsmith_hook_duration_seconds_bucket{",
         "claimsmith_rule_duration_seconds_count{rule=\"add-roles\"} 1",
         "claimsmith_in_flight_requests 0",
-        "# TYPE claimsmith_config_reloads counter",
+        "claimsmith_config_reloads_total{result=\"ok\"} 0",
+        "claimsmith_config_reloads_total{result=\"error\"} 0",
     ] {
         assert!(metrics.contains(family), "{family} in {metrics}");
     }
@@ -380,7 +381,8 @@ fn api_keys_are_checked_in_headers_and_cookies() {
     for headers in [
         vec![],
         vec![("Authorization", "Bearer s3cret-kez")],
-        vec![("Authorization", "Bearer s3cret-key ")],
+        vec![("Authorization", "bearer s3cret-key")],
+        vec![("X-Other", "Bearer s3cret-key")],
     ] {
         let refused = post(&server.url("/h"), &headers, &body);
         assert_eq!(refused.status, 401, "{headers:?}");
