@@ -65,7 +65,11 @@ impl Server {
                     }
                     seen.push(line);
                 }
-                Err(_) => panic!("the server did not start: {seen:#?}"),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the server did not start: {seen:#?}")
+                }
             }
         }
     }
@@ -539,7 +543,7 @@ fn sighup_swaps_in_a_good_config_and_keeps_the_old_one_on_a_broken_one() {
         statuses.iter().all(|&s| s == 200 || s == 404),
         "{statuses:?}"
     );
-    assert!(statuses.iter().any(|&s| s == 200));
+    assert!(statuses.contains(&200));
     assert_eq!(
         post(
             &server.url("/hooks/login2"),
@@ -671,4 +675,278 @@ fn more_requests_than_max_in_flight_get_503_with_retry_after() {
     assert_eq!(refused.status, 503, "{refused:?}");
     assert_eq!(refused.retry_after.as_deref(), Some("1"));
     assert_eq!(busy.join().unwrap(), vec![200, 200]);
+}
+
+/// An ABI version 1 module that returns `commands` (JSON) on every login.
+fn fixed_rule(commands: Value) -> Vec<u8> {
+    let result = json!({ "commands": commands }).to_string();
+    let escaped = result.replace('\\', "\\\\").replace('"', "\\\"");
+    wat::parse_str(format!(
+        r#"(module
+  (memory (export "memory") 2)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (i64.const {packed}))
+  (data (i32.const 1024) "{escaped}"))"#,
+        packed = (1024u64 << 32) | result.len() as u64
+    ))
+    .unwrap()
+}
+
+/// A server with three rules (`tier` sets a claim on both tokens, `deny` denies, `scope` adds a
+/// scope) and, per issuer format, three hooks: `/<format>/tier`, `/<format>/deny` and
+/// `/<format>/scope`, each running that one rule; `auth` is the `[server.hooks.auth]` body.
+fn format_server(formats: &[(&str, &str)], env: &[(&str, &str)]) -> (Setup, Server) {
+    let setup = Setup::new("EdDSA", "");
+    let rules = [
+        (
+            "tier",
+            json!([
+                {"op": "set_claim", "token": "id_token", "name": "https://example.com/tier", "value": "gold"},
+                {"op": "set_claim", "token": "access_token", "name": "https://example.com/tier", "value": "gold"}
+            ]),
+        ),
+        (
+            "deny",
+            json!([{"op": "deny", "reason": "blocked by policy"}]),
+        ),
+        ("scope", json!([{"op": "add_scope", "scope": "admin:all"}])),
+    ];
+    let mut text = std::fs::read_to_string(&setup.config).unwrap();
+    for (name, commands) in &rules {
+        let module = setup.write(&format!("{name}.wasm"), fixed_rule(commands.clone()));
+        text += &format!(
+            "[[rules]]\nname = \"{name}\"\nmodule = \"{}\"\non_error = \"deny\"\n\n",
+            module.display()
+        );
+    }
+    text += "[server]\n";
+    for (format, auth) in formats {
+        for (name, _) in &rules {
+            text += &format!(
+                "[[server.hooks]]\npath = \"/{format}/{name}\"\nformat = \"{format}\"\nrules = [\"{name}\"]\n[server.hooks.auth]\n{auth}\n\n"
+            );
+        }
+    }
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start(&setup.config, env);
+    (setup, server)
+}
+
+/// A request of `issuer` from the server crate's fixtures (copied from each vendor's source).
+fn fixture(issuer: &str, name: &str) -> String {
+    std::fs::read_to_string(workspace().join(format!("server/tests/fixtures/{issuer}/{name}.json")))
+        .unwrap()
+}
+
+const NO_AUTH: &str = "type = \"none\"";
+
+#[test]
+fn hydra_gets_complete_session_maps_403_on_a_denial_and_a_refusal_for_a_scope() {
+    let (_setup, server) = format_server(&[("hydra", NO_AUTH)], &[]);
+    let request = fixture("hydra", "token-hook");
+    let added = post(&server.url("/hydra/tier"), &[], &request);
+    assert_eq!(added.status, 200, "{added:?}");
+    assert_eq!(
+        added.body["session"]["id_token"]["https://example.com/tier"],
+        "gold"
+    );
+    assert_eq!(
+        added.body["session"]["access_token"]["https://example.com/tier"],
+        "gold"
+    );
+    let denied = post(&server.url("/hydra/deny"), &[], &request);
+    assert_eq!(denied.status, 403, "{denied:?}");
+    assert!(denied.text.contains("blocked by policy"), "{denied:?}");
+    // Hydra cannot change scopes: fail closed, naming the rule.
+    let scope = post(&server.url("/hydra/scope"), &[], &request);
+    assert!(scope.status >= 400, "{scope:?}");
+    assert!(scope.text.contains("scope"), "{scope:?}");
+    let bad = post(&server.url("/hydra/tier"), &[], "[1, 2]");
+    assert_eq!(bad.status, 400, "{bad:?}");
+}
+
+#[test]
+fn okta_always_gets_200_with_commands_or_an_error_object() {
+    let (_setup, server) = format_server(&[("okta", NO_AUTH)], &[]);
+    let request = fixture("okta", "token-inline-hook");
+    let added = post(&server.url("/okta/tier"), &[], &request);
+    assert_eq!(added.status, 200, "{added:?}");
+    let commands = added.body["commands"].as_array().expect("commands");
+    let types: Vec<&str> = commands
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"com.okta.identity.patch"), "{added:?}");
+    assert!(types.contains(&"com.okta.access.patch"), "{added:?}");
+    assert!(
+        added.text.contains("https:~1~1example.com~1tier"),
+        "{added:?}"
+    );
+    for hook in ["/okta/deny", "/okta/scope"] {
+        let refused = post(&server.url(hook), &[], &request);
+        // Okta issues the original token on anything but an error object: always one.
+        assert_eq!(refused.status, 200, "{hook}: {refused:?}");
+        assert!(
+            refused.body["error"]["errorSummary"].is_string(),
+            "{hook}: {refused:?}"
+        );
+    }
+    let bad = post(&server.url("/okta/tier"), &[], "{not json");
+    assert_eq!(bad.status, 200, "{bad:?}");
+    assert!(bad.body["error"]["errorSummary"].is_string());
+}
+
+#[test]
+fn supabase_is_signed_with_standard_webhooks_and_gets_its_whole_claims_object() {
+    use base64::Engine as _;
+    let secret =
+        base64::engine::general_purpose::STANDARD.encode(b"a supabase hook secret, 32 bytes");
+    let auth = "type = \"standard_webhooks\"\nsecrets = [{ env = \"CLAIMSMITH_TEST_SUPABASE\" }]";
+    let env_secret = format!("v1,whsec_{secret}");
+    let (_setup, server) = format_server(
+        &[("supabase", auth)],
+        &[("CLAIMSMITH_TEST_SUPABASE", &env_secret)],
+    );
+    let request = fixture("supabase", "custom-access-token");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |timestamp: u64, body: &str| {
+        let key = aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            b"a supabase hook secret, 32 bytes",
+        );
+        let signed = format!("msg_1.{timestamp}.{body}");
+        let tag = aws_lc_rs::hmac::sign(&key, signed.as_bytes());
+        format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+        )
+    };
+    let headers = |timestamp: u64, signature: String| {
+        vec![
+            ("webhook-id".to_string(), "msg_1".to_string()),
+            ("webhook-timestamp".to_string(), timestamp.to_string()),
+            ("webhook-signature".to_string(), signature),
+        ]
+    };
+    let send = |path: &str, headers: Vec<(String, String)>| {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        post(&server.url(path), &headers, &request)
+    };
+    let added = send("/supabase/tier", headers(now, sign(now, &request)));
+    assert_eq!(added.status, 200, "{added:?}");
+    let claims = &added.body["claims"];
+    assert_eq!(claims["https://example.com/tier"], "gold");
+    let original: Value = serde_json::from_str(&request).unwrap();
+    for required in ["sub", "aud", "exp", "iat", "role"] {
+        if let Some(value) = original["claims"].get(required) {
+            assert_eq!(&claims[required], value, "{required} kept");
+        }
+    }
+    // Rotation lists: a wrong signature before the right one, comma-joined.
+    let listed = format!("v1,AAAA, {}", sign(now, &request));
+    assert_eq!(send("/supabase/tier", headers(now, listed)).status, 200);
+    // A bad HMAC and a stale timestamp: 401.
+    let wrong = send("/supabase/tier", headers(now, sign(now, "other body")));
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    let stale = now - 3600;
+    assert_eq!(
+        send("/supabase/tier", headers(stale, sign(stale, &request))).status,
+        401
+    );
+    assert_eq!(send("/supabase/tier", vec![]).status, 401);
+    let denied = send("/supabase/deny", headers(now, sign(now, &request)));
+    assert_eq!(denied.body["error"]["http_code"], 403, "{denied:?}");
+    assert!(denied.text.contains("blocked by policy"));
+}
+
+#[test]
+fn zitadel_is_signed_under_either_header_name_and_gets_append_claims() {
+    let auth = "type = \"zitadel_signature\"\nsigning_key = { env = \"CLAIMSMITH_TEST_ZITADEL\" }";
+    let (_setup, server) = format_server(
+        &[("zitadel", auth)],
+        &[("CLAIMSMITH_TEST_ZITADEL", "zitadel-signing-key")],
+    );
+    let request = fixture("zitadel", "preaccesstoken");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sign = |key: &[u8], timestamp: u64| {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+        let tag = aws_lc_rs::hmac::sign(&key, format!("{timestamp}.{request}").as_bytes());
+        let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("t={timestamp},v1={hex}")
+    };
+    for header in ["ZITADEL-Signature", "X-Zitadel-Signature"] {
+        let added = post(
+            &server.url("/zitadel/tier"),
+            &[(header, &sign(b"zitadel-signing-key", now))],
+            &request,
+        );
+        assert_eq!(added.status, 200, "{header}: {added:?}");
+        let claims = added.body["append_claims"]
+            .as_array()
+            .expect("append_claims");
+        assert!(
+            claims
+                .iter()
+                .any(|c| c["key"] == "https://example.com/tier" && c["value"] == "gold"),
+            "{added:?}"
+        );
+    }
+    let wrong = post(
+        &server.url("/zitadel/tier"),
+        &[("ZITADEL-Signature", &sign(b"another key", now))],
+        &request,
+    );
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    let denied = post(
+        &server.url("/zitadel/deny"),
+        &[("ZITADEL-Signature", &sign(b"zitadel-signing-key", now))],
+        &request,
+    );
+    assert_eq!(denied.body["forwardedStatusCode"], 403, "{denied:?}");
+}
+
+#[test]
+fn cognito_gets_its_event_back_with_overrides_and_scopes() {
+    let auth = "type = \"api_key\"\nheader = \"X-Api-Key\"\nvalue = \"cognito-shim-key\"";
+    let (_setup, server) = format_server(&[("cognito", auth)], &[]);
+    let request = fixture("cognito", "v2-authentication");
+    let key = [("X-Api-Key", "cognito-shim-key")];
+    let added = post(&server.url("/cognito/tier"), &key, &request);
+    assert_eq!(added.status, 200, "{added:?}");
+    let details = &added.body["response"]["claimsAndScopeOverrideDetails"];
+    assert_eq!(
+        details["idTokenGeneration"]["claimsToAddOrOverride"]["https://example.com/tier"],
+        "gold"
+    );
+    assert_eq!(
+        details["accessTokenGeneration"]["claimsToAddOrOverride"]["https://example.com/tier"],
+        "gold"
+    );
+    let original: Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(added.body["userName"], original["userName"]);
+    // Cognito can add scopes.
+    let scope = post(&server.url("/cognito/scope"), &key, &request);
+    assert_eq!(scope.status, 200, "{scope:?}");
+    assert_eq!(
+        scope.body["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["scopesToAdd"],
+        json!(["admin:all"])
+    );
+    let denied = post(&server.url("/cognito/deny"), &key, &request);
+    assert_eq!(denied.status, 403, "{denied:?}");
+    assert!(denied.text.contains("blocked by policy"));
+    assert_eq!(
+        post(&server.url("/cognito/tier"), &[], &request).status,
+        401
+    );
 }

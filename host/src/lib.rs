@@ -33,9 +33,10 @@ pub use error::{ConfigError, LoginFailure};
 pub use issuer::{Issuer, LoginTimings, TOKEN_WARN_BYTES, Tokens};
 pub use keys::{Algorithm, KeyError, KeySet, SigningKey, generate_pem};
 
-/// What the rules decided and why a login gets no tokens: the engine's types an issuer
-/// matches on.
+/// What the rules decided and why a login gets no tokens, and the rules' settings as the config
+/// holds them: the engine's types an issuer reads and matches on.
 pub use claimsmith_engine::{
-    Denied, Diagnostic, EventError, LoadError, LoadErrorKind, LoginEvent, Outcome, Pipeline,
-    PolicyViolation, Rule, RuleFailed, RuleFailure, RuleLog, RuleStatus, RuleTrace,
+    ArtifactSource, Denied, Diagnostic, EventError, Limits, LoadError, LoadErrorKind, LoginError,
+    LoginEvent, OnError, Outcome, Pipeline, PolicyViolation, Rule, RuleFailed, RuleFailure,
+    RuleLog, RuleSpec, RuleStatus, RuleTrace, SandboxConfig,
 };

@@ -131,7 +131,7 @@ impl Metrics {
         let reloads = Family::<ReloadResult, Counter>::default();
         // Both results from the start, at zero: an alert on errors needs the series to exist.
         for result in ["ok", "error"] {
-            reloads.get_or_create(&ReloadResult { result });
+            let _ = reloads.get_or_create(&ReloadResult { result });
         }
         registry.register(
             "claimsmith_config_reloads",
