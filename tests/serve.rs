@@ -26,6 +26,11 @@ impl Server {
     /// Start the server on `config` (on a free loopback port) and wait for its
     /// `listening on` line.
     fn start(config: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with_scheme(config, env, "http")
+    }
+
+    /// [`Server::start`] for a server that announces `scheme` (`https` with TLS).
+    fn start_with_scheme(config: &Path, env: &[(&str, &str)], scheme: &str) -> Server {
         let mut child = Command::new(bin())
             .args(["serve", "--config", config.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0"])
@@ -55,7 +60,7 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match stderr.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(url) = line.strip_prefix("listening on http://") {
+                    if let Some(url) = line.strip_prefix(&format!("listening on {scheme}://")) {
                         let address = url.parse().expect("an address after `listening on`");
                         return Server {
                             child,
@@ -949,4 +954,94 @@ fn cognito_gets_its_event_back_with_overrides_and_scopes() {
         post(&server.url("/cognito/tier"), &[], &request).status,
         401
     );
+}
+
+#[test]
+fn tls_serves_https_with_the_configured_certificate() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let setup = Setup::new("EdDSA", "");
+    setup.write("cert.pem", certified.cert.pem());
+    setup.write("key.pem", certified.signing_key.serialize_pem());
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!("{ADD_ROLES}\n[server]\ntls = {{ cert = \"cert.pem\", key = \"key.pem\" }}\n\n{OPEN_HOOK}")
+            .replace("{add-roles}", &support::module("add-roles").display().to_string());
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start_with_scheme(&setup.config, &[], "https");
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let roots = ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+        ureq::tls::Certificate::from_der(certified.cert.der()).to_owned(),
+    ]));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(roots)
+                .build(),
+        )
+        .build()
+        .into();
+    let url = format!("https://localhost:{}/hooks/login", server.address.port());
+    let answer = reply(
+        agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(event("alice").to_string())
+            .expect("an HTTPS answer"),
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.body["claims"]["id_token"]["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = client()
+        .post(&url.replace("https", "http"))
+        .header("Content-Type", "application/json")
+        .send("{}");
+    assert!(plain.is_err() || plain.unwrap().status().as_u16() >= 400);
+}
+
+#[test]
+fn each_request_gets_one_access_log_line_without_claims_or_secrets_and_json_on_request() {
+    let setup = open_setup(ADD_ROLES);
+    let server = Server::start(&setup.config, &[("CLAIMSMITH_LOG_FORMAT", "json")]);
+    assert_eq!(
+        post(
+            &server.url("/hooks/login"),
+            &[],
+            &event("alice").to_string()
+        )
+        .status,
+        200
+    );
+    assert_eq!(post(&server.url("/hooks/login"), &[], "{}").status, 400);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = Vec::new();
+    let access = loop {
+        lines.extend(server.logs());
+        let access: Vec<Value> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["target"] == "claimsmith::access")
+            .collect();
+        if access.len() >= 2 || Instant::now() > deadline {
+            break access;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(access.len(), 2, "{lines:#?}");
+    let fields = &access[0]["fields"];
+    assert_eq!(fields["hook"], "/hooks/login");
+    assert_eq!(fields["status"], 200);
+    assert_eq!(fields["format"], "claimsmith");
+    assert!(fields["duration_us"].is_u64());
+    assert_eq!(access[1]["fields"]["status"], 400);
+    // No claim value, user or email in any line.
+    for line in &lines {
+        assert!(
+            !line.contains("editor") && !line.contains("alice@"),
+            "{line}"
+        );
+    }
 }
