@@ -61,7 +61,7 @@ pub(crate) async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> A
         return method_not_allowed("POST");
     }
     let started = Instant::now();
-    let Ok(_permit) = shared.in_flight.try_acquire() else {
+    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
         let reply = error_reply(hook, 503, "too many requests in flight: retry shortly");
         shared
             .metrics
@@ -76,7 +76,8 @@ pub(crate) async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> A
     let in_flight = shared.metrics.in_flight().clone();
     in_flight.inc();
     let deadline = tokio::time::Instant::now() + deployment.server.request_timeout;
-    let (response, outcome) = hook_request(&shared, &deployment, hook, request, deadline).await;
+    let (response, outcome) =
+        hook_request(&shared, &deployment, hook, request, deadline, permit).await;
     in_flight.dec();
     let took = started.elapsed();
     shared.metrics.request(&hook.path, outcome, took);
@@ -104,6 +105,7 @@ async fn hook_request(
     hook: &HookConfig,
     request: Request<Incoming>,
     deadline: tokio::time::Instant,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> (Answer, RequestOutcome) {
     let refuse = |status: u16, message: &str, outcome| {
         (reply_response(&error_reply(hook, status, message)), outcome)
@@ -183,6 +185,8 @@ async fn hook_request(
         let rules = hook.rules.clone();
         let signed = hook.format == Format::Claimsmith;
         tokio::task::spawn_blocking(move || {
+            // Rules that outlive the request's deadline still count against max_in_flight.
+            let _permit = permit;
             let issuer = &deployment.issuer;
             if signed {
                 // A claimsmith hook with a subset of rules signs what those rules decided.

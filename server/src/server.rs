@@ -31,8 +31,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Shared {
     pub current: Current,
     pub metrics: Metrics,
-    /// One permit per request being answered (`max_in_flight`).
-    pub in_flight: Semaphore,
+    /// One permit per request being answered (`max_in_flight`), held until its rules finish
+    /// even when the request's deadline passed first.
+    pub in_flight: Arc<Semaphore>,
     /// Set once the server answers, cleared when it starts shutting down (`/readyz`).
     pub ready: AtomicBool,
     /// Set while a reload runs, so that SIGHUPs in a burst load once at a time.
@@ -50,15 +51,18 @@ pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError
         .as_ref()
         .map(tls::acceptor)
         .transpose()?;
+    // Rules run on the blocking pool: one thread per request in flight, and never more than the
+    // sandbox has instance slots (a request waits for a thread rather than failing for a slot).
+    let slots = deployment.issuer.config().sandbox.max_concurrent_instances as usize;
+    let rule_threads = deployment.server.max_in_flight.min(slots).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("claimsmith-serve")
-        // Rules run on the blocking pool: at most one thread per request in flight.
-        .max_blocking_threads(deployment.server.max_in_flight.max(1))
+        .max_blocking_threads(rule_threads)
         .build()
         .map_err(ServeError::Runtime)?;
     let shared = Arc::new(Shared {
-        in_flight: Semaphore::new(deployment.server.max_in_flight),
+        in_flight: Arc::new(Semaphore::new(deployment.server.max_in_flight)),
         current: Current::new(deployment),
         metrics: Metrics::new(),
         ready: AtomicBool::new(false),
