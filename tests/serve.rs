@@ -1045,3 +1045,46 @@ fn each_request_gets_one_access_log_line_without_claims_or_secrets_and_json_on_r
         );
     }
 }
+
+#[test]
+fn the_outcome_format_answers_only_what_the_rules_decided() {
+    let (_setup, server) = format_server(&[("outcome", NO_AUTH)], &[]);
+    let login = event("alice").to_string();
+    let tier = post(&server.url("/outcome/tier"), &[], &login);
+    assert_eq!(tier.status, 200, "{tier:?}");
+    assert_eq!(
+        tier.body,
+        json!({
+            "id_token": {"https://example.com/tier": "gold"},
+            "access_token": {"https://example.com/tier": "gold"},
+            "scopes_added": [],
+            "scopes_removed": [],
+            "app_metadata": {},
+            "user_metadata": {},
+            "mfa": [],
+            "logs": [],
+            "id_token_removed": [],
+            "access_token_removed": [],
+        })
+    );
+    let scope = post(&server.url("/outcome/scope"), &[], &login);
+    assert_eq!(
+        scope.body["scopes_added"],
+        json!(["admin:all"]),
+        "{scope:?}"
+    );
+    assert_eq!(scope.body["id_token"], json!({}));
+    let denied = post(&server.url("/outcome/deny"), &[], &login);
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        denied.body,
+        json!({"error": "access_denied", "error_description": "blocked by policy", "rule": "deny"})
+    );
+    let bad = post(
+        &server.url("/outcome/tier"),
+        &[],
+        r#"{"client": {"client_id": "c"}}"#,
+    );
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(bad.body["error"], "invalid_request");
+}

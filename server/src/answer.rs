@@ -18,6 +18,7 @@ use claimsmith::LoginFailure;
 use claimsmith_engine::{LoginError, Outcome};
 
 use crate::config::{Format, HookConfig, RESERVED_PATHS};
+use crate::decision::decision;
 use crate::deployment::Deployment;
 use crate::hook::{Reply, Verdict};
 use crate::metrics::RequestOutcome;
@@ -164,7 +165,7 @@ async fn hook_request(
         return refuse(401, "unauthorized", RequestOutcome::Unauthorized);
     }
     let issuer_request = match hook.format {
-        Format::Claimsmith => None,
+        Format::Claimsmith | Format::Outcome => None,
         Format::Issuer(format) => match format.request(&body) {
             Ok(request) => Some(request),
             Err(reply) => return (reply_response(&reply), RequestOutcome::BadRequest),
@@ -276,7 +277,35 @@ async fn hook_request(
             };
             (reply_response(&reply), outcome)
         }
-        (Some(Ran::Outcome(_)), None) => unreachable!("claimsmith hooks sign"),
+        (Some(Ran::Outcome(result)), None) => {
+            // The outcome format: the decision alone; denials and failures as `claimsmith`'s.
+            let traces = match &result {
+                Ok(outcome) => &outcome.rules,
+                Err(LoginError::Denied(denied)) => &denied.rules,
+                Err(LoginError::RuleFailed(failed)) => &failed.rules,
+            };
+            shared.metrics.rules(traces);
+            match result {
+                Ok(outcome) => (
+                    json_response(StatusCode::OK, &decision(&outcome)),
+                    RequestOutcome::Ok,
+                ),
+                Err(LoginError::Denied(denied)) => (
+                    json_response(
+                        StatusCode::FORBIDDEN,
+                        &LoginFailure::Denied(denied).to_json(),
+                    ),
+                    RequestOutcome::Denied,
+                ),
+                Err(LoginError::RuleFailed(failed)) => (
+                    json_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &LoginFailure::RuleFailed(failed).to_json(),
+                    ),
+                    RequestOutcome::Failed,
+                ),
+            }
+        }
     }
 }
 
@@ -300,7 +329,7 @@ fn reply_is_refusal(format: crate::hook::IssuerFormat, reply: &Reply) -> bool {
 fn error_reply(hook: &HookConfig, status: u16, message: &str) -> Reply {
     match hook.format {
         Format::Issuer(format) => format.error(status, message),
-        Format::Claimsmith => {
+        Format::Claimsmith | Format::Outcome => {
             let error = match status {
                 400 | 413 => "invalid_request",
                 401 => "unauthorized",

@@ -44,6 +44,8 @@ pub(crate) struct TlsFiles {
 pub(crate) enum Format {
     /// A login event in, `claimsmith run`'s JSON (signed tokens) out.
     Claimsmith,
+    /// A login event in, only what the rules decided out (the issuer signs its own tokens).
+    Outcome,
     /// An issuer's request in, that issuer's response out.
     Issuer(IssuerFormat),
 }
@@ -52,6 +54,7 @@ impl Format {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Format::Claimsmith => "claimsmith",
+            Format::Outcome => "outcome",
             Format::Issuer(format) => format.name(),
         }
     }
@@ -68,6 +71,7 @@ pub(crate) struct HookConfig {
 
 const FORMATS: &[&str] = &[
     "claimsmith",
+    "outcome",
     "hydra",
     "okta",
     "supabase",
@@ -295,6 +299,7 @@ impl Check<'_> {
         }
         let format = match raw.format.as_str() {
             "claimsmith" => Format::Claimsmith,
+            "outcome" => Format::Outcome,
             "hydra" => Format::Issuer(IssuerFormat::Hydra),
             "okta" => Format::Issuer(IssuerFormat::Okta),
             "supabase" => Format::Issuer(IssuerFormat::Supabase),

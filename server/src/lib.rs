@@ -18,6 +18,7 @@
 mod answer;
 mod auth;
 mod config;
+mod decision;
 mod deployment;
 mod error;
 mod hook;
