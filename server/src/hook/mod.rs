@@ -196,6 +196,21 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// The HTTP status the refusal stands for: 403 a denial, 500 a failure, 503 when trying
+    /// again may work (no free sandbox slot, the deadline).
+    fn status(&self) -> u16 {
+        match self {
+            Refusal::Denied(_) => 403,
+            Refusal::Failed {
+                transient: false, ..
+            } => 500,
+            Refusal::Failed {
+                transient: true, ..
+            }
+            | Refusal::Timeout(_) => 503,
+        }
+    }
+
     fn message(&self) -> &str {
         match self {
             Refusal::Denied(m) | Refusal::Timeout(m) => m,

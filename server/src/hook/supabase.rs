@@ -188,16 +188,7 @@ pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal
 
 pub(super) fn refuse(refusal: Refusal) -> Reply {
     // A 200 so that Supabase reads the error object and passes its message on.
-    let code = match &refusal {
-        Refusal::Denied(_) => 403,
-        Refusal::Failed {
-            transient: false, ..
-        } => 500,
-        Refusal::Failed {
-            transient: true, ..
-        }
-        | Refusal::Timeout(_) => 503,
-    };
+    let code = refusal.status();
     Reply::json(
         200,
         json!({"error": {"http_code": code, "message": refusal.message()}}),

@@ -281,16 +281,7 @@ pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal
 
 pub(super) fn refuse(refusal: Refusal) -> Reply {
     // 4xx is forwarded as that error; anything else becomes PreconditionFailed, message kept.
-    let code = match &refusal {
-        Refusal::Denied(_) => 403,
-        Refusal::Failed {
-            transient: false, ..
-        } => 500,
-        Refusal::Failed {
-            transient: true, ..
-        }
-        | Refusal::Timeout(_) => 503,
-    };
+    let code = refusal.status();
     Reply::json(
         200,
         json!({"forwardedStatusCode": code, "forwardedErrorMessage": refusal.message()}),
