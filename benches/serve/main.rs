@@ -28,7 +28,8 @@
 //! level; its stderr goes to a file.
 //!
 //! `cargo bench -p claimsmith-cli --bench serve`. `SERVE_CONNECTIONS` (default 32) sets the
-//! connections, `SERVE_CLIENT_THREADS` (default 1) the load generator's threads.
+//! connections, `SERVE_CLIENT_THREADS` (default 1) the load generator's threads, and
+//! `SERVE_SCENARIOS` (comma-separated prefixes: `hydra: add`, `Node.js`) keeps only the scenarios whose names start with one.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -138,10 +139,18 @@ fn main() {
         }
     };
 
+    // `SERVE_SCENARIOS=hydra,okta` keeps the scenarios whose names start with one of the words.
+    let only = std::env::var("SERVE_SCENARIOS").unwrap_or_default();
+    let wanted =
+        |name: &str| only.is_empty() || only.split(',').any(|w| name.starts_with(w.trim()));
     let scenarios: Vec<Scenario> = scenarios()
         .into_iter()
         .filter(|s| node.is_some() || s.target == Target::Claimsmith)
+        .filter(|s| wanted(s.name))
         .collect();
+    let compare = [HYDRA_ONE, NODE_FRESH, NODE_SHARED]
+        .iter()
+        .all(|name| scenarios.iter().any(|s| s.name == *name));
     let address = |target: Target| match (target, &node) {
         (Target::Claimsmith, _) => claimsmith.address,
         (Target::NodeFresh, Some([fresh, _])) => fresh.address,
@@ -239,7 +248,7 @@ fn main() {
         );
     }
 
-    if node.is_some() {
+    if compare {
         let at = |name: &str| {
             scenarios
                 .iter()
@@ -289,9 +298,9 @@ fn main() {
     }
 }
 
-const HYDRA_ONE: &str = "hydra, add-roles";
-const NODE_FRESH: &str = "Node.js hydra, fresh vm context";
-const NODE_SHARED: &str = "Node.js hydra, shared context";
+const HYDRA_ONE: &str = "hydra: add-roles";
+const NODE_FRESH: &str = "Node.js fresh vm context: hydra";
+const NODE_SHARED: &str = "Node.js shared context: hydra";
 
 fn scenarios() -> Vec<Scenario> {
     let fixture = |path: &str| -> Bytes {
@@ -327,7 +336,7 @@ fn scenarios() -> Vec<Scenario> {
             hydra_check,
         ),
         scenario(
-            "hydra, five rules",
+            "hydra: five rules",
             Target::Claimsmith,
             "/hooks/hydra-five",
             &verified,
@@ -340,35 +349,35 @@ fn scenarios() -> Vec<Scenario> {
             },
         ),
         scenario(
-            "okta, add-roles",
+            "okta: add-roles",
             Target::Claimsmith,
             "/hooks/okta",
             &fixture("okta/token-inline-hook.json"),
             |_, body| mentions_roles(&body["commands"]),
         ),
         scenario(
-            "supabase, add-roles",
+            "supabase: add-roles",
             Target::Claimsmith,
             "/hooks/supabase",
             &fixture("supabase/custom-access-token.json"),
             |_, body| mentions_roles(&body["claims"]),
         ),
         scenario(
-            "zitadel, add-roles",
+            "zitadel: add-roles",
             Target::Claimsmith,
             "/hooks/zitadel",
             &fixture("zitadel/preaccesstoken.json"),
             |_, body| mentions_roles(body),
         ),
         scenario(
-            "cognito, add-roles",
+            "cognito: add-roles",
             Target::Claimsmith,
             "/hooks/cognito",
             &fixture("cognito/v2-authentication.json"),
             |_, body| mentions_roles(&body["response"]),
         ),
         scenario(
-            "claimsmith (signed tokens), add-roles",
+            "claimsmith (signed tokens): add-roles",
             Target::Claimsmith,
             "/hooks/login",
             &Bytes::from(support::event_json()),
