@@ -30,6 +30,8 @@
 //! `cargo bench -p claimsmith-cli --bench serve`. `SERVE_CONNECTIONS` (default 32) sets the
 //! connections, `SERVE_CLIENT_THREADS` (default 1) the load generator's threads, and
 //! `SERVE_SCENARIOS` (comma-separated prefixes: `hydra: add`, `Node.js`) keeps only the scenarios whose names start with one.
+//! `SERVE_BASELINE_BIN=path/to/claimsmith` serves the same config from that build too, each
+//! claimsmith scenario again as `baseline ..`, taking turns with the rest: an A/B of a change.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -58,6 +60,8 @@ const ROLES: &str = "https://example.com/roles";
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
     Claimsmith,
+    /// `SERVE_BASELINE_BIN`, another build of claimsmith on the same config (A/B of a change).
+    Baseline,
     NodeFresh,
     NodeShared,
 }
@@ -108,6 +112,22 @@ fn main() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 
+    let baseline = std::env::var_os("SERVE_BASELINE_BIN").map(|bin| {
+        Server::start(
+            "the baseline claimsmith serve",
+            Command::new(bin)
+                .args(["serve", "--config", config.to_str().expect("UTF-8 path")])
+                .args(["--listen", "127.0.0.1:0"])
+                .env("CLAIMSMITH_LOG", &log)
+                .env(
+                    "CLAIMSMITH_CACHE_DIR",
+                    support::workspace().join("target/claimsmith-bench-cache"),
+                ),
+            &dir.path().join("baseline.log"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    });
+
     let script = support::workspace().join("benches/serve/node-hook.mjs");
     let node_config = serde_json::to_string(&support::configuration("add-roles")).expect("JSON");
     let node = ["fresh_vm", "shared_context"].map(|mode| {
@@ -143,9 +163,22 @@ fn main() {
     let only = std::env::var("SERVE_SCENARIOS").unwrap_or_default();
     let wanted =
         |name: &str| only.is_empty() || only.split(',').any(|w| name.starts_with(w.trim()));
-    let scenarios: Vec<Scenario> = scenarios()
+    let mut scenarios = scenarios();
+    if baseline.is_some() {
+        let ours: Vec<Scenario> = scenarios
+            .iter()
+            .filter(|s| s.target == Target::Claimsmith)
+            .cloned()
+            .collect();
+        for mut scenario in ours {
+            scenario.target = Target::Baseline;
+            scenario.name = format!("baseline {}", scenario.name).leak();
+            scenarios.push(scenario);
+        }
+    }
+    let scenarios: Vec<Scenario> = scenarios
         .into_iter()
-        .filter(|s| node.is_some() || s.target == Target::Claimsmith)
+        .filter(|s| node.is_some() || !matches!(s.target, Target::NodeFresh | Target::NodeShared))
         .filter(|s| wanted(s.name))
         .collect();
     let compare = [HYDRA_ONE, NODE_FRESH, NODE_SHARED]
@@ -153,6 +186,7 @@ fn main() {
         .all(|name| scenarios.iter().any(|s| s.name == *name));
     let address = |target: Target| match (target, &node) {
         (Target::Claimsmith, _) => claimsmith.address,
+        (Target::Baseline, _) => baseline.as_ref().expect("a baseline server").address,
         (Target::NodeFresh, Some([fresh, _])) => fresh.address,
         (Target::NodeShared, Some([_, shared])) => shared.address,
         _ => unreachable!("Node.js scenarios run only with node"),
@@ -287,6 +321,7 @@ fn main() {
     }
 
     drop(node);
+    drop(baseline);
     drop(claimsmith);
     let errors: usize = non_2xx.iter().sum();
     if errors > 0 {
