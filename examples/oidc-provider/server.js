@@ -164,12 +164,22 @@ async function askClaimsmith(event) {
 }
 
 // One rules run per provider request: the token endpoint asks in findAccount's claims() and in
-// extraTokenClaims, and both get the same answer.
+// extraTokenClaims, and both get the same answer. A failure is logged here with its cause; the
+// client is told only that the login failed: at the authorization endpoint a redirect with
+// error=server_error (RFC 6749 4.1.2.1: a 500 cannot reach the client through a redirect), at
+// the token endpoint a 500 server_error.
 const decisions = new WeakMap();
 function decide(ctx, id) {
   let decision = decisions.get(ctx);
   if (!decision) {
-    decision = askClaimsmith(loginEvent(ctx, id, accounts[id]));
+    decision = askClaimsmith(loginEvent(ctx, id, accounts[id])).catch((err) => {
+      if (err instanceof errors.AccessDenied) throw err;
+      console.error(`login failed: ${err.message}`);
+      if (['authorization', 'resume'].includes(ctx.oidc.route)) {
+        throw new errors.CustomOIDCProviderError('server_error', 'the login rules could not be run');
+      }
+      throw err;
+    });
     decisions.set(ctx, decision);
   }
   return decision;
@@ -269,7 +279,7 @@ server.listen(PORT, HOST, () => {
   const { port } = server.address();
   const issuer = env('ISSUER', `http://${HOST}:${port}`);
   const provider = new Provider(issuer, configuration);
-  provider.on('server_error', (ctx, err) => console.error(`login failed: ${err.message}`));
+  provider.on('server_error', (ctx, err) => console.error(`server error: ${err.message}`));
   provider.on('grant.error', (ctx, err) => {
     if (!err.expose) console.error(`token request failed: ${err.message}`);
   });
