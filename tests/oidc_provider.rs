@@ -4,7 +4,8 @@
 //! and consent forms, redirects followed by hand, cookies kept). The ID token and the JWT access
 //! token, verified against the issuer's JWKS, carry the rules' claims and scopes; a denying rule
 //! ends the login with `access_denied` at the client; a failing rule, a wrong hook key and a hook
-//! that never answers each fail the login, with no code and so no tokens.
+//! that never answers each fail the login, with no code and so no tokens; claimsmith gone by the
+//! token request fails that request.
 //!
 //! Needs `node` (20.19+, 22.12+ or 23+) and `npm`; where they are missing the tests say so on
 //! stderr and pass. node_modules are installed once per package-lock.json with `npm ci` under
@@ -664,4 +665,42 @@ fn a_failing_rule_a_wrong_key_and_a_silent_hook_each_fail_the_login() {
         );
     }
     drop(silent);
+}
+
+#[test]
+fn claimsmith_gone_between_the_login_and_the_token_request_means_no_tokens() {
+    let modules = need_node!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cs")).unwrap();
+    std::fs::create_dir_all(dir.path().join("node")).unwrap();
+    let claimsmith = claimsmith_serve(&dir.path().join("cs"), None);
+    let node = issuer(
+        &dir.path().join("node"),
+        &modules,
+        &claimsmith.url(HOOK_PATH),
+        HOOK_KEY,
+        &[("CLAIMSMITH_TIMEOUT_MS", "1000")],
+    );
+    let issuer_url = node.url("");
+    let mut browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let back = log_in(&mut browser, &issuer_url, "alice", &challenge, "s-gone");
+    let code = back
+        .get("code")
+        .unwrap_or_else(|| panic!("a code: {back:?}"));
+    drop(claimsmith);
+    let tokens = browser.post(
+        &format!("{issuer_url}/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+            ("client_id", CLIENT_ID),
+            ("code_verifier", &verifier),
+        ],
+    );
+    assert_eq!(tokens.status, 500, "{tokens:?}");
+    let tokens = tokens.json();
+    assert_eq!(tokens["error"], "server_error", "{tokens}");
+    assert!(tokens.get("access_token").is_none() && tokens.get("id_token").is_none());
 }
