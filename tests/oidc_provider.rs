@@ -529,8 +529,8 @@ fn a_login_gets_the_rules_claims_and_scopes_in_both_verified_tokens() {
         "the token response names the token's scopes"
     );
 
-    // The hook was called with the key and answered 200 (at the authorization and token
-    // endpoints), and nothing failed at the issuer.
+    // The hook was called with the key and answered 200 three times: the gate after the login
+    // form and after consent, then the token request. Nothing failed at the issuer.
     let metrics = ureq::get(&claimsmith.url("/metrics"))
         .call()
         .unwrap()
@@ -539,7 +539,7 @@ fn a_login_gets_the_rules_claims_and_scopes_in_both_verified_tokens() {
         .unwrap();
     assert!(
         metrics.contains(&format!(
-            "claimsmith_hook_requests_total{{hook=\"{HOOK_PATH}\",outcome=\"ok\"}}"
+            "claimsmith_hook_requests_total{{hook=\"{HOOK_PATH}\",outcome=\"ok\"}} 3"
         )),
         "{metrics}"
     );

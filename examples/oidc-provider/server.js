@@ -205,10 +205,13 @@ async function findAccount(ctx, id, token) {
   };
 }
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwks = env('JWKS_FILE')
-  ? JSON.parse(readFileSync(env('JWKS_FILE'), 'utf8'))
-  : { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: `ephemeral-${randomBytes(4).toString('hex')}`, use: 'sig', alg: 'RS256' }] };
+// The issuer's signing keys: a private JWK set from JWKS_FILE, or a new RSA key at each start.
+function signingKeys() {
+  if (env('JWKS_FILE')) return JSON.parse(readFileSync(env('JWKS_FILE'), 'utf8'));
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const kid = `ephemeral-${randomBytes(4).toString('hex')}`;
+  return { keys: [{ ...privateKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' }] };
+}
 
 const configuration = {
   clients: [{
@@ -219,7 +222,7 @@ const configuration = {
     grant_types: ['authorization_code'],
     response_types: ['code'],
   }],
-  jwks,
+  jwks: signingKeys(),
   cookies: { keys: [env('COOKIE_KEY', randomBytes(32).toString('base64url'))] },
   findAccount,
   claims: {
