@@ -4,118 +4,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::{ADD_ROLES, Setup, bin, event, workspace};
-
-/// A running `claimsmith serve`, stopped (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Server {
-    /// Start the server on `config` (on a free loopback port) and wait for its
-    /// `listening on` line.
-    fn start(config: &Path, env: &[(&str, &str)]) -> Server {
-        Server::start_with_scheme(config, env, "http")
-    }
-
-    /// [`Server::start`] for a server that announces `scheme` (`https` with TLS).
-    fn start_with_scheme(config: &Path, env: &[(&str, &str)], scheme: &str) -> Server {
-        let mut child = Command::new(bin())
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0"])
-            .env(
-                "CLAIMSMITH_CACHE_DIR",
-                workspace().join("target/claimsmith-test-cache"),
-            )
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start claimsmith serve");
-        let (lines, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match stderr.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix(&format!("listening on {scheme}://")) {
-                        let address = url.parse().expect("an address after `listening on`");
-                        return Server {
-                            child,
-                            address,
-                            stderr,
-                        };
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("the server did not start: {seen:#?}")
-                }
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Send a signal to the server.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Wait for the server to exit; its exit code.
-    fn wait(&mut self, within: Duration) -> i32 {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stderr lines printed so far.
-    fn logs(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::server::Server;
+use support::{ADD_ROLES, Setup, event, workspace};
 
 /// An HTTP client that hands back every status rather than failing on 4xx and 5xx.
 fn client() -> ureq::Agent {

@@ -3,6 +3,8 @@
 //! binary run with its exit code and output.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -174,6 +176,16 @@ pub fn claimsmith_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 
 /// Verify `token` against the JWKS printed by `claimsmith jwks` and return its header and claims.
 pub fn verify(token: &str, jwks: &Value, audience: &str) -> (jsonwebtoken::Header, Value) {
+    verify_issued_by(token, jwks, audience, "https://login.example.com/")
+}
+
+/// Verify `token` from `issuer` for `audience` against `jwks` (a JWK set); its header and claims.
+pub fn verify_issued_by(
+    token: &str,
+    jwks: &Value,
+    audience: &str,
+    issuer: &str,
+) -> (jsonwebtoken::Header, Value) {
     let header = jsonwebtoken::decode_header(token).expect("a JWT header");
     let kid = header.kid.clone().expect("every token carries kid");
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
@@ -183,7 +195,7 @@ pub fn verify(token: &str, jwks: &Value, audience: &str) -> (jsonwebtoken::Heade
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(header.alg);
     validation.set_audience(&[audience]);
-    validation.set_issuer(&["https://login.example.com/"]);
+    validation.set_issuer(&[issuer]);
     let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
         .expect("the token verifies against the JWKS");
     (header, data.claims)
