@@ -58,10 +58,25 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                 dir.join("fixtures").display()
             );
         }
+        let rule = config
+            .as_ref()
+            .and_then(|c| configured_rule(c, &built.module));
+        let shadows = match (&config, rule.as_ref().and_then(|r| r.shadows.as_ref())) {
+            (Some(config), Some(target)) => {
+                let target = config
+                    .rules
+                    .iter()
+                    .find(|r| &r.spec.name == target)
+                    .with_context(|| format!("no rule {target:?} in the config"))?;
+                let bytes = std::fs::read(&target.module)
+                    .with_context(|| format!("cannot read {}", target.module.display()))?;
+                Some((target.spec.clone(), bytes))
+            }
+            _ => None,
+        };
         let settings = RunSettings {
-            rule: config
-                .as_ref()
-                .and_then(|c| configured_rule(c, &built.module)),
+            rule,
+            shadows,
             ..base.clone()
         };
         for path in fixtures {
