@@ -25,6 +25,10 @@ pub struct TestArgs {
     /// Where cargo puts its output; default: target/claimsmith-rules in the workspace.
     #[arg(long)]
     target_dir: Option<PathBuf>,
+    /// Read the fixtures from this folder instead of each crate's `fixtures/` (a candidate's
+    /// comparison fixtures, kept beside the config they compare under).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -49,8 +53,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     for dir in &dirs {
         let (built, module) = build_module(dir, args.target_dir.as_deref())?;
-        let fixtures = fixture::discover(dir)
-            .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
+        let fixtures = match &args.fixtures {
+            Some(folder) => fixture::discover_in(folder),
+            None => fixture::discover(dir),
+        }
+        .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
         if fixtures.is_empty() {
             println!(
                 "--   {}: no fixtures in {}",
