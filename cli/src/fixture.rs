@@ -8,7 +8,13 @@
 //!   must not be set;
 //! - `scopes_added` / `scopes_removed`: the scopes the rule itself added or removed, as sets;
 //! - `denied`: the deny reason, or `null` for "not denied". Whether or not it is named, a denial
-//!   nobody expected fails the fixture, and so does a rule failure (skipped or not).
+//!   nobody expected fails the fixture, and so does a rule failure (skipped or not);
+//! - `shadow`: the rule run as a shadow rule, `{"result": "same" | "differs" | "would_deny" |
+//!   "failed", "claims": [{"token", "claim", "kind"}], "scopes_added": [..], "scopes_removed":
+//!   [..]}`: with a config whose entry for this module has `shadows = "X"`, against X's decision
+//!   (X run as the config has it, the rule in its place); else against a login with no rules.
+//!   `claims` and the scopes, when named, must match exactly (a candidate that "changes nothing"
+//!   is `{"result": "same"}`).
 //!
 //! Given an issuer config ([`RunSettings`]), fixtures run under its namespaces, claim cap and
 //! sandbox, and under the rule's own limits, `on_error` and namespaces when the config runs
@@ -20,7 +26,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use claimsmith_engine::{LoginError, Pipeline, RuleResult, RuleSpec, RuleStatus, SandboxConfig};
+use claimsmith_engine::{
+    LoginError, Pipeline, RuleMode, RuleResult, RuleSpec, RuleStatus, SandboxConfig, ShadowResult,
+};
 
 /// Namespaces a fixture's claims may use when neither the fixture nor a config names any.
 pub const DEFAULT_NAMESPACES: &[&str] = &["https://example.com/"];
@@ -39,6 +47,9 @@ pub struct RunSettings {
     pub rule: Option<RuleSpec>,
     /// Where compiled modules are cached, if that folder can be used.
     pub cache: Option<std::path::PathBuf>,
+    /// The enforcing rule this module shadows in the config (`shadows = "X"`): X's settings
+    /// and module bytes, for `expect.shadow`.
+    pub shadows: Option<(RuleSpec, Vec<u8>)>,
 }
 
 impl Default for RunSettings {
@@ -50,6 +61,7 @@ impl Default for RunSettings {
             sandbox: SandboxConfig::default(),
             rule: None,
             cache: None,
+            shadows: None,
         }
     }
 }
@@ -88,6 +100,34 @@ pub struct Expect {
     /// `Some(None)`: not denied; `Some(Some(reason))`: denied with this reason.
     #[serde(default, deserialize_with = "present")]
     pub denied: Option<Option<String>>,
+    /// What the rule, run as a shadow rule, would change.
+    pub shadow: Option<ExpectShadow>,
+}
+
+/// `expect.shadow`: the shadow report's result, and when named, exactly what it changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectShadow {
+    /// `same`, `differs`, `would_deny` or `failed`.
+    pub result: String,
+    /// Exactly these claim changes.
+    pub claims: Option<Vec<ExpectClaimChange>>,
+    /// Exactly these scopes added.
+    pub scopes_added: Option<Vec<String>>,
+    /// Exactly these scopes removed.
+    pub scopes_removed: Option<Vec<String>>,
+}
+
+/// One expected claim change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectClaimChange {
+    /// `id_token` or `access_token`.
+    pub token: String,
+    /// The claim's name.
+    pub claim: String,
+    /// `set`, `changed`, `removed` or `kept`.
+    pub kind: String,
 }
 
 /// A named field that may be `null`: present-and-null is `Some(None)`.
@@ -196,17 +236,74 @@ impl Fixture {
             secrets: self.secrets.clone(),
             // A fixture's own namespaces replace the policy's, so they also replace a narrowing.
             namespaces: configured.namespaces.filter(|_| self.namespaces.is_none()),
+            // The module as built, run as a rule of its own (`expect.shadow` runs it as a shadow).
+            mode: RuleMode::Enforce,
+            shadows: None,
+            sha256: None,
             ..configured
         };
-        let pipeline = builder.rule(spec, module).build().map_err(|e| match e {
+        let shadow_pipeline = match &self.expect.shadow {
+            None => None,
+            Some(_) => {
+                let mut shadow_builder = Pipeline::builder()
+                    .sandbox(SandboxConfig {
+                        engines: 1,
+                        ..settings.sandbox.clone()
+                    })
+                    .namespaces(
+                        self.namespaces
+                            .clone()
+                            .unwrap_or_else(|| settings.namespaces.clone()),
+                    )
+                    .max_claims_bytes(settings.claims_bytes);
+                let mut shadow_spec = RuleSpec {
+                    mode: RuleMode::Shadow,
+                    ..spec.clone()
+                };
+                if let Some((target, bytes)) = &settings.shadows {
+                    let target = RuleSpec {
+                        sha256: None,
+                        ..target.clone()
+                    };
+                    shadow_spec.name = format!("{} (candidate)", spec.name);
+                    shadow_spec.shadows = Some(target.name.clone());
+                    shadow_builder = shadow_builder.rule(target, bytes.clone());
+                }
+                Some(shadow_builder.rule(shadow_spec, module))
+            }
+        };
+        let build_error = |e| match e {
             claimsmith_engine::BuildError::Namespaces(e) => load(format!("namespaces: {e}")),
             other => load(other.to_string()),
-        })?;
+        };
+        let pipeline = builder.rule(spec, module).build().map_err(build_error)?;
         // The one way into a login: the same checks as a real login's event.
         let event = pipeline
             .event_from_value(self.event.clone())
             .map_err(|e| load(format!("event: {e}")))?;
-        Ok(self.compare(pipeline.run(&event)))
+        let mut mismatches = self.compare(pipeline.run(&event));
+        if let (Some(builder), Some(expect)) = (shadow_pipeline, &self.expect.shadow) {
+            let pipeline = builder.build().map_err(build_error)?;
+            let event = pipeline
+                .event_from_value(self.event.clone())
+                .map_err(|e| load(format!("event: {e}")))?;
+            match pipeline.run(&event) {
+                Ok(outcome) => match outcome.shadows.first() {
+                    Some(report) => compare_shadow(expect, &report.result, &mut mismatches),
+                    None => mismatches.push(Mismatch {
+                        what: "shadow".into(),
+                        expected: expect.result.clone(),
+                        actual: "(no shadow report)".into(),
+                    }),
+                },
+                Err(error) => mismatches.push(Mismatch {
+                    what: "shadow".into(),
+                    expected: expect.result.clone(),
+                    actual: format!("the login itself ended: {error}"),
+                }),
+            }
+        }
+        Ok(mismatches)
     }
 
     fn compare(&self, run: Result<claimsmith_engine::Outcome, LoginError>) -> Vec<Mismatch> {
@@ -305,13 +402,82 @@ impl Fixture {
     }
 }
 
+/// `expect.shadow` against a shadow report.
+fn compare_shadow(expect: &ExpectShadow, result: &ShadowResult, out: &mut Vec<Mismatch>) {
+    if expect.result != result.label() {
+        let detail = match result {
+            ShadowResult::WouldDeny { reason } => format!(" ({reason})"),
+            ShadowResult::Failed { cause, .. } => format!(" ({cause})"),
+            _ => String::new(),
+        };
+        out.push(Mismatch {
+            what: "shadow result".into(),
+            expected: expect.result.clone(),
+            actual: format!("{}{detail}", result.label()),
+        });
+    }
+    let empty = claimsmith_engine::ShadowChanges::default();
+    let changes = match result {
+        ShadowResult::Differs { changes } => changes,
+        _ => &empty,
+    };
+    if let Some(claims) = &expect.claims {
+        let mut want = claims.clone();
+        want.sort();
+        let mut got: Vec<ExpectClaimChange> = changes
+            .claims
+            .iter()
+            .map(|c| ExpectClaimChange {
+                token: c.token.to_string(),
+                claim: c.claim.clone(),
+                kind: c.kind.as_str().into(),
+            })
+            .collect();
+        got.sort();
+        if want != got {
+            out.push(Mismatch {
+                what: "shadow claims".into(),
+                expected: json_text(&serde_json::json!(want)),
+                actual: json_text(&serde_json::json!(got)),
+            });
+        }
+    }
+    for (what, expected, actual) in [
+        (
+            "shadow scopes_added",
+            &expect.scopes_added,
+            &changes.scopes_added,
+        ),
+        (
+            "shadow scopes_removed",
+            &expect.scopes_removed,
+            &changes.scopes_removed,
+        ),
+    ] {
+        let Some(expected) = expected else { continue };
+        let want: BTreeSet<&String> = expected.iter().collect();
+        let got: BTreeSet<&String> = actual.iter().collect();
+        if want != got {
+            out.push(Mismatch {
+                what: what.into(),
+                expected: json_text(&serde_json::json!(want)),
+                actual: json_text(&serde_json::json!(got)),
+            });
+        }
+    }
+}
+
 fn json_text(value: &Value) -> String {
     serde_json::to_string(value).expect("JSON serializes")
 }
 
 /// The fixture files of a rule crate (`fixtures/*.json`), sorted.
 pub fn discover(rule_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let dir = rule_dir.join("fixtures");
+    discover_in(&rule_dir.join("fixtures"))
+}
+
+/// The fixture files (`*.json`) in `dir`, sorted; none when it does not exist.
+pub fn discover_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }

@@ -88,6 +88,14 @@ pub enum LoadErrorKind {
     /// Instantiating the module or calling `claimsmith_abi_version` failed.
     #[error("failed while checking the ABI version: {0}")]
     Start(String),
+    /// The module's bytes do not hash to the SHA-256 the config pins.
+    #[error("module's SHA-256 is {actual}, not the pinned sha256 = \"{expected}\"; refused")]
+    DigestMismatch {
+        /// The pinned digest.
+        expected: crate::rule::ModuleDigest,
+        /// The digest of the bytes read.
+        actual: crate::rule::ModuleDigest,
+    },
     /// The rule's settings are inconsistent (namespaces, limits).
     #[error("{0}")]
     Settings(String),

@@ -19,7 +19,9 @@
 //!   deadline, memory cap, the two host functions);
 //! - `rule.rs` and `validated_module.rs`: a module checked against the guest ABI once, at
 //!   load, its compiled code kept across restarts by `artifact_cache.rs`;
-//! - `outcome.rs`: what the rules decided.
+//! - `outcome.rs`: what the rules decided;
+//! - `shadow.rs`: what the shadow rules (`mode = "shadow"`) would have changed, run after the
+//!   outcome is final and reported beside it.
 //!
 //! No file formats and no signing here: the `claimsmith` crate reads the config and mints
 //! tokens.
@@ -42,6 +44,7 @@ mod reserved_claims;
 mod rule;
 mod rule_logs;
 mod rule_run;
+mod shadow;
 mod validated_module;
 
 pub use artifact_cache::ArtifactSource;
@@ -55,7 +58,10 @@ pub use login_event::LoginEvent;
 pub use objects_only::ObjectsOnly;
 pub use outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
 pub use pipeline::{Pipeline, PipelineBuilder};
-pub use rule::{OnError, Rule, RuleSpec};
+pub use rule::{ModuleDigest, OnError, Rule, RuleMode, RuleSpec};
+pub use shadow::{
+    ChangeKind, ClaimChange, MetadataChange, ShadowChanges, ShadowReport, ShadowResult,
+};
 
 pub use claimsmith_sdk::{Command, LogLevel, RuleResult, TokenKind};
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::shadow::ShadowReport;
 use claimsmith_sdk::{Command, LogLevel};
 
 /// Everything the rules decided for one login, applied and checked, ready for minting.
@@ -37,6 +38,9 @@ pub struct Outcome {
     pub rules: Vec<RuleTrace>,
     /// Skipped rule failures and warnings (token size).
     pub diagnostics: Vec<Diagnostic>,
+    /// What each shadow rule would have changed (empty when none is configured). Nothing of
+    /// it is in the fields above.
+    pub shadows: Vec<ShadowReport>,
 }
 
 /// A log line from a rule.

@@ -17,8 +17,9 @@ use crate::error::{
 };
 use crate::login_event::LoginEvent;
 use crate::outcome::{Diagnostic, Outcome, RuleStatus, RuleTrace};
-use crate::rule::{OnError, Rule, RuleSpec, read_module};
+use crate::rule::{OnError, Rule, RuleMode, RuleSpec, read_module};
 use crate::rule_logs::LogSink;
+use crate::shadow::{self, ShadowReport, ShadowResult};
 use claimsmith_sdk::Command;
 
 /// The configured rules and the policy they run under. `Send + Sync`: build once with
@@ -44,6 +45,26 @@ pub struct Pipeline {
     engines: Engines,
     /// Whether a version 1 rule is loaded: only those need the caller's event bytes.
     has_version_1: bool,
+    /// Indexes of the enforcing rules, in order: the ones [`Pipeline::run`] applies.
+    enforced: Vec<usize>,
+    /// The shadow rules, in config order; empty: a login does nothing more than the rules.
+    shadows: Vec<ShadowPlan>,
+    /// Whether shadow reports carry claim values.
+    shadow_values: bool,
+}
+
+/// A shadow rule and the enforcing rule it stands in for, if any.
+#[derive(Debug, Clone, Copy)]
+struct ShadowPlan {
+    index: usize,
+    target: Option<usize>,
+}
+
+/// The draft just before a rule that a candidate stands in for, and where that rule's trace is.
+struct Snapshot {
+    target: usize,
+    draft: Draft,
+    trace: usize,
 }
 
 /// Where a rule's module comes from, for the builder.
@@ -61,6 +82,7 @@ pub struct PipelineBuilder {
     max_claims_bytes: Option<usize>,
     cache: Option<(PathBuf, bool)>,
     rules: Vec<(RuleSpec, ModuleSource)>,
+    shadow_values: bool,
 }
 
 impl PipelineBuilder {
@@ -93,6 +115,15 @@ impl PipelineBuilder {
     /// every module (the default cache folder of a user whose home may be read-only).
     pub fn artifact_cache_if_usable(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache = Some((dir.into(), false));
+        self
+    }
+
+    /// Put claim values (the login's and the shadow's) in shadow reports' claim changes
+    /// (default off: names and kinds only). Values in a token never hold a secret (the claim
+    /// policy refuses one), but they may be personal data: turn this on where reports are kept
+    /// as carefully as tokens.
+    pub fn shadow_values(mut self, on: bool) -> Self {
+        self.shadow_values = on;
         self
     }
 
@@ -129,6 +160,9 @@ impl PipelineBuilder {
             policy,
             engines: Engines::new(engine),
             has_version_1: false,
+            enforced: Vec::new(),
+            shadows: Vec::new(),
+            shadow_values: self.shadow_values,
         };
         for (spec, module) in self.rules {
             let bytes = match module {
@@ -142,6 +176,7 @@ impl PipelineBuilder {
             };
             pipeline.add_rule(spec, &bytes)?;
         }
+        pipeline.plan_shadows()?;
         Ok(pipeline)
     }
 }
@@ -158,6 +193,50 @@ impl Pipeline {
         let rule = self.engines.add_rule(&self.policy, spec, bytes)?;
         self.has_version_1 |= rule.abi_version() == 1;
         self.policy.add_secrets(secrets);
+        Ok(())
+    }
+
+    /// Split the rules into enforcing and shadow ones; each candidate's `shadows` must name an
+    /// enforcing rule.
+    fn plan_shadows(&mut self) -> Result<(), LoadError> {
+        let rules = self.engines.rules();
+        for (index, rule) in rules.iter().enumerate() {
+            let settings = |problem: String| LoadError {
+                rule: rule.name.clone(),
+                kind: LoadErrorKind::Settings(problem),
+            };
+            match (rule.mode, &rule.shadows) {
+                (RuleMode::Enforce, None) => self.enforced.push(index),
+                (RuleMode::Enforce, Some(_)) => {
+                    return Err(settings(
+                        "`shadows` names the rule a shadow rule stands in for: it needs mode = \"shadow\"".into(),
+                    ));
+                }
+                (RuleMode::Shadow, None) => self.shadows.push(ShadowPlan {
+                    index,
+                    target: None,
+                }),
+                (RuleMode::Shadow, Some(name)) => {
+                    let target = rules.iter().position(|r| &r.name == name);
+                    match target.map(|t| (t, rules[t].mode)) {
+                        Some((t, RuleMode::Enforce)) => self.shadows.push(ShadowPlan {
+                            index,
+                            target: Some(t),
+                        }),
+                        Some((_, RuleMode::Shadow)) => {
+                            return Err(settings(format!(
+                                "shadows {name:?}, a shadow rule itself: a candidate stands in for an enforcing rule"
+                            )));
+                        }
+                        None => {
+                            return Err(settings(format!(
+                                "shadows {name:?}, but no rule has that name"
+                            )));
+                        }
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -214,15 +293,20 @@ impl Pipeline {
         Ok(event)
     }
 
-    /// Run every rule on `event`: the outcome, or why the login gets no tokens.
+    /// Run every enforcing rule on `event`: the outcome, or why the login gets no tokens. When
+    /// the login gets an outcome, every shadow rule then runs on a copy and reports what it
+    /// would have changed in [`Outcome::shadows`]; a denied or failed login runs no shadow
+    /// rule (there are no tokens to compare against).
     pub fn run(&self, event: &LoginEvent) -> Result<Outcome, LoginError> {
-        self.run_on(self.engines.current(), event, 0..self.rules().len())
+        self.run_on(self.engines.current(), event, self.enforced.iter().copied())
     }
 
     /// Run only some of the rules on `event`, in the order given: `rules` are indexes into
     /// [`Pipeline::rules`] (a hook server's endpoint that runs a subset of the rules, say).
     /// The claim policy, the limits and the engines are the pipeline's, as for
-    /// [`Pipeline::run`].
+    /// [`Pipeline::run`]. A shadow rule's index in `rules` is passed over: standalone shadow
+    /// rules run after every login, and a candidate runs when the rule it shadows is among
+    /// `rules`.
     ///
     /// # Panics
     /// If an index is not below `self.rules().len()`.
@@ -232,7 +316,12 @@ impl Pipeline {
             rules.iter().all(|&index| index < count),
             "rule index out of range: the pipeline has {count} rules"
         );
-        self.run_on(self.engines.current(), event, rules.iter().copied())
+        let all = self.rules();
+        let enforced = rules
+            .iter()
+            .copied()
+            .filter(|&index| all[index].mode == RuleMode::Enforce);
+        self.run_on(self.engines.current(), event, enforced)
     }
 
     fn run_on(
@@ -244,7 +333,16 @@ impl Pipeline {
         let requested = &event.event().transaction.requested_scopes;
         let mut draft = Draft::requesting(requested);
         let mut outcome = Outcome::default();
+        // Only with a candidate configured: the draft before the rule it stands in for.
+        let mut snapshots: Vec<Snapshot> = Vec::new();
         for index in rules {
+            if self.shadows.iter().any(|plan| plan.target == Some(index)) {
+                snapshots.push(Snapshot {
+                    target: index,
+                    draft: draft.clone(),
+                    trace: outcome.rules.len(),
+                });
+            }
             let (rule, run) = self.engines.run_rule(engine, index, event);
             let mut logs = LogSink::new(rule, &self.policy, &mut outcome.logs);
             for (level, message) in run.host_logs {
@@ -333,8 +431,109 @@ impl Pipeline {
                 }
             }
         }
+        if !self.shadows.is_empty() {
+            outcome.shadows = self.run_shadows(engine, event, &draft, &snapshots, &outcome.rules);
+        }
         draft.decide(requested, &mut outcome);
         Ok(outcome)
+    }
+
+    /// Every shadow rule on `event`, after the login's outcome is final: each compared with
+    /// `actual`, the login's final draft. A candidate starts from the draft before the rule it
+    /// stands in for; the rules after that one are replayed from their traces (a rule sees the
+    /// event and its configuration, never another rule's output, so its commands are the same
+    /// whatever ran before it).
+    fn run_shadows(
+        &self,
+        engine: usize,
+        event: &LoginEvent,
+        actual: &Draft,
+        snapshots: &[Snapshot],
+        traces: &[RuleTrace],
+    ) -> Vec<ShadowReport> {
+        let mut reports = Vec::with_capacity(self.shadows.len());
+        for plan in &self.shadows {
+            let started = std::time::Instant::now();
+            let (start, replay) = match plan.target {
+                None => (actual, &traces[traces.len()..]),
+                Some(target) => match snapshots.iter().find(|s| s.target == target) {
+                    Some(snapshot) => (&snapshot.draft, &traces[snapshot.trace + 1..]),
+                    // The rule it stands in for did not run (a subset of the rules).
+                    None => continue,
+                },
+            };
+            let (rule, run) = self.engines.run_rule(engine, plan.index, event);
+            let result = match run.result {
+                Err(failure) => failed(failure.redacted(&self.policy)),
+                Ok(result) => {
+                    let mut draft = start.clone();
+                    match apply(
+                        &self.policy,
+                        &rule.namespaces,
+                        &result.commands,
+                        &mut draft,
+                        &mut |_, _| {},
+                    ) {
+                        Err(Stop::Denied(reason)) => ShadowResult::WouldDeny { reason },
+                        Err(Stop::Failed(failure)) => failed(failure.redacted(&self.policy)),
+                        Ok(()) => match self.replay(replay, &mut draft) {
+                            Some(result) => result,
+                            None => shadow::compare(actual, &draft, self.shadow_values),
+                        },
+                    }
+                }
+            };
+            let report = ShadowReport {
+                rule: rule.name.clone(),
+                shadows: rule.shadows.clone(),
+                result,
+                fuel_used: run.fuel_used,
+                duration: started.elapsed(),
+            };
+            shadow::log(&report);
+            reports.push(report);
+        }
+        reports
+    }
+
+    /// Apply the commands of the rules that ran after a candidate's place, as the login applied
+    /// them; `Some` when one of them would then fail the login.
+    fn replay(&self, traces: &[RuleTrace], draft: &mut Draft) -> Option<ShadowResult> {
+        for trace in traces {
+            if trace.status != RuleStatus::Applied {
+                continue;
+            }
+            let rule = self.rules().iter().find(|r| r.name == trace.rule)?;
+            let mut staged = draft.clone();
+            match apply(
+                &self.policy,
+                &rule.namespaces,
+                &trace.commands,
+                &mut staged,
+                &mut |_, _| {},
+            ) {
+                Ok(()) => *draft = staged,
+                Err(_) if rule.on_error == OnError::Skip => {}
+                Err(Stop::Denied(reason)) => return Some(ShadowResult::WouldDeny { reason }),
+                Err(Stop::Failed(failure)) => {
+                    let failure = failure.redacted(&self.policy);
+                    return Some(ShadowResult::Failed {
+                        cause: format!(
+                            "with it in place, rule `{}` would fail: {failure}",
+                            rule.name
+                        ),
+                        kind: failure.kind(),
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// The enforcing rules' indexes, in order.
+    #[cfg(test)]
+    fn enforced(&self) -> &[usize] {
+        &self.enforced
     }
 
     /// Instantiate rule `index` on the first engine and drop it uncalled (benchmarks' floor).
@@ -355,6 +554,13 @@ impl Pipeline {
     }
 }
 
+fn failed(failure: crate::RuleFailure) -> ShadowResult {
+    ShadowResult::Failed {
+        cause: failure.to_string(),
+        kind: failure.kind(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,11 +570,15 @@ mod tests {
 
     /// An ABI version 1 module that sets `https://e.test/n` to `n` on the ID token and logs.
     fn module(n: u32) -> Vec<u8> {
-        let result = json!({"commands": [
+        returning(json!({"commands": [
             {"op": "set_claim", "token": "id_token", "name": "https://e.test/n", "value": n},
             {"op": "log", "level": "info", "message": format!("rule {n}")}
-        ]})
-        .to_string();
+        ]}))
+    }
+
+    /// An ABI version 1 module that always returns `result`.
+    fn returning(result: Value) -> Vec<u8> {
+        let result = result.to_string();
         let escaped = result.replace('\\', "\\\\").replace('"', "\\\"");
         wat::parse_str(format!(
             r#"(module
@@ -405,6 +615,199 @@ mod tests {
         pipeline
             .event_from_value(json!({"user": {"user_id": "u1"}, "client": {"client_id": "c"}}))
             .unwrap()
+    }
+
+    fn shadow(name: &str, shadows: Option<&str>) -> RuleSpec {
+        RuleSpec {
+            name: name.into(),
+            mode: RuleMode::Shadow,
+            shadows: shadows.map(Into::into),
+            ..RuleSpec::default()
+        }
+    }
+
+    /// A module that loops until its fuel runs out.
+    fn looping() -> Vec<u8> {
+        wat::parse_str(
+            r#"(module
+  (memory (export "memory") 2)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (loop $l (br $l)) (i64.const 0)))"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn shadow_rules_report_what_they_would_change_and_change_nothing() {
+        let sets = |value: Value| {
+            returning(json!({"commands": [
+                {"op": "set_claim", "token": "id_token", "name": "https://e.test/n", "value": value},
+                {"op": "add_scope", "scope": "extra"}
+            ]}))
+        };
+        let plain = pipeline(1);
+        let event = event(&plain);
+        let enforced = plain.run(&event).unwrap();
+        assert!(enforced.shadows.is_empty());
+        let mut builder =
+            Pipeline::builder()
+                .namespaces(["https://e.test/"])
+                .sandbox(SandboxConfig {
+                    engines: 1,
+                    ..SandboxConfig::default()
+                });
+        for (name, n) in [("one", 1), ("two", 2), ("one-again", 1)] {
+            let spec = RuleSpec {
+                name: name.into(),
+                ..RuleSpec::default()
+            };
+            builder = builder.rule(spec, module(n));
+        }
+        // Standing in for `two`: `one-again` sets the claim after it, so only the scope differs.
+        builder = builder
+            .rule(shadow("two-candidate", Some("two")), sets(json!(3)))
+            .rule(shadow("standalone", None), sets(json!(3)))
+            .rule(shadow("loops", Some("one")), looping())
+            .rule(
+                shadow("denies", None),
+                returning(json!({"commands": [{"op": "deny", "reason": "no"}]})),
+            )
+            .rule(
+                shadow("breaks-policy", Some("one-again")),
+                returning(
+                    json!({"commands": [{"op": "set_claim", "token": "id_token", "name": "https://other.test/x", "value": 1}]}),
+                ),
+            )
+            .rule(shadow("same", Some("one-again")), module(1));
+        let pipeline = builder.shadow_values(true).build().unwrap();
+        assert_eq!(pipeline.enforced(), [0, 1, 2]);
+        let outcome = pipeline.run(&event).unwrap();
+        assert_eq!(outcome.id_token, enforced.id_token);
+        assert_eq!(outcome.scopes, enforced.scopes);
+        assert_eq!(outcome.logs, enforced.logs);
+        assert_eq!(outcome.rules.len(), 3);
+        let results: Vec<(&str, &str)> = outcome
+            .shadows
+            .iter()
+            .map(|r| (r.rule.as_str(), r.result.label()))
+            .collect();
+        assert_eq!(
+            results,
+            [
+                ("two-candidate", "differs"),
+                ("standalone", "differs"),
+                ("loops", "failed"),
+                ("denies", "would_deny"),
+                ("breaks-policy", "failed"),
+                ("same", "same"),
+            ]
+        );
+        let changes = |i: usize| match &outcome.shadows[i].result {
+            ShadowResult::Differs { changes } => changes.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(changes(0).claims.is_empty());
+        assert_eq!(changes(0).scopes_added, ["extra"]);
+        let claim = &changes(1).claims[0];
+        assert_eq!(
+            (
+                claim.claim.as_str(),
+                claim.kind,
+                &claim.actual,
+                &claim.shadow
+            ),
+            (
+                "https://e.test/n",
+                crate::ChangeKind::Changed,
+                &Some(json!(1)),
+                &Some(json!(3))
+            )
+        );
+        assert!(matches!(
+            &outcome.shadows[2].result,
+            ShadowResult::Failed {
+                kind: "fuel_exhausted",
+                ..
+            }
+        ));
+        assert_eq!(outcome.shadows[2].shadows.as_deref(), Some("one"));
+        // A subset without a candidate's rule runs no candidate for it.
+        let only = pipeline.run_only(&event, &[0, 3]).unwrap();
+        let ran: Vec<&str> = only.shadows.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(ran, ["standalone", "loops", "denies"]);
+        assert_eq!(only.rules.len(), 1);
+    }
+
+    #[test]
+    fn shadows_must_name_an_enforcing_rule_and_need_shadow_mode() {
+        let build = |extra: RuleSpec| {
+            Pipeline::builder()
+                .namespaces(["https://e.test/"])
+                .rule(
+                    RuleSpec {
+                        name: "one".into(),
+                        ..RuleSpec::default()
+                    },
+                    module(1),
+                )
+                .rule(shadow("s", None), module(2))
+                .rule(extra, module(3))
+                .build()
+                .unwrap_err()
+                .to_string()
+        };
+        let err = build(shadow("c", Some("nope")));
+        assert!(
+            err.contains("rule `c`") && err.contains("no rule has that name"),
+            "{err}"
+        );
+        let err = build(shadow("c", Some("s")));
+        assert!(err.contains("a shadow rule itself"), "{err}");
+        let err = build(RuleSpec {
+            name: "c".into(),
+            shadows: Some("one".into()),
+            ..RuleSpec::default()
+        });
+        assert!(err.contains("mode = \"shadow\""), "{err}");
+    }
+
+    #[test]
+    fn a_pinned_module_that_hashes_otherwise_is_refused_naming_both_digests() {
+        let bytes = module(1);
+        let right = crate::ModuleDigest::of(&bytes);
+        let pinned = |sha256| RuleSpec {
+            name: "one".into(),
+            sha256: Some(sha256),
+            ..RuleSpec::default()
+        };
+        let ok = Pipeline::builder()
+            .namespaces(["https://e.test/"])
+            .rule(pinned(right), bytes.clone())
+            .build()
+            .unwrap();
+        assert_eq!(ok.rules()[0].sha256(), right);
+        assert_eq!(
+            crate::ModuleDigest::from_hex(&right.to_string()),
+            Some(right)
+        );
+        let mut changed = bytes.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        let err = Pipeline::builder()
+            .namespaces(["https://e.test/"])
+            .rule(pinned(right), changed.clone())
+            .build()
+            .unwrap_err()
+            .to_string();
+        let actual = crate::ModuleDigest::of(&changed);
+        assert!(
+            err.contains("rule `one`")
+                && err.contains(&right.to_string())
+                && err.contains(&actual.to_string()),
+            "{err}"
+        );
     }
 
     #[test]

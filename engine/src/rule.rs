@@ -29,6 +29,65 @@ pub enum OnError {
     Skip,
 }
 
+/// Whether a rule's decisions reach the login.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleMode {
+    /// Its commands are applied to the login (the default).
+    #[default]
+    Enforce,
+    /// It runs after the login's outcome is final, on a copy: what it would have changed is
+    /// reported in [`Outcome::shadows`](crate::Outcome::shadows), nothing of it reaches the login.
+    Shadow,
+}
+
+/// The SHA-256 of a module's bytes: written and read as 64 lowercase hex digits, the form a
+/// config's `sha256 = "..."` takes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModuleDigest(pub [u8; 32]);
+
+impl ModuleDigest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> ModuleDigest {
+        use sha2::{Digest, Sha256};
+        ModuleDigest(Sha256::digest(bytes).into())
+    }
+
+    /// Read 64 lowercase hex digits; `None` for anything else (upper case included, so one
+    /// digest has one spelling).
+    pub fn from_hex(text: &str) -> Option<ModuleDigest> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+        }
+        Some(ModuleDigest(out))
+    }
+}
+
+impl std::fmt::Display for ModuleDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ModuleDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModuleDigest({self})")
+    }
+}
+
 /// How a rule is configured: everything but its module bytes.
 #[derive(Clone, Default)]
 pub struct RuleSpec {
@@ -44,6 +103,13 @@ pub struct RuleSpec {
     pub secrets: BTreeMap<String, String>,
     /// Its resource limits.
     pub limits: Limits,
+    /// Whether it enforces or only shadows (default [`RuleMode::Enforce`]).
+    pub mode: RuleMode,
+    /// For a shadow rule: the enforcing rule it is the candidate for. It then runs in that
+    /// rule's place, on a copy, so its report is what replacing that rule would change.
+    pub shadows: Option<String>,
+    /// The module's pinned SHA-256: bytes that hash to anything else are refused at load.
+    pub sha256: Option<ModuleDigest>,
 }
 
 impl std::fmt::Debug for RuleSpec {
@@ -55,6 +121,9 @@ impl std::fmt::Debug for RuleSpec {
             .field("configuration", &self.configuration)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("limits", &self.limits)
+            .field("mode", &self.mode)
+            .field("shadows", &self.shadows)
+            .field("sha256", &self.sha256)
             .finish()
     }
 }
@@ -123,6 +192,8 @@ pub struct Rule {
     pub(crate) on_error: OnError,
     pub(crate) namespaces: Vec<String>,
     pub(crate) limits: Limits,
+    pub(crate) mode: RuleMode,
+    pub(crate) shadows: Option<String>,
     input: RuleInput,
     pub(crate) pre: InstancePre<RuleState>,
     pub(crate) exports: AbiExports,
@@ -179,7 +250,16 @@ impl Rule {
             }
             None => policy.namespaces().to_vec(),
         };
-        let module = ValidatedModule::new_sharing(engine, bytes, &spec.limits, known)?;
+        let digest = ModuleDigest::of(bytes);
+        if let Some(expected) = spec.sha256
+            && expected != digest
+        {
+            return Err(LoadErrorKind::DigestMismatch {
+                expected,
+                actual: digest,
+            });
+        }
+        let module = ValidatedModule::new_sharing(engine, bytes, digest, &spec.limits, known)?;
         let pre = engine
             .linker()
             .instantiate_pre(module.module())
@@ -205,6 +285,8 @@ impl Rule {
             on_error: spec.on_error,
             namespaces,
             limits: spec.limits,
+            mode: spec.mode,
+            shadows: spec.shadows,
             input,
             pre,
             exports,
@@ -244,6 +326,21 @@ impl Rule {
     /// Its limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Whether it enforces or only shadows.
+    pub fn mode(&self) -> RuleMode {
+        self.mode
+    }
+
+    /// The enforcing rule this shadow rule is the candidate for, if any.
+    pub fn shadows(&self) -> Option<&str> {
+        self.shadows.as_deref()
+    }
+
+    /// The SHA-256 of the module's bytes, as loaded.
+    pub fn sha256(&self) -> ModuleDigest {
+        self.module.digest()
     }
 
     /// The validated module.

@@ -2,7 +2,7 @@
 //! exports and their signatures, initial memory. `claimsmith_abi_version` is checked in
 //! [`Rule::load`](crate::Rule) once the module can be instantiated.
 
-use sha2::{Digest, Sha256};
+use crate::rule::ModuleDigest;
 use wasmtime::{Engine as WasmEngine, ExternType, FuncType, Module, ValType};
 
 use crate::artifact_cache::ArtifactSource;
@@ -39,6 +39,7 @@ impl ValidatedModule {
     pub fn new_sharing(
         engine: &Engine,
         bytes: &[u8],
+        digest: ModuleDigest,
         limits: &Limits,
         known: &[&ValidatedModule],
     ) -> Result<ValidatedModule, LoadErrorKind> {
@@ -49,7 +50,7 @@ impl ValidatedModule {
             });
         }
         check_header(bytes)?;
-        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        let digest = digest.0;
         // The same engine's module first: its compiled code is shared outright.
         let same_engine =
             |m: &&&ValidatedModule| WasmEngine::same(m.module.engine(), engine.wasm());
@@ -86,6 +87,11 @@ impl ValidatedModule {
             source,
             digest,
         })
+    }
+
+    /// The SHA-256 of the module's bytes.
+    pub fn digest(&self) -> ModuleDigest {
+        ModuleDigest(self.digest)
     }
 
     /// The compiled module.

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ConfigError;
-use claimsmith_engine::{Limits, ObjectsOnly, OnError, RuleSpec, SandboxConfig};
+use claimsmith_engine::{
+    Limits, ModuleDigest, ObjectsOnly, OnError, RuleMode, RuleSpec, SandboxConfig,
+};
 
 /// Token lifetimes must sit in this range, in seconds (one minute to thirty days).
 pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
@@ -37,6 +39,8 @@ pub struct Config {
     pub claims_bytes: usize,
     /// Where compiled modules are cached across restarts.
     pub cache: CacheSetting,
+    /// `shadow_values`: whether shadow reports carry claim values (default: names only).
+    pub shadow_values: bool,
 }
 
 /// Where compiled rule modules are cached (`cache_dir`).
@@ -94,6 +98,8 @@ struct RawConfig {
     namespaces: Vec<String>,
     cache_dir: Option<PathBuf>,
     #[serde(default)]
+    shadow_values: bool,
+    #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     keys: Vec<RawKey>,
@@ -121,8 +127,7 @@ struct RawKey {
 struct RawRule {
     name: String,
     module: PathBuf,
-    #[serde(default)]
-    on_error: OnError,
+    on_error: Option<OnError>,
     namespaces: Option<Vec<String>>,
     #[serde(default)]
     config: toml::Table,
@@ -130,6 +135,12 @@ struct RawRule {
     secrets: BTreeMap<String, SecretSource>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    mode: RuleMode,
+    #[serde(default)]
+    shadows: Option<String>,
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 /// A secret's value as a config gives it: the text itself, or `{ env = "NAME" }` to read it
@@ -261,6 +272,7 @@ impl Config {
             sandbox,
             claims_bytes: raw.limits.claims_bytes.unwrap_or(100 * 1024),
             cache: check.cache(raw.cache_dir),
+            shadow_values: raw.shadow_values,
         })
     }
 }
@@ -348,6 +360,26 @@ impl Check<'_> {
             }
             rules.push(self.rule(i, global, rule)?);
         }
+        for (i, rule) in rules.iter().enumerate() {
+            let Some(name) = &rule.spec.shadows else {
+                continue;
+            };
+            match rules.iter().find(|r| &r.spec.name == name) {
+                Some(target) if target.spec.mode == RuleMode::Enforce => {}
+                Some(_) => {
+                    return Err(self.invalid(
+                        format!("rules[{i}].shadows"),
+                        format!("{name:?} is a shadow rule itself: a candidate stands in for an enforcing rule"),
+                    ));
+                }
+                None => {
+                    return Err(self.invalid(
+                        format!("rules[{i}].shadows"),
+                        format!("no rule is named {name:?}"),
+                    ));
+                }
+            }
+        }
         Ok(rules)
     }
 
@@ -373,6 +405,28 @@ impl Check<'_> {
                 ));
             }
         }
+        let shadow = rule.mode == RuleMode::Shadow;
+        if shadow && rule.on_error.is_some() {
+            return Err(self.invalid(
+                field("on_error"),
+                "a shadow rule never fails or changes a login: set on_error when it is promoted to mode = \"enforce\"",
+            ));
+        }
+        if !shadow && rule.shadows.is_some() {
+            return Err(self.invalid(
+                field("shadows"),
+                "names the rule a shadow rule stands in for: it needs mode = \"shadow\"",
+            ));
+        }
+        let sha256 = match &rule.sha256 {
+            None => None,
+            Some(text) => Some(ModuleDigest::from_hex(text).ok_or_else(|| {
+                self.invalid(
+                    field("sha256"),
+                    format!("{text:?} is not a SHA-256: 64 lowercase hex digits, as `claimsmith build` and `claimsmith check` print it"),
+                )
+            })?),
+        };
         let limits = limits_of(global, &rule.limits)
             .map_err(|(key, message)| self.invalid(field(&format!("limits.{key}")), message))?;
         let Ok(Value::Object(configuration)) = serde_json::to_value(&rule.config) else {
@@ -398,11 +452,14 @@ impl Check<'_> {
             module: self.base.join(&rule.module),
             spec: RuleSpec {
                 name: rule.name,
-                on_error: rule.on_error,
+                on_error: rule.on_error.unwrap_or_default(),
                 namespaces: rule.namespaces,
                 configuration,
                 secrets,
                 limits,
+                mode: rule.mode,
+                shadows: rule.shadows,
+                sha256,
             },
         })
     }
@@ -735,5 +792,60 @@ private_key = "keys/signing.pem"
             .unwrap_err()
             .to_string();
         assert!(err.contains("engine-wide"), "{err}");
+    }
+
+    #[test]
+    fn shadow_rules_and_pinned_digests_are_checked_naming_the_field() {
+        let rule = |name: &str, extra: &str| {
+            format!("[[rules]]\nname = \"{name}\"\nmodule = \"{name}.wasm\"\n{extra}")
+        };
+        let digest = "ab".repeat(32);
+        let text = format!(
+            "shadow_values = true\n{BASE}{}{}",
+            rule("a", &format!("sha256 = \"{digest}\"\n")),
+            rule("c", "mode = \"shadow\"\nshadows = \"a\"\n")
+        );
+        let config = parse(&text).unwrap();
+        assert!(config.shadow_values);
+        assert_eq!(config.rules[0].spec.sha256.unwrap().to_string(), digest);
+        assert_eq!(config.rules[1].spec.mode, RuleMode::Shadow);
+        assert_eq!(config.rules[1].spec.shadows.as_deref(), Some("a"));
+        for (extra, field, message) in [
+            ("sha256 = \"AB\"\n", "rules[1].sha256", "64 lowercase hex"),
+            (
+                &format!("sha256 = \"{}\"\n", "AB".repeat(32)),
+                "rules[1].sha256",
+                "64 lowercase hex",
+            ),
+            ("shadows = \"a\"\n", "rules[1].shadows", "mode = \"shadow\""),
+            (
+                "mode = \"shadow\"\nshadows = \"zz\"\n",
+                "rules[1].shadows",
+                "no rule is named \"zz\"",
+            ),
+            (
+                "mode = \"shadow\"\nshadows = \"c\"\n",
+                "rules[1].shadows",
+                "shadow rule itself",
+            ),
+            (
+                "mode = \"shadow\"\non_error = \"skip\"\n",
+                "rules[1].on_error",
+                "never fails",
+            ),
+            ("mode = \"watch\"\n", "", "unknown variant `watch`"),
+        ] {
+            let text = format!(
+                "{BASE}{}{}{}",
+                rule("a", ""),
+                rule("b", extra),
+                rule("c", "mode = \"shadow\"\n")
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains(field) && err.contains(message),
+                "{extra}: {err}"
+            );
+        }
     }
 }

@@ -81,6 +81,8 @@ pub struct LoginTimings {
     pub rules: Duration,
     /// Building the claims and signing both tokens.
     pub minting: Duration,
+    /// Running the shadow rules and comparing their decisions (not in `rules`).
+    pub shadows: Duration,
 }
 
 impl Issuer {
@@ -95,7 +97,8 @@ impl Issuer {
         let mut builder = Pipeline::builder()
             .sandbox(config.sandbox.clone())
             .namespaces(config.namespaces.clone())
-            .max_claims_bytes(config.claims_bytes);
+            .max_claims_bytes(config.claims_bytes)
+            .shadow_values(config.shadow_values);
         builder = match &config.cache {
             CacheSetting::Dir(dir) => builder.artifact_cache(dir),
             CacheSetting::Default(Some(dir)) => builder.artifact_cache_if_usable(dir),
@@ -174,11 +177,13 @@ impl Issuer {
             LoginError::Denied(denied) => LoginFailure::Denied(denied),
             LoginError::RuleFailed(failed) => LoginFailure::RuleFailed(failed),
         })?;
-        let rules = started.elapsed();
+        let ran = started.elapsed();
+        let shadows: Duration = outcome.shadows.iter().map(|s| s.duration).sum();
         let mut tokens = self.mint(event, outcome, now)?;
         tokens.timings = LoginTimings {
-            rules,
-            minting: started.elapsed() - rules,
+            rules: ran.saturating_sub(shadows),
+            minting: started.elapsed() - ran,
+            shadows,
         };
         Ok(tokens)
     }

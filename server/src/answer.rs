@@ -233,6 +233,9 @@ async fn hook_request(
                 Err(_) => &Vec::new(),
             };
             shared.metrics.rules(traces);
+            if let Ok(tokens) = &result {
+                shared.metrics.shadows(&tokens.outcome.shadows);
+            }
             match result {
                 Ok(tokens) => (
                     json_response(StatusCode::OK, &tokens.to_json()),
@@ -257,6 +260,7 @@ async fn hook_request(
             let (verdict, outcome) = match &result {
                 Ok(outcome) => {
                     shared.metrics.rules(&outcome.rules);
+                    shared.metrics.shadows(&outcome.shadows);
                     (Verdict::Outcome(outcome), RequestOutcome::Ok)
                 }
                 Err(LoginError::Denied(denied)) => {
@@ -285,6 +289,9 @@ async fn hook_request(
                 Err(LoginError::RuleFailed(failed)) => &failed.rules,
             };
             shared.metrics.rules(traces);
+            if let Ok(outcome) = &result {
+                shared.metrics.shadows(&outcome.shadows);
+            }
             match result {
                 Ok(outcome) => (
                     json_response(StatusCode::OK, &decision(&outcome)),

@@ -1,5 +1,5 @@
 //! The server's Prometheus metrics: requests and their time by hook, each rule's time and
-//! failures, requests in flight, config reloads. Labels carry hook paths, rule names and
+//! failures, shadow rules' results and time, requests in flight, config reloads. Labels carry hook paths, rule names and
 //! outcome kinds only: never a claim value, a user or a secret.
 
 use std::time::Duration;
@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use claimsmith_engine::{RuleStatus, RuleTrace};
+use claimsmith_engine::{RuleStatus, RuleTrace, ShadowReport};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HookOutcome {
@@ -34,6 +34,12 @@ struct RuleLabel {
 struct RuleCause {
     rule: String,
     cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShadowLabel {
+    rule: String,
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,6 +95,8 @@ pub(crate) struct Metrics {
     hook_duration: Family<HookLabel, Histogram, fn() -> Histogram>,
     rule_duration: Family<RuleLabel, Histogram, fn() -> Histogram>,
     rule_failures: Family<RuleCause, Counter>,
+    shadow_logins: Family<ShadowLabel, Counter>,
+    shadow_duration: Family<RuleLabel, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
     reloads: Family<ReloadResult, Counter>,
 }
@@ -122,6 +130,19 @@ impl Metrics {
             "Rule runs that failed, by rule and kind of failure",
             rule_failures.clone(),
         );
+        let shadow_logins = Family::<ShadowLabel, Counter>::default();
+        registry.register(
+            "claimsmith_shadow_logins",
+            "Logins a shadow rule ran on, by rule and how its decision compared with the login's (same, differs, would_deny, failed)",
+            shadow_logins.clone(),
+        );
+        let shadow_duration: Family<RuleLabel, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "claimsmith_shadow_duration_seconds",
+            "Time of one shadow rule's run and comparison (not in the rules' time)",
+            shadow_duration.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "claimsmith_in_flight_requests",
@@ -144,6 +165,8 @@ impl Metrics {
             hook_duration,
             rule_duration,
             rule_failures,
+            shadow_logins,
+            shadow_duration,
             in_flight,
             reloads,
         }
@@ -180,6 +203,23 @@ impl Metrics {
                     })
                     .inc();
             }
+        }
+    }
+
+    /// The shadow rules' reports of one login.
+    pub(crate) fn shadows(&self, reports: &[ShadowReport]) {
+        for report in reports {
+            self.shadow_logins
+                .get_or_create(&ShadowLabel {
+                    rule: report.rule.clone(),
+                    result: report.result.label(),
+                })
+                .inc();
+            self.shadow_duration
+                .get_or_create(&RuleLabel {
+                    rule: report.rule.clone(),
+                })
+                .observe(report.duration.as_secs_f64());
         }
     }
 

@@ -79,6 +79,7 @@ impl Setup {
         let mut rules = rules.to_owned();
         for name in [
             "add-roles",
+            "add-roles-candidate",
             "capabilities",
             "require-verified-email",
             "scopes-from-roles",

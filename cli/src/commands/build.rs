@@ -1,5 +1,6 @@
 //! `claimsmith build`: compile rule crates to wasm, check each module against the ABI, print
-//! each module's path on stdout (size and exports on stderr).
+//! each module's path on stdout (size, exports and the `sha256 = "..."` line a config pins it
+//! with on stderr).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,11 +65,13 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             })
             .rule(spec, bytes.clone())
             .build()?;
+        let rule = &pipeline.rules()[0];
         eprintln!(
-            "built {}: {} bytes, exports {}",
+            "built {}: {} bytes, exports {}\n  sha256 = \"{}\"",
             built.package,
             bytes.len(),
-            pipeline.rules()[0].export_names().join(", ")
+            rule.export_names().join(", "),
+            rule.sha256()
         );
         println!("{}", built.module.display());
     }

@@ -16,6 +16,14 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
         rules.len(),
         rules.join(", ")
     );
+    for rule in issuer.pipeline().rules() {
+        let mode = match (rule.mode(), rule.shadows()) {
+            (claimsmith::RuleMode::Enforce, _) => String::new(),
+            (claimsmith::RuleMode::Shadow, None) => " (shadow)".into(),
+            (claimsmith::RuleMode::Shadow, Some(target)) => format!(" (shadow of {target})"),
+        };
+        println!("rule {}{mode}: sha256 = \"{}\"", rule.name(), rule.sha256());
+    }
     for hook in hooks.unwrap_or_default() {
         println!(
             "hook {} ({}, auth {}): {}",

@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use claimsmith::{Issuer, LoginFailure};
-use claimsmith_engine::{RuleStatus, RuleTrace};
+use claimsmith_engine::{RuleStatus, RuleTrace, ShadowReport, ShadowResult};
 
 use super::{EXIT_BAD_INPUT, EXIT_DENIED, EXIT_FAILURE, EXIT_RULE_FAILED, print_json};
 
@@ -50,8 +50,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
+    let mut shadows = Vec::new();
     let (mut output, code, traces) = match issuer.login(&event) {
-        Ok(tokens) => (tokens.to_json(), ExitCode::SUCCESS, tokens.outcome.rules),
+        Ok(tokens) => {
+            let answer = tokens.to_json();
+            shadows = tokens.outcome.shadows;
+            (answer, ExitCode::SUCCESS, tokens.outcome.rules)
+        }
         Err(LoginFailure::Denied(denied)) => {
             let rules = denied.rules.clone();
             let answer = LoginFailure::Denied(denied).to_json();
@@ -74,8 +79,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.explain {
         if args.json {
             output["explain"] = json!(traces.iter().map(explain_json).collect::<Vec<_>>());
+            if !shadows.is_empty() {
+                output["shadow"] = json!(shadows);
+            }
         } else {
             eprint!("{}", explain_text(&traces));
+            eprint!("{}", shadow_text(&shadows));
         }
     }
     if args.pretty {
@@ -103,6 +112,71 @@ fn explain_json(trace: &RuleTrace) -> Value {
     value["duration_us"] = value["duration"].take();
     value.as_object_mut().expect("object").remove("duration");
     value
+}
+
+/// A readable report per shadow rule: what it would have changed in this login.
+pub fn shadow_text(reports: &[ShadowReport]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        let stands_in = report
+            .shadows
+            .as_ref()
+            .map(|s| format!(" (candidate for {s})"))
+            .unwrap_or_default();
+        let result = match &report.result {
+            ShadowResult::Same => "same: changes nothing".to_owned(),
+            ShadowResult::Differs { .. } => "DIFFERS".to_owned(),
+            ShadowResult::WouldDeny { reason } => format!("WOULD DENY: {reason}"),
+            ShadowResult::Failed { cause, .. } => format!("FAILED: {cause}"),
+        };
+        out.push_str(&format!(
+            "shadow {}{stands_in} — {result}\n  {:.1} us, {} instructions (not in the login's time)\n",
+            report.rule,
+            report.duration.as_secs_f64() * 1e6,
+            report.fuel_used
+        ));
+        if let ShadowResult::Differs { changes } = &report.result {
+            for claim in &changes.claims {
+                let values = match (&claim.actual, &claim.shadow) {
+                    (None, None) => String::new(),
+                    (actual, shadow) => format!(
+                        ": {} -> {}",
+                        actual.as_ref().map_or("(none)".into(), |v| v.to_string()),
+                        shadow.as_ref().map_or("(none)".into(), |v| v.to_string())
+                    ),
+                };
+                out.push_str(&format!(
+                    "  - {} claim {} would be {}{values}\n",
+                    claim.token,
+                    claim.claim,
+                    claim.kind.as_str()
+                ));
+            }
+            for scope in &changes.scopes_added {
+                out.push_str(&format!("  - scope {scope} would be added\n"));
+            }
+            for scope in &changes.scopes_removed {
+                out.push_str(&format!("  - scope {scope} would be removed\n"));
+            }
+            for change in &changes.metadata {
+                out.push_str(&format!(
+                    "  - {} {} would be {}\n",
+                    change.table,
+                    change.key,
+                    change.kind.as_str()
+                ));
+            }
+            for provider in &changes.mfa_added {
+                out.push_str(&format!("  - MFA with {provider} would be required\n"));
+            }
+            for provider in &changes.mfa_removed {
+                out.push_str(&format!(
+                    "  - MFA with {provider} would no longer be required\n"
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// A readable per-rule trace.

@@ -25,6 +25,10 @@ pub struct TestArgs {
     /// Where cargo puts its output; default: target/claimsmith-rules in the workspace.
     #[arg(long)]
     target_dir: Option<PathBuf>,
+    /// Read the fixtures from this folder instead of each crate's `fixtures/` (a candidate's
+    /// comparison fixtures, kept beside the config they compare under).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -49,8 +53,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     for dir in &dirs {
         let (built, module) = build_module(dir, args.target_dir.as_deref())?;
-        let fixtures = fixture::discover(dir)
-            .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
+        let fixtures = match &args.fixtures {
+            Some(folder) => fixture::discover_in(folder),
+            None => fixture::discover(dir),
+        }
+        .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
         if fixtures.is_empty() {
             println!(
                 "--   {}: no fixtures in {}",
@@ -58,10 +65,25 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                 dir.join("fixtures").display()
             );
         }
+        let rule = config
+            .as_ref()
+            .and_then(|c| configured_rule(c, &built.module));
+        let shadows = match (&config, rule.as_ref().and_then(|r| r.shadows.as_ref())) {
+            (Some(config), Some(target)) => {
+                let target = config
+                    .rules
+                    .iter()
+                    .find(|r| &r.spec.name == target)
+                    .with_context(|| format!("no rule {target:?} in the config"))?;
+                let bytes = std::fs::read(&target.module)
+                    .with_context(|| format!("cannot read {}", target.module.display()))?;
+                Some((target.spec.clone(), bytes))
+            }
+            _ => None,
+        };
         let settings = RunSettings {
-            rule: config
-                .as_ref()
-                .and_then(|c| configured_rule(c, &built.module)),
+            rule,
+            shadows,
             ..base.clone()
         };
         for path in fixtures {
