@@ -206,7 +206,11 @@ pub fn apply(
                 );
             }
             Command::SetSessionExpiresAt { expires_at } => {
-                earliest(&mut draft.session.expires_at, *expires_at, "set_session_expires_at")?;
+                earliest(
+                    &mut draft.session.expires_at,
+                    *expires_at,
+                    "set_session_expires_at",
+                )?;
             }
             Command::SetSessionIdleExpiresAt { idle_expires_at } => {
                 earliest(
@@ -391,7 +395,8 @@ mod tests {
     }
 
     #[test]
-    fn authentication_and_session_requests_are_checked_kept_in_order_and_the_earliest_expiry_wins() {
+    fn authentication_and_session_requests_are_checked_kept_in_order_and_the_earliest_expiry_wins()
+    {
         let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
         let mut draft = Draft::default();
         let commands = [

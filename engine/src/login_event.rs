@@ -483,8 +483,9 @@ mod tests {
 
     #[test]
     fn the_login_time_is_the_callers_or_the_hosts_clock_once_per_login() {
-        let pinned = LoginEvent::from_json(br#"{"user": {"user_id": "u"}, "login_time": 1796405400123}"#)
-            .unwrap();
+        let pinned =
+            LoginEvent::from_json(br#"{"user": {"user_id": "u"}, "login_time": 1796405400123}"#)
+                .unwrap();
         assert_eq!(pinned.login_time(), 1_796_405_400_123);
         let value = LoginEvent::from_value(json!({"login_time": 5})).unwrap();
         assert_eq!(value.login_time(), 5);

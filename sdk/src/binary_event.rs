@@ -458,10 +458,7 @@ mod tests {
         assert_eq!(pinned, [added.clone()]);
         let v2 = hex_parts(include_str!("../tests/fixtures/full_event.v2.hex")).concat();
         let v3 = hex_parts(include_str!("../tests/fixtures/full_event.v3.hex")).concat();
-        assert_eq!(
-            decode_version(&[v2, v3, added].concat(), 4).unwrap(),
-            event
-        );
+        assert_eq!(decode_version(&[v2, v3, added].concat(), 4).unwrap(), event);
     }
 
     /// `event` as a module of ABI `version` reads it: the fields added since at their defaults.
@@ -501,7 +498,10 @@ mod tests {
         assert_eq!(decode(&v2).unwrap(), as_version(event.clone(), 2));
         // Version 3: binary, without version 4's fields.
         let v3 = encoded_for(&event, 3);
-        assert_eq!(decode_version(&v3, 3).unwrap(), as_version(event.clone(), 3));
+        assert_eq!(
+            decode_version(&v3, 3).unwrap(),
+            as_version(event.clone(), 3)
+        );
         assert!(v3.starts_with(&v2));
         // Version 4: binary, every field; owned and lent.
         let v4 = encoded_for(&event, 4);

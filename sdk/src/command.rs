@@ -424,7 +424,9 @@ mod tests {
             (
                 Command::ChallengeWith {
                     factor: Factor::new("otp"),
-                    additional_factors: vec![Factor::new("phone").with_option("preferredMethod", "sms")],
+                    additional_factors: vec![
+                        Factor::new("phone").with_option("preferredMethod", "sms"),
+                    ],
                 },
                 json!({"op": "challenge_with", "factor": {"type": "otp"},
                        "additional_factors": [{"type": "phone", "options": {"preferredMethod": "sms"}}]}),
@@ -453,7 +455,10 @@ mod tests {
         ];
         for (command, json) in commands {
             assert_eq!(serde_json::to_value(&command).unwrap(), json);
-            assert_eq!(serde_json::from_value::<Command>(json.clone()).unwrap(), command);
+            assert_eq!(
+                serde_json::from_value::<Command>(json.clone()).unwrap(),
+                command
+            );
             assert_eq!(json["op"], command.op());
             assert_eq!(command.since_abi_version(), 4);
         }

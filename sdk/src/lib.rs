@@ -62,8 +62,8 @@ pub mod testing;
 pub mod time;
 
 pub use api::{
-    Access, AccessToken, Api, AuthenticationRequests, IdToken, Log, Multifactor, MultifactorOptions,
-    SessionUpdates, UserUpdates,
+    Access, AccessToken, Api, AuthenticationRequests, IdToken, Log, Multifactor,
+    MultifactorOptions, SessionUpdates, UserUpdates,
 };
 pub use command::{Command, Factor, LogLevel, RuleResult, TokenKind};
 #[doc(hidden)]
