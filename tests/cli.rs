@@ -513,7 +513,9 @@ fn every_example_rule_passes_its_fixtures_through_the_engine() {
         "mfa-factor-selection",
     ] {
         assert!(
-            out.stdout.lines().any(|l| l.starts_with("ok   ") && l.contains(port)),
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("ok   ") && l.contains(port)),
             "{port}: {}",
             out.stdout
         );
