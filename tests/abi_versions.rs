@@ -1,8 +1,8 @@
-//! Every guest ABI version side by side. Modules built with this SDK speak version 3 (the event
-//! and the result in binary form, the fields added since version 2 in a part of their own); the
-//! same rules built with the SDK's `abi-v2` feature speak version 2, as modules built before
-//! version 3 do, and with `abi-v1` version 1 (JSON both ways), as modules built before version 2
-//! do. One host runs them all, and they decide the same on every sample login; on a login with
+//! Every guest ABI version side by side. Modules built with this SDK speak version 4 (the event
+//! and the result in binary form, the fields added by versions 3 and 4 each in a part of their
+//! own); the same rules built with the SDK's `abi-v3` feature speak version 3, as modules built
+//! before version 4 do, with `abi-v2` version 2, and with `abi-v1` version 1 (JSON both ways), as
+//! modules built before version 2 do. One host runs them all, and they decide the same on every sample login; on a login with
 //! the fields added in version 3, each sees the fields its version carries.
 
 mod support;
@@ -103,9 +103,13 @@ fn decided(pipeline: &Pipeline, event: &LoginEvent) -> Value {
 fn modules_of_every_version_of_the_same_rules_decide_the_same() {
     let v1: Vec<_> = RULES.iter().map(|r| (*r, version_1_module(r))).collect();
     let v2: Vec<_> = RULES.iter().map(|r| (*r, version_2_module(r))).collect();
-    let v3: Vec<_> = RULES.iter().map(|r| (*r, support::module(r))).collect();
-    let (v1, v2, v3) = (pipeline(&v1), pipeline(&v2), pipeline(&v3));
-    for (pipeline, version) in [(&v1, 1), (&v2, 2), (&v3, 3)] {
+    let v3: Vec<_> = RULES
+        .iter()
+        .map(|r| (*r, module_of_version(r, 3)))
+        .collect();
+    let v4: Vec<_> = RULES.iter().map(|r| (*r, support::module(r))).collect();
+    let (v1, v2, v3, v4) = (pipeline(&v1), pipeline(&v2), pipeline(&v3), pipeline(&v4));
+    for (pipeline, version) in [(&v1, 1), (&v2, 2), (&v3, 3), (&v4, 4)] {
         for rule in pipeline.rules() {
             assert_eq!(rule.abi_version(), version, "{}", rule.name());
         }
@@ -132,6 +136,7 @@ fn modules_of_every_version_of_the_same_rules_decide_the_same() {
         );
         assert_eq!(one, two);
         assert_eq!(one, three);
+        assert_eq!(one, decided(&v4, &event));
     }
     // The comparison is not vacuous: alice gets claims and bob is denied.
     let alice = v2.event_from_value(support::event("alice")).unwrap();
@@ -152,14 +157,15 @@ fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_versi
     let modules: Vec<_> = [
         (1, version_1_module("add-groups")),
         (2, version_2_module("add-groups")),
-        (3, support::module("add-groups")),
+        (3, module_of_version("add-groups", 3)),
+        (4, support::module("add-groups")),
     ]
     .into_iter()
     .map(|(version, path)| (format!("add-groups-v{version}"), "add-groups", path))
     .collect();
     let pipeline = named_pipeline(&modules);
     let versions: Vec<_> = pipeline.rules().iter().map(|r| r.abi_version()).collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 
     let mut event = support::event("alice");
     event["user"]["groups"] = json!(["engineering", "CN=Admins,OU=Groups,DC=acme"]);
@@ -182,6 +188,7 @@ fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_versi
     // Version 1 reads the JSON, every member; version 3 the binary form with the added part.
     assert_eq!(commands[0], access_token_only, "version 1");
     assert_eq!(commands[2], access_token_only, "version 3");
+    assert_eq!(commands[3], access_token_only, "version 4");
     // Version 2's binary form has neither field: no groups, so nothing to do.
     assert_eq!(commands[1], json!([]), "version 2");
     assert_eq!(
@@ -197,6 +204,8 @@ fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules() {
     let v2 = pipeline(&[("add-roles", support::module("add-roles"))]);
     let mut event = support::event("alice");
     event["something_new"] = json!({"kept": true});
+    // Pinned: each parse would otherwise take the host's clock, and the events are compared.
+    event["login_time"] = json!(1_796_405_400_000u64);
     let bytes = serde_json::to_vec(&event).unwrap();
     let prefix = internals::input_prefix(&Map::new(), &Map::new());
     let members = |event: &LoginEvent| -> Value {
@@ -224,4 +233,43 @@ fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules() {
         .event_from_json(br#"{"user": {"app_metadata": []}}"#)
         .unwrap_err();
     assert!(err.to_string().contains("user.app_metadata"), "{err}");
+}
+
+#[test]
+fn only_version_4_sees_the_login_time_and_a_version_3_module_cannot_send_its_commands() {
+    // Saturday 2026-12-05 09:00 UTC. weekday-only denies on a weekend: built for version 4 it
+    // reads the pinned time; built for version 3 it reads no time at all (the epoch, a
+    // Thursday), exactly as a module built before version 4 would.
+    let v3 = pipeline(&[("weekday-only", module_of_version("weekday-only", 3))]);
+    let v4 = pipeline(&[("weekday-only", support::module("weekday-only"))]);
+    assert_eq!(v3.rules()[0].abi_version(), 3);
+    assert_eq!(v4.rules()[0].abi_version(), 4);
+    let mut event = support::event("alice");
+    event["login_time"] = json!(1_796_461_200_000u64);
+    let event = v4.event_from_value(event).unwrap();
+    assert_eq!(event.login_time(), 1_796_461_200_000);
+    assert!(
+        decided(&v4, &event)["error"]
+            .as_str()
+            .unwrap()
+            .contains("weekdays only")
+    );
+    assert!(decided(&v3, &event)["error"].is_null());
+    // mfa-factor-selection built for version 3 still returns enroll_with: the host refuses it.
+    let v3 = pipeline(&[(
+        "mfa-factor-selection",
+        module_of_version("mfa-factor-selection", 3),
+    )]);
+    let event = v3.event_from_value(support::event("alice")).unwrap();
+    let error = decided(&v3, &event)["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("enroll_with needs ABI version 4; this module speaks version 3"),
+        "{error}"
+    );
+    let v4 = pipeline(&[(
+        "mfa-factor-selection",
+        support::module("mfa-factor-selection"),
+    )]);
+    let outcome = v4.run(&event).unwrap();
+    assert_eq!(outcome.authentication[0].op(), "enroll_with");
 }

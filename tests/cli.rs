@@ -505,6 +505,21 @@ fn every_example_rule_passes_its_fixtures_through_the_engine() {
         .flat_map(|rule| std::fs::read_dir(rule.unwrap().path().join("fixtures")).unwrap())
         .collect();
     assert!(fixtures.len() >= 15, "every example rule ships fixtures");
+    // The Rust ports of Auth0 actions that read the login's time, its session and its risk.
+    for port in [
+        "weekday-only",
+        "session-timeout",
+        "adaptive-mfa",
+        "mfa-factor-selection",
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("ok   ") && l.contains(port)),
+            "{port}: {}",
+            out.stdout
+        );
+    }
     assert_eq!(
         out.stdout
             .lines()

@@ -1108,7 +1108,7 @@ fn a_wrong_abi_version_is_refused_at_load() {
     let setup = one_rule(
         "future",
         Wasm::commands(json!([]))
-            .abi_version("(i32.const 4)")
+            .abi_version("(i32.const 5)")
             .bytes(),
         "",
     );
@@ -1116,11 +1116,11 @@ fn a_wrong_abi_version_is_refused_at_load() {
         &setup,
         "future",
         &[
-            "claimsmith_abi_version() returned 4",
-            "ABI versions 1, 2 and 3",
+            "claimsmith_abi_version() returned 5",
+            "ABI versions 1, 2, 3 and 4",
         ],
     );
-    assert!(matches!(kind, LoadErrorKind::AbiVersion(4)), "{kind:?}");
+    assert!(matches!(kind, LoadErrorKind::AbiVersion(5)), "{kind:?}");
 }
 
 #[test]

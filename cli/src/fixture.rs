@@ -1,12 +1,19 @@
 //! Rule fixtures: a login event, the rule's configuration and what the rule should decide, run
 //! through the engine as a real login would be (sandbox, limits, claim policy) and compared.
 //!
-//! A fixture file is `{ "event": {..}, "configuration": {..}, "secrets": {..}, "namespaces":
-//! [..], "expect": {..} }`; only `event` is required. Expectations are partial: only what is
-//! named is checked.
+//! A fixture file is `{ "event": {..}, "login_time": .., "configuration": {..}, "secrets": {..},
+//! "namespaces": [..], "expect": {..} }`; only `event` is required. `login_time` pins the
+//! login's time (RFC 3339 text, or milliseconds since the epoch), so that rules that read the
+//! clock test the same every day; it sets the event's `login_time`, which may be given there
+//! instead. Without either, the login runs at the host's clock, as a real one does.
+//! Expectations are partial: only what is named is checked.
 //! - `id_token` / `access_token`: claims the rule set on that token; a claim expected as `null`
 //!   must not be set;
 //! - `scopes_added` / `scopes_removed`: the scopes the rule itself added or removed, as sets;
+//! - `mfa`: the MFA providers asked for, in order;
+//! - `authentication`: the authentication requests, as the outcome lists them (`[{"kind":
+//!   "challenge_with", "factor": {"type": "otp"}, "additional_factors": []}]`);
+//! - `session`: the session's expiry, `{"expires_at": ms or null, "idle_expires_at": ms or null}`;
 //! - `denied`: the deny reason, or `null` for "not denied". Whether or not it is named, a denial
 //!   nobody expected fails the fixture, and so does a rule failure (skipped or not);
 //! - `shadow`: the rule run as a shadow rule, `{"result": "same" | "differs" | "would_deny" |
@@ -72,6 +79,8 @@ impl Default for RunSettings {
 pub struct Fixture {
     /// The login event, as an issuer would hand it in.
     pub event: Value,
+    /// The login's time: RFC 3339 text or milliseconds since the epoch; sets `event.login_time`.
+    pub login_time: Option<Value>,
     /// The rule's `event.configuration` (its `[rules.config]`).
     #[serde(default)]
     pub configuration: Map<String, Value>,
@@ -97,6 +106,12 @@ pub struct Expect {
     pub scopes_added: Option<Vec<String>>,
     /// Scopes the rule removed.
     pub scopes_removed: Option<Vec<String>>,
+    /// MFA providers asked for, in order.
+    pub mfa: Option<Vec<String>>,
+    /// Authentication requests, as the outcome serializes them.
+    pub authentication: Option<Value>,
+    /// The session's expiry, as the outcome serializes it.
+    pub session: Option<Value>,
     /// `Some(None)`: not denied; `Some(Some(reason))`: denied with this reason.
     #[serde(default, deserialize_with = "present")]
     pub denied: Option<Option<String>>,
@@ -277,15 +292,34 @@ impl Fixture {
             other => load(other.to_string()),
         };
         let pipeline = builder.rule(spec, module).build().map_err(build_error)?;
+        let mut event = self.event.clone();
+        if let Some(at) = &self.login_time {
+            let ms = match at {
+                Value::String(text) => {
+                    claimsmith_sdk::time::parse_rfc3339(text).and_then(|ms| u64::try_from(ms).ok())
+                }
+                other => other.as_u64(),
+            }
+            .filter(|ms| *ms > 0)
+            .ok_or_else(|| {
+                load(format!(
+                    "login_time: {at} is neither RFC 3339 text nor milliseconds since the epoch"
+                ))
+            })?;
+            if let Value::Object(map) = &mut event {
+                map.insert("login_time".into(), ms.into());
+            }
+        }
         // The one way into a login: the same checks as a real login's event.
+        let shadow_event = event.clone();
         let event = pipeline
-            .event_from_value(self.event.clone())
+            .event_from_value(event)
             .map_err(|e| load(format!("event: {e}")))?;
         let mut mismatches = self.compare(pipeline.run(&event));
         if let (Some(builder), Some(expect)) = (shadow_pipeline, &self.expect.shadow) {
             let pipeline = builder.build().map_err(build_error)?;
             let event = pipeline
-                .event_from_value(self.event.clone())
+                .event_from_value(shadow_event)
                 .map_err(|e| load(format!("event: {e}")))?;
             match pipeline.run(&event) {
                 Ok(outcome) => match outcome.shadows.first() {
@@ -371,6 +405,33 @@ impl Fixture {
                         actual: got.map(json_text).unwrap_or_else(|| "(not set)".into()),
                     });
                 }
+            }
+        }
+        for (what, expected, actual) in [
+            (
+                "mfa",
+                expect.mfa.as_ref().map(|m| serde_json::json!(m)),
+                serde_json::json!(outcome.mfa),
+            ),
+            (
+                "authentication",
+                expect.authentication.clone(),
+                serde_json::json!(outcome.authentication),
+            ),
+            (
+                "session",
+                expect.session.clone(),
+                serde_json::json!(outcome.session),
+            ),
+        ] {
+            if let Some(expected) = expected
+                && expected != actual
+            {
+                out.push(Mismatch {
+                    what: what.into(),
+                    expected: json_text(&expected),
+                    actual: json_text(&actual),
+                });
             }
         }
         let commands = outcome

@@ -199,6 +199,22 @@ impl ClaimPolicy {
         self.check_secret_free(provider, || "an MFA provider".to_owned())
     }
 
+    /// May the factor be sent to the issuer: no secret in its type or options.
+    pub fn check_factor(&self, factor: &claimsmith_sdk::Factor) -> Result<(), PolicyViolation> {
+        self.check_secret_free(&factor.kind, || "a factor".to_owned())?;
+        let mut result = Ok(());
+        for (name, value) in &factor.options {
+            let mut check = |s: &str| {
+                if result.is_ok() {
+                    result = self.check_secret_free(s, || format!("factor option `{name}`"));
+                }
+            };
+            check(name);
+            visit_strings(value, &mut check);
+        }
+        result
+    }
+
     /// May `value` be stored under metadata `key` (`what` is `app_metadata` or `user_metadata`)?
     pub fn check_metadata(
         &self,

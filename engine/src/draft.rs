@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 
 use crate::claim_policy::{ClaimPolicy, PolicyViolation};
 use crate::error::RuleFailure;
-use crate::outcome::Outcome;
-use claimsmith_sdk::{Command, LogLevel, TokenKind};
+use crate::outcome::{AuthenticationRequest, Outcome, SessionRequest};
+use claimsmith_sdk::{Command, Factor, LogLevel, TokenKind};
 
 /// Claims, scopes, metadata and MFA requests decided so far.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -23,6 +23,12 @@ pub struct Draft {
     pub user_metadata: Map<String, Value>,
     /// MFA providers asked for.
     pub mfa: Vec<String>,
+    /// Whether every `enable_mfa` so far allowed a remembered browser.
+    pub mfa_allow_remember_browser: bool,
+    /// Authentication requests, in call order.
+    pub authentication: Vec<AuthenticationRequest>,
+    /// The session's expiry asked for.
+    pub session: SessionRequest,
     /// ID-token claims a rule removed and no later rule set again: for issuers that already
     /// hold claims of their own (the hook formats), which must take them out.
     pub id_token_removed: Vec<String>,
@@ -63,6 +69,9 @@ impl Draft {
         outcome.app_metadata = self.app_metadata;
         outcome.user_metadata = self.user_metadata;
         outcome.mfa = self.mfa;
+        outcome.mfa_allow_remember_browser = self.mfa_allow_remember_browser;
+        outcome.authentication = self.authentication;
+        outcome.session = self.session;
         outcome.id_token_removed = self.id_token_removed;
         outcome.access_token_removed = self.access_token_removed;
     }
@@ -135,16 +144,80 @@ pub fn apply(
                 policy.check_metadata("user_metadata", key, value)?;
                 draft.user_metadata.insert(key.clone(), value.clone());
             }
-            Command::EnableMfa { provider } => {
+            Command::EnableMfa {
+                provider,
+                allow_remember_browser,
+            } => {
                 if provider.trim().is_empty() {
                     return Err(Stop::Failed(RuleFailure::InvalidResult(
                         "enable_mfa needs a non-empty provider".into(),
                     )));
                 }
                 policy.check_mfa_provider(provider)?;
+                draft.mfa_allow_remember_browser = if draft.mfa.is_empty() {
+                    *allow_remember_browser
+                } else {
+                    draft.mfa_allow_remember_browser && *allow_remember_browser
+                };
                 if !draft.mfa.contains(provider) {
                     draft.mfa.push(provider.clone());
                 }
+            }
+            Command::ChallengeWith {
+                factor,
+                additional_factors,
+            } => {
+                check_factors(policy, "challenge_with", std::slice::from_ref(factor))?;
+                check_factors(policy, "challenge_with", additional_factors)?;
+                push_request(
+                    draft,
+                    AuthenticationRequest::ChallengeWith {
+                        factor: factor.clone(),
+                        additional_factors: additional_factors.clone(),
+                    },
+                );
+            }
+            Command::ChallengeWithAny { factors } => {
+                if factors.is_empty() {
+                    return Err(Stop::Failed(RuleFailure::InvalidResult(
+                        "challenge_with_any needs at least one factor".into(),
+                    )));
+                }
+                check_factors(policy, "challenge_with_any", factors)?;
+                push_request(
+                    draft,
+                    AuthenticationRequest::ChallengeWithAny {
+                        factors: factors.clone(),
+                    },
+                );
+            }
+            Command::EnrollWith {
+                factor,
+                additional_factors,
+            } => {
+                check_factors(policy, "enroll_with", std::slice::from_ref(factor))?;
+                check_factors(policy, "enroll_with", additional_factors)?;
+                push_request(
+                    draft,
+                    AuthenticationRequest::EnrollWith {
+                        factor: factor.clone(),
+                        additional_factors: additional_factors.clone(),
+                    },
+                );
+            }
+            Command::SetSessionExpiresAt { expires_at } => {
+                earliest(
+                    &mut draft.session.expires_at,
+                    *expires_at,
+                    "set_session_expires_at",
+                )?;
+            }
+            Command::SetSessionIdleExpiresAt { idle_expires_at } => {
+                earliest(
+                    &mut draft.session.idle_expires_at,
+                    *idle_expires_at,
+                    "set_session_idle_expires_at",
+                )?;
             }
             Command::Log { level, message } => log(*level, message),
         }
@@ -155,6 +228,39 @@ pub fn apply(
     if access_token_changed {
         policy.check_size(TokenKind::AccessToken, &draft.access_token)?;
     }
+    Ok(())
+}
+
+/// Each factor of a request: a type Auth0 names, no secret in it.
+fn check_factors(policy: &ClaimPolicy, op: &str, factors: &[Factor]) -> Result<(), Stop> {
+    for factor in factors {
+        if !Factor::TYPES.contains(&factor.kind.as_str()) {
+            return Err(Stop::Failed(RuleFailure::InvalidResult(format!(
+                "{op}: unknown factor type `{}` (one of {})",
+                factor.kind,
+                Factor::TYPES.join(", ")
+            ))));
+        }
+        policy.check_factor(factor)?;
+    }
+    Ok(())
+}
+
+/// Add an authentication request unless the same one was asked for already.
+fn push_request(draft: &mut Draft, request: AuthenticationRequest) {
+    if !draft.authentication.contains(&request) {
+        draft.authentication.push(request);
+    }
+}
+
+/// Keep the earlier of two expiries: a rule can shorten a session, never lengthen it.
+fn earliest(current: &mut Option<u64>, at: u64, op: &str) -> Result<(), Stop> {
+    if at == 0 {
+        return Err(Stop::Failed(RuleFailure::InvalidResult(format!(
+            "{op} needs a time after the epoch (milliseconds)"
+        ))));
+    }
+    *current = Some(current.map_or(at, |c| c.min(at)));
     Ok(())
 }
 
@@ -286,5 +392,86 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn authentication_and_session_requests_are_checked_kept_in_order_and_the_earliest_expiry_wins()
+    {
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
+        let mut draft = Draft::default();
+        let commands = [
+            Command::EnableMfa {
+                provider: "any".into(),
+                allow_remember_browser: true,
+            },
+            Command::ChallengeWith {
+                factor: Factor::new("otp"),
+                additional_factors: vec![Factor::new("email")],
+            },
+            Command::ChallengeWithAny {
+                factors: vec![Factor::new("phone")],
+            },
+            Command::ChallengeWith {
+                factor: Factor::new("otp"),
+                additional_factors: vec![Factor::new("email")],
+            },
+            Command::SetSessionExpiresAt { expires_at: 2_000 },
+            Command::SetSessionExpiresAt { expires_at: 1_000 },
+            Command::SetSessionExpiresAt { expires_at: 3_000 },
+            Command::SetSessionIdleExpiresAt {
+                idle_expires_at: 500,
+            },
+        ];
+        apply_all(&policy, &mut draft, &commands).unwrap();
+        assert!(draft.mfa_allow_remember_browser);
+        assert_eq!(
+            draft
+                .authentication
+                .iter()
+                .map(AuthenticationRequest::op)
+                .collect::<Vec<_>>(),
+            ["challenge_with", "challenge_with_any"]
+        );
+        assert_eq!(draft.session.expires_at, Some(1_000));
+        assert_eq!(draft.session.idle_expires_at, Some(500));
+        // One enable_mfa without the option takes the remembered browser away.
+        let plain = Command::EnableMfa {
+            provider: "duo".into(),
+            allow_remember_browser: false,
+        };
+        apply_all(&policy, &mut draft, &[plain]).unwrap();
+        assert!(!draft.mfa_allow_remember_browser);
+
+        for (bad, expected) in [
+            (
+                Command::ChallengeWith {
+                    factor: Factor::new("sms"),
+                    additional_factors: vec![],
+                },
+                "unknown factor type `sms`",
+            ),
+            (
+                Command::EnrollWith {
+                    factor: Factor::new("otp"),
+                    additional_factors: vec![Factor::new("carrier-pigeon")],
+                },
+                "unknown factor type `carrier-pigeon`",
+            ),
+            (
+                Command::ChallengeWithAny { factors: vec![] },
+                "at least one factor",
+            ),
+            (
+                Command::SetSessionExpiresAt { expires_at: 0 },
+                "after the epoch",
+            ),
+        ] {
+            match apply_all(&policy, &mut Draft::default(), &[bad]) {
+                Err(Stop::Failed(RuleFailure::InvalidResult(m))) => {
+                    assert!(m.contains(expected), "{m}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -56,22 +56,25 @@ pub use error::{
 pub use limits::Limits;
 pub use login_event::LoginEvent;
 pub use objects_only::ObjectsOnly;
-pub use outcome::{Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace};
+pub use outcome::{
+    AuthenticationRequest, Diagnostic, Outcome, RuleLog, RuleStatus, RuleTrace, SessionRequest,
+};
 pub use pipeline::{Pipeline, PipelineBuilder};
 pub use rule::{ModuleDigest, OnError, Rule, RuleMode, RuleSpec};
 pub use shadow::{
     ChangeKind, ClaimChange, MetadataChange, ShadowChanges, ShadowReport, ShadowResult,
 };
 
-pub use claimsmith_sdk::{Command, LogLevel, RuleResult, TokenKind};
+pub use claimsmith_sdk::{Command, Factor, LogLevel, RuleResult, TokenKind};
 
 /// The newest guest ABI version this engine runs (it runs every version in
 /// [`ABI_VERSIONS`]).
-pub const ABI_VERSION: i32 = 3;
+pub const ABI_VERSION: i32 = 4;
 
-/// Every guest ABI version this engine runs: version 1 (JSON input), version 2 (binary input) and
-/// version 3 (version 2's input, then the fields added since).
-pub const ABI_VERSIONS: [i32; 3] = [1, 2, 3];
+/// Every guest ABI version this engine runs: version 1 (JSON input), version 2 (binary input),
+/// version 3 (version 2's input, then the fields added since) and version 4 (version 3's input,
+/// then the fields added in version 4; the authentication and session commands).
+pub const ABI_VERSIONS: [i32; 4] = [1, 2, 3, 4];
 
 /// What the workspace's own tests and benchmarks reach from inside the engine. Not an API: it
 /// may change in any release.

@@ -1,6 +1,9 @@
 //! The login event, checked once and encoded at most once per form per login, then handed to
 //! every rule with that rule's own `configuration` and `secrets`: as JSON to ABI version 1
-//! modules, in the binary form of `claimsmith_sdk::binary_event` to version 2 and 3 modules.
+//! modules, in the binary form of `claimsmith_sdk::binary_event` to version 2, 3 and 4 modules.
+//!
+//! The login's time (`login_time`) is chosen here, once per login: the caller's, or the host's
+//! clock when the caller gives none. Version 1 modules see the event as the caller sent it.
 
 use std::sync::OnceLock;
 
@@ -21,8 +24,10 @@ pub struct LoginEvent {
     members: OnceLock<String>,
     /// The typed event in binary form; made when a version 2 or 3 rule runs.
     binary: OnceLock<Vec<u8>>,
-    /// The fields added since version 2 in binary form; made when a version 3 rule runs.
+    /// The fields added since version 2 in binary form; made when a version 3 or 4 rule runs.
     added: OnceLock<Vec<u8>>,
+    /// The fields added in version 4 in binary form; made when a version 4 rule runs.
+    added_v4: OnceLock<Vec<u8>>,
 }
 
 impl LoginEvent {
@@ -56,17 +61,14 @@ impl LoginEvent {
         let Some(caller) = parsed else {
             return Err(LoginEvent::explain_json_error(bytes));
         };
-        Ok(LoginEvent {
-            event: caller.into_event(),
-            source: if keep_source {
+        Ok(LoginEvent::new(
+            caller.into_event(),
+            if keep_source {
                 Source::Json(bytes.to_vec())
             } else {
                 Source::Typed
             },
-            members: OnceLock::new(),
-            binary: OnceLock::new(),
-            added: OnceLock::new(),
-        })
+        ))
     }
 
     /// Why `bytes` is not an acceptable event, with the dotted path of a field of the wrong type.
@@ -107,13 +109,28 @@ impl LoginEvent {
                 message: e.into_inner().to_string(),
             }
         })?;
-        Ok(LoginEvent {
+        Ok(LoginEvent::new(event, Source::Value(value)))
+    }
+
+    /// A checked event, its login time chosen: the caller's, else the host's clock now.
+    fn new(mut event: Event, source: Source) -> LoginEvent {
+        if event.login_time == 0 {
+            event.login_time = now_ms();
+        }
+        LoginEvent {
             event,
-            source: Source::Value(value),
+            source,
             members: OnceLock::new(),
             binary: OnceLock::new(),
             added: OnceLock::new(),
-        })
+            added_v4: OnceLock::new(),
+        }
+    }
+
+    /// The login's time, milliseconds since the epoch: what every rule of the login reads as
+    /// `event.login_time`.
+    pub fn login_time(&self) -> u64 {
+        self.event.login_time
     }
 
     /// The typed event.
@@ -192,6 +209,27 @@ impl LoginEvent {
         });
         [event, rule_part, added.as_slice()]
     }
+
+    /// The input for one version 4 rule, as four pieces: version 3's three, then the fields
+    /// added in version 4 ([`binary_event::encode_added_part`]).
+    pub fn binary_input_v4<'a>(&'a self, rule_part: &'a [u8]) -> [&'a [u8]; 4] {
+        let [event, rule_part, added] = self.binary_input_v3(rule_part);
+        let added_v4 = self.added_v4.get_or_init(|| {
+            let mut bytes = Vec::with_capacity(256);
+            binary_event::encode_added_part(&self.event, 4, &mut bytes);
+            bytes
+        });
+        [event, rule_part, added, added_v4.as_slice()]
+    }
+}
+
+/// The host's clock, milliseconds since the epoch (at least 1, so that it reads as set).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+        .max(1)
 }
 
 /// Where a [`LoginEvent`] came from, kept for version 1 rules, which see the event as sent.
@@ -355,6 +393,8 @@ mod tests {
             ),
             ("stats", "Stats", json!([3])),
             ("issuer_claims", "IssuerClaims", json!([{"acr": "x"}])),
+            ("tenant", "Tenant", json!(["t"])),
+            ("session", "Session", json!(["s-1"])),
         ];
         for (path, name, array) in cases {
             let mut event = json!({"user": {"user_id": "u"}, "client": {"client_id": "c"}});
@@ -427,13 +467,61 @@ mod tests {
         let mut part = Vec::new();
         binary_event::encode_rule_part(&Map::new(), &Default::default(), &mut part);
         let v3 = binary_event::decode_version(&event.binary_input_v3(&part).concat(), 3).unwrap();
-        assert_eq!(&v3, event.event());
+        // The login's time came with version 4: version 3 reads it as unset.
+        let expected = Event {
+            login_time: 0,
+            ..event.event().clone()
+        };
+        assert_eq!(v3, expected);
         assert_eq!(v3.user.groups, ["eng"]);
         assert_eq!(v3.issuer_claims.access_token["tid"], "t");
         assert!(v3.configuration.is_empty());
         let v2 = binary_event::decode(&event.binary_input(&part).concat()).unwrap();
         assert!(v2.user.groups.is_empty() && v2.issuer_claims.id_token.is_empty());
         assert_eq!(v2.user.user_id, "u1");
+    }
+
+    #[test]
+    fn the_login_time_is_the_callers_or_the_hosts_clock_once_per_login() {
+        let pinned =
+            LoginEvent::from_json(br#"{"user": {"user_id": "u"}, "login_time": 1796405400123}"#)
+                .unwrap();
+        assert_eq!(pinned.login_time(), 1_796_405_400_123);
+        let value = LoginEvent::from_value(json!({"login_time": 5})).unwrap();
+        assert_eq!(value.login_time(), 5);
+        let before = now_ms();
+        let clocked = LoginEvent::from_json(br#"{"user": {"user_id": "u"}}"#).unwrap();
+        let after = now_ms();
+        assert!((before..=after).contains(&clocked.login_time()));
+        assert_eq!(clocked.event().login_time, clocked.login_time());
+        // Version 1 modules see the event as sent: no login_time the caller did not send.
+        let input = clocked.input_for(&input_prefix(&Map::new(), &Map::new()));
+        let parsed: Value = serde_json::from_slice(&input).unwrap();
+        assert!(parsed.get("login_time").is_none(), "{parsed}");
+    }
+
+    #[test]
+    fn version_4_gets_its_fields_in_a_fourth_part_and_version_3_the_same_bytes_as_before() {
+        let event = LoginEvent::from_json(
+            br#"{"user": {"user_id": "u1", "groups": ["eng"], "multifactor": ["guardian"],
+                          "enrolledFactors": [{"type": "otp"}]},
+                 "authentication": {"methods": [], "riskAssessment": {"confidence": "low"}},
+                 "session": {"id": "s-1"}, "tenant": {"id": "t"}, "login_time": 42}"#,
+        )
+        .unwrap();
+        let mut part = Vec::new();
+        binary_event::encode_rule_part(&Map::new(), &Default::default(), &mut part);
+        let [a, b, c, added_v4] = event.binary_input_v4(&part);
+        assert_eq!([a, b, c], event.binary_input_v3(&part));
+        assert!(std::ptr::eq(added_v4, event.binary_input_v4(b"x")[3]));
+        let v4 = binary_event::decode_version(&event.binary_input_v4(&part).concat(), 4).unwrap();
+        assert_eq!(&v4, event.event());
+        assert_eq!(v4.login_time, 42);
+        assert_eq!(v4.user.enrolled_factors[0].kind, "otp");
+        assert!(v4.authentication.unwrap().risk_assessment.unwrap().is_low());
+        let v3 = binary_event::decode_version(&event.binary_input_v3(&part).concat(), 3).unwrap();
+        assert_eq!(v3.user.groups, ["eng"]);
+        assert!(v3.session.is_none() && v3.login_time == 0 && v3.user.multifactor.is_empty());
     }
 
     #[test]
@@ -450,6 +538,7 @@ mod tests {
             "transaction": {"requested_scopes": ["openid"], "nonce": "x", "acr_values": ["a"]},
             "resource_server": {"identifier": "https://api.test"},
             "stats": {"logins_count": 3},
+            "login_time": 7,
             "configuration": {"injected": true},
             "secrets": "not even a map",
             "unknown": {"deep": [1]}

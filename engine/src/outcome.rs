@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::shadow::ShadowReport;
-use claimsmith_sdk::{Command, LogLevel};
+use claimsmith_sdk::{Command, Factor, LogLevel};
 
 /// Everything the rules decided for one login, applied and checked, ready for minting.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -27,6 +27,14 @@ pub struct Outcome {
     pub user_metadata: Map<String, Value>,
     /// MFA providers the rules asked for, in order, each once.
     pub mfa: Vec<String>,
+    /// Whether the issuer may skip MFA on a browser the user chose to remember: only when the
+    /// rules asked for MFA and every `enable_mfa` allowed it (`allowRememberBrowser`).
+    pub mfa_allow_remember_browser: bool,
+    /// The authentication challenges and enrollments the rules asked for, in call order, each
+    /// once (`api.authentication`): the issuer acts on them as on `mfa`.
+    pub authentication: Vec<AuthenticationRequest>,
+    /// The session expiry the rules asked for (`api.session`): the issuer acts on it.
+    pub session: SessionRequest,
     /// ID-token claims the rules removed (and did not set again): an issuer that already holds
     /// claims of its own, as the hook formats do, takes these out.
     pub id_token_removed: Vec<String>,
@@ -41,6 +49,60 @@ pub struct Outcome {
     /// What each shadow rule would have changed (empty when none is configured). Nothing of
     /// it is in the fields above.
     pub shadows: Vec<ShadowReport>,
+}
+
+/// One of `api.authentication`'s requests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuthenticationRequest {
+    /// Challenge the user with `factor`, or one of `additional_factors`.
+    ChallengeWith {
+        /// The factor.
+        factor: Factor,
+        /// The alternatives offered.
+        additional_factors: Vec<Factor>,
+    },
+    /// Challenge the user with any one of `factors`.
+    ChallengeWithAny {
+        /// The factors.
+        factors: Vec<Factor>,
+    },
+    /// Have the user enroll `factor`, or one of `additional_factors`.
+    EnrollWith {
+        /// The factor.
+        factor: Factor,
+        /// The alternatives offered.
+        additional_factors: Vec<Factor>,
+    },
+}
+
+impl AuthenticationRequest {
+    /// The command's name: `challenge_with`, `challenge_with_any` or `enroll_with`.
+    pub fn op(&self) -> &'static str {
+        match self {
+            AuthenticationRequest::ChallengeWith { .. } => "challenge_with",
+            AuthenticationRequest::ChallengeWithAny { .. } => "challenge_with_any",
+            AuthenticationRequest::EnrollWith { .. } => "enroll_with",
+        }
+    }
+}
+
+/// The session's expiry as the rules asked for it (`api.session`), milliseconds since the
+/// epoch; of several requests of one kind the earliest wins, so a later rule can shorten a
+/// session but never lengthen it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SessionRequest {
+    /// The absolute expiry (`setExpiresAt`).
+    pub expires_at: Option<u64>,
+    /// The idle expiry (`setIdleExpiresAt`).
+    pub idle_expires_at: Option<u64>,
+}
+
+impl SessionRequest {
+    /// Whether no rule asked for anything.
+    pub fn is_empty(&self) -> bool {
+        self.expires_at.is_none() && self.idle_expires_at.is_none()
+    }
 }
 
 /// A log line from a rule.

@@ -146,6 +146,8 @@ pub(crate) enum RuleInput {
     Binary(Vec<u8>),
     /// Version 3: version 2's rule part, followed by the fields added since version 2.
     BinaryV3(Vec<u8>),
+    /// Version 4: version 3's input, followed by the fields added in version 4.
+    BinaryV4(Vec<u8>),
 }
 
 impl RuleInput {
@@ -159,17 +161,17 @@ impl RuleInput {
                     .collect();
                 Some(RuleInput::Json(input_prefix(&spec.configuration, &secrets)))
             }
-            2 | 3 => {
+            2..=4 => {
                 let mut part = Vec::new();
                 claimsmith_sdk::binary_event::encode_rule_part(
                     &spec.configuration,
                     &spec.secrets,
                     &mut part,
                 );
-                Some(if version == 2 {
-                    RuleInput::Binary(part)
-                } else {
-                    RuleInput::BinaryV3(part)
+                Some(match version {
+                    2 => RuleInput::Binary(part),
+                    3 => RuleInput::BinaryV3(part),
+                    _ => RuleInput::BinaryV4(part),
                 })
             }
             _ => None,
@@ -182,6 +184,7 @@ impl RuleInput {
             RuleInput::Json(_) => 1,
             RuleInput::Binary(_) => 2,
             RuleInput::BinaryV3(_) => 3,
+            RuleInput::BinaryV4(_) => 4,
         }
     }
 }
@@ -300,10 +303,11 @@ impl Rule {
             RuleInput::Json(prefix) => InputPieces::Json(event.json_input(prefix)),
             RuleInput::Binary(part) => InputPieces::Binary(event.binary_input(part)),
             RuleInput::BinaryV3(part) => InputPieces::BinaryV3(event.binary_input_v3(part)),
+            RuleInput::BinaryV4(part) => InputPieces::BinaryV4(event.binary_input_v4(part)),
         }
     }
 
-    /// The guest ABI version the rule's module speaks (`claimsmith_abi_version`): 1, 2 or 3.
+    /// The guest ABI version the rule's module speaks (`claimsmith_abi_version`): 1, 2, 3 or 4.
     pub fn abi_version(&self) -> i32 {
         self.input.abi_version()
     }
@@ -379,6 +383,7 @@ pub(crate) enum InputPieces<'a> {
     Json([&'a [u8]; 4]),
     Binary([&'a [u8]; 2]),
     BinaryV3([&'a [u8]; 3]),
+    BinaryV4([&'a [u8]; 4]),
 }
 
 impl<'a> InputPieces<'a> {
@@ -387,6 +392,7 @@ impl<'a> InputPieces<'a> {
             InputPieces::Json(pieces) => pieces,
             InputPieces::Binary(pieces) => pieces,
             InputPieces::BinaryV3(pieces) => pieces,
+            InputPieces::BinaryV4(pieces) => pieces,
         }
     }
 }

@@ -291,9 +291,37 @@ fn read_result(
             len,
             memory: data.len(),
         })?;
-    match rule.abi_version() {
-        1 => parse_result(bytes),
-        _ => parse_binary_result(bytes),
+    let version = rule.abi_version();
+    let result = match version {
+        1 => parse_result(bytes)?,
+        _ => parse_binary_result(bytes)?,
+    };
+    check_commands_for_version(&result, version)?;
+    Ok(result)
+}
+
+/// Refuse a command that the module's ABI version predates (`challenge_with` from a version 3
+/// module, say): no SDK of that version writes it, so it is a hand-made or confused result.
+pub(crate) fn check_commands_for_version(
+    result: &RuleResult,
+    version: i32,
+) -> Result<(), RuleFailure> {
+    match result
+        .commands
+        .iter()
+        .find(|c| c.since_abi_version() > version)
+    {
+        None => Ok(()),
+        Some(command) => Err(RuleFailure::InvalidResult(format!(
+            "{}{} needs ABI version {}; this module speaks version {version}",
+            command.op(),
+            if matches!(command, claimsmith_sdk::Command::EnableMfa { .. }) {
+                " with allow_remember_browser"
+            } else {
+                ""
+            },
+            command.since_abi_version()
+        ))),
     }
 }
 

@@ -41,12 +41,18 @@ pub struct Tokens {
     pub warnings: Vec<String>,
     /// Where the login's time went.
     pub timings: LoginTimings,
+    /// The login's time, milliseconds since the epoch: what the rules read as
+    /// `event.login_time`.
+    pub login_time: u64,
 }
 
 impl Tokens {
     /// The login's answer as `claimsmith run` prints it and the `claimsmith` hook format
     /// returns it: `id_token`, `access_token` (when issued), the decoded `claims` of each,
-    /// `scopes`, `app_metadata`, `user_metadata`, `mfa`, `logs` and `warnings`.
+    /// `scopes`, `app_metadata`, `user_metadata`, `mfa`, `mfa_allow_remember_browser`,
+    /// `authentication` (the rules' challenges and enrollments, in order), `session` (the
+    /// expiry asked for, ms since the epoch, or nulls), `login_time` (ms since the epoch), `logs`
+    /// and `warnings`.
     pub fn to_json(&self) -> Value {
         let mut claims = json!({"id_token": self.id_token_claims});
         let mut output = json!({"id_token": self.id_token});
@@ -60,6 +66,10 @@ impl Tokens {
         output["app_metadata"] = json!(outcome.app_metadata);
         output["user_metadata"] = json!(outcome.user_metadata);
         output["mfa"] = json!(outcome.mfa);
+        output["mfa_allow_remember_browser"] = json!(outcome.mfa_allow_remember_browser);
+        output["authentication"] = json!(outcome.authentication);
+        output["session"] = json!(outcome.session);
+        output["login_time"] = json!(self.login_time);
         output["logs"] = json!(outcome.logs);
         output["warnings"] = json!(self.warnings);
         output
@@ -255,6 +265,7 @@ impl Issuer {
             outcome,
             warnings,
             timings: LoginTimings::default(),
+            login_time: event.login_time,
         })
     }
 

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::command::{Command, LogLevel, RuleResult, TokenKind};
+use crate::command::{Command, Factor, LogLevel, RuleResult, TokenKind};
 
 /// What a rule decided, recorded as [`Command`]s in the order the rule made them.
 ///
@@ -80,6 +80,26 @@ impl Api {
     /// ```
     pub fn multifactor(&mut self) -> Multifactor<'_> {
         Multifactor { api: self }
+    }
+
+    /// Authentication challenges and enrollments (Auth0's `api.authentication`). ABI version 4.
+    ///
+    /// ```
+    /// let mut api = claimsmith_sdk::Api::new();
+    /// api.authentication().challenge_with("otp");
+    /// ```
+    pub fn authentication(&mut self) -> AuthenticationRequests<'_> {
+        AuthenticationRequests { api: self }
+    }
+
+    /// The session's expiry (Auth0's `api.session`). ABI version 4.
+    ///
+    /// ```
+    /// let mut api = claimsmith_sdk::Api::new();
+    /// api.session().set_expires_at(1_796_405_400_000);
+    /// ```
+    pub fn session(&mut self) -> SessionUpdates<'_> {
+        SessionUpdates { api: self }
     }
 
     /// Log lines for the issuer's logs (through `tracing`, with the rule's name).
@@ -333,9 +353,138 @@ impl Multifactor<'_> {
     /// api.multifactor().enable("any");
     /// ```
     pub fn enable(&mut self, provider: impl Into<String>) {
+        self.enable_with(provider, MultifactorOptions::default());
+    }
+
+    /// [`Multifactor::enable`] with Auth0's options (`allowRememberBrowser`). ABI version 4 for
+    /// `allow_remember_browser`.
+    ///
+    /// ```
+    /// use claimsmith_sdk::{Api, Command, MultifactorOptions};
+    /// let mut api = Api::new();
+    /// api.multifactor().enable_with("any", MultifactorOptions { allow_remember_browser: true });
+    /// assert!(matches!(&api.commands()[0],
+    ///     Command::EnableMfa { allow_remember_browser: true, .. }));
+    /// ```
+    pub fn enable_with(&mut self, provider: impl Into<String>, options: MultifactorOptions) {
         self.api.push(Command::EnableMfa {
             provider: provider.into(),
+            allow_remember_browser: options.allow_remember_browser,
         });
+    }
+}
+
+/// The options of [`Multifactor::enable_with`] (Auth0's `api.multifactor.enable` options).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MultifactorOptions {
+    /// Whether the user may skip MFA on a browser they chose to remember.
+    pub allow_remember_browser: bool,
+}
+
+/// Authentication requests. Obtained from [`Api::authentication`]; the issuer acts on them
+/// (the outcome's `authentication`, in call order). ABI version 4.
+///
+/// ```
+/// use claimsmith_sdk::{Api, Factor};
+/// let mut api = Api::new();
+/// api.authentication()
+///     .challenge_with_additional("otp", [Factor::new("phone").with_option("preferredMethod", "sms")]);
+/// ```
+pub struct AuthenticationRequests<'a> {
+    api: &'a mut Api,
+}
+
+impl AuthenticationRequests<'_> {
+    /// Challenge the user with a factor (Auth0's `challengeWith(factor)`).
+    ///
+    /// ```
+    /// let mut api = claimsmith_sdk::Api::new();
+    /// api.authentication().challenge_with("otp");
+    /// ```
+    pub fn challenge_with(&mut self, factor: impl Into<Factor>) -> &mut Self {
+        self.challenge_with_additional(factor, Vec::<Factor>::new())
+    }
+
+    /// Challenge the user with a factor, or one of `additional_factors` if the user prefers
+    /// (Auth0's `challengeWith(factor, { additionalFactors })`).
+    pub fn challenge_with_additional<F: Into<Factor>>(
+        &mut self,
+        factor: impl Into<Factor>,
+        additional_factors: impl IntoIterator<Item = F>,
+    ) -> &mut Self {
+        self.api.push(Command::ChallengeWith {
+            factor: factor.into(),
+            additional_factors: additional_factors.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Challenge the user with any one of `factors`, the user's choice (Auth0's
+    /// `challengeWithAny(factors)`).
+    ///
+    /// ```
+    /// let mut api = claimsmith_sdk::Api::new();
+    /// api.authentication().challenge_with_any(["otp", "email"]);
+    /// ```
+    pub fn challenge_with_any<F: Into<Factor>>(
+        &mut self,
+        factors: impl IntoIterator<Item = F>,
+    ) -> &mut Self {
+        self.api.push(Command::ChallengeWithAny {
+            factors: factors.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Have the user enroll a factor (Auth0's `enrollWith(factor)`).
+    ///
+    /// ```
+    /// let mut api = claimsmith_sdk::Api::new();
+    /// api.authentication().enroll_with("otp");
+    /// ```
+    pub fn enroll_with(&mut self, factor: impl Into<Factor>) -> &mut Self {
+        self.enroll_with_additional(factor, Vec::<Factor>::new())
+    }
+
+    /// Have the user enroll a factor, or one of `additional_factors` (Auth0's
+    /// `enrollWith(factor, { additionalFactors })`).
+    pub fn enroll_with_additional<F: Into<Factor>>(
+        &mut self,
+        factor: impl Into<Factor>,
+        additional_factors: impl IntoIterator<Item = F>,
+    ) -> &mut Self {
+        self.api.push(Command::EnrollWith {
+            factor: factor.into(),
+            additional_factors: additional_factors.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+}
+
+/// Session updates. Obtained from [`Api::session`]; the issuer acts on them (the outcome's
+/// `session`). Times are milliseconds since the epoch, as Auth0's. ABI version 4.
+///
+/// ```
+/// let mut api = claimsmith_sdk::Api::new();
+/// api.session().set_expires_at(1_796_405_400_000).set_idle_expires_at(1_796_400_000_000);
+/// ```
+pub struct SessionUpdates<'a> {
+    api: &'a mut Api,
+}
+
+impl SessionUpdates<'_> {
+    /// End the session at `expires_at` (Auth0's `api.session.setExpiresAt`).
+    pub fn set_expires_at(&mut self, expires_at: u64) -> &mut Self {
+        self.api.push(Command::SetSessionExpiresAt { expires_at });
+        self
+    }
+
+    /// End the session if it is idle until `idle_expires_at` (Auth0's
+    /// `api.session.setIdleExpiresAt`).
+    pub fn set_idle_expires_at(&mut self, idle_expires_at: u64) -> &mut Self {
+        self.api
+            .push(Command::SetSessionIdleExpiresAt { idle_expires_at });
+        self
     }
 }
 

@@ -1,5 +1,5 @@
-//! The login event in the binary form of guest ABI versions 2 and 3 (`docs/abi.md`, sections 9
-//! and 10).
+//! The login event in the binary form of guest ABI versions 2, 3 and 4 (`docs/abi.md`, sections
+//! 9, 10 and 11).
 //!
 //! The host has already checked the event against [`Event`], so it hands each rule the typed
 //! fields in a fixed order instead of JSON text. The guest then builds its `Event` without
@@ -9,7 +9,8 @@
 //! The host encodes the event once per login ([`encode_event`]) and each rule's configuration
 //! and secrets once at load ([`encode_rule_part`]); a version 2 rule's input is the two,
 //! concatenated. A version 3 rule's input is followed by one more part, which the host also
-//! encodes once per login: the fields added since version 2 ([`encode_added_part`]). The field
+//! encodes once per login: the fields added since version 2 ([`encode_added_part`]); a version 4
+//! rule's by that part and one more, the fields added in version 4. The field
 //! order of every part comes from the one table of the event's schema (`event.rs`). The SDK's
 //! export decodes the input of its own version with `decode_lent`, which is [`decode_version`]
 //! without a copy of each string. Rule authors never call this module.
@@ -50,7 +51,7 @@ pub const MAGIC: [u8; 4] = *b"CSE1";
 
 /// The versions of the binary form: each one's input is the one before it followed by one more
 /// part, holding the fields added in that version ([`encode_added_part`]).
-pub const VERSIONS: std::ops::RangeInclusive<i32> = 2..=3;
+pub const VERSIONS: std::ops::RangeInclusive<i32> = 2..=4;
 
 /// Append the event's fields to `out`, starting with [`MAGIC`]: everything except
 /// `configuration` and `secrets`, which [`encode_rule_part`] writes per rule, and the fields
@@ -77,7 +78,7 @@ pub fn encode_rule_part(
 /// Append the part that ABI `version` (3 or later) adds after the parts of the version before
 /// it: the fields added in that version (marked `since` it in the event's table), in the table's
 /// order. A version 3 module's input is [`encode_event`]'s part, [`encode_rule_part`]'s, then
-/// this part for version 3.
+/// this part for version 3; a version 4 module's the same, then this part for version 4.
 pub fn encode_added_part(event: &Event, version: i32, out: &mut Vec<u8>) {
     assert!(
         version > 2 && VERSIONS.contains(&version),
@@ -337,15 +338,17 @@ mod tests {
         // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `bytes` goes.
         let lent = unsafe { decode_lent(&bytes) }.unwrap();
         assert_eq!(*lent, owned(&bytes).unwrap());
-        if LENT >= 3 {
-            assert_eq!(*lent, event);
-        }
+        assert_eq!(*lent, as_version(event, LENT));
         // The strings really are borrowed from the input: no copy was made.
         let text = bytes.as_ptr_range();
         assert!(text.contains(&lent.user.user_id.as_ptr()));
         assert!(text.contains(&lent.authorization.roles[0].as_ptr()));
         if LENT >= 3 {
             assert!(text.contains(&lent.user.groups[0].as_ptr()));
+        }
+        if LENT >= 4 {
+            assert!(text.contains(&lent.session.as_ref().unwrap().id.as_ptr()));
+            assert!(text.contains(&lent.user.enrolled_factors[0].kind.as_ptr()));
         }
     }
 
@@ -427,7 +430,7 @@ mod tests {
         let mut rule_part = Vec::new();
         encode_rule_part(&event.configuration, &event.secrets, &mut rule_part);
         assert_eq!(pinned, [event_part, rule_part]);
-        assert_eq!(decode(&pinned.concat()).unwrap(), before_version_3(event));
+        assert_eq!(decode(&pinned.concat()).unwrap(), as_version(event, 2));
     }
 
     #[test]
@@ -439,13 +442,43 @@ mod tests {
         encode_added_part(&event, 3, &mut added);
         assert_eq!(pinned, [added.clone()]);
         let v2 = hex_parts(include_str!("../tests/fixtures/full_event.v2.hex")).concat();
-        assert_eq!(decode_version(&[v2, added].concat(), 3).unwrap(), event);
+        assert_eq!(
+            decode_version(&[v2, added].concat(), 3).unwrap(),
+            as_version(event, 3)
+        );
     }
 
-    /// `event` as a version 2 module reads it: the fields added since at their defaults.
-    fn before_version_3(mut event: Event) -> Event {
-        event.user.groups = Vec::new();
-        event.issuer_claims = Default::default();
+    #[test]
+    fn the_part_version_4_adds_is_pinned() {
+        // Versions 2 and 3's parts unchanged, then this one: the fields marked `since 4`.
+        let pinned = hex_parts(include_str!("../tests/fixtures/full_event.v4.hex"));
+        let event = fixture_event();
+        let mut added = Vec::new();
+        encode_added_part(&event, 4, &mut added);
+        assert_eq!(pinned, [added.clone()]);
+        let v2 = hex_parts(include_str!("../tests/fixtures/full_event.v2.hex")).concat();
+        let v3 = hex_parts(include_str!("../tests/fixtures/full_event.v3.hex")).concat();
+        assert_eq!(decode_version(&[v2, v3, added].concat(), 4).unwrap(), event);
+    }
+
+    /// `event` as a module of ABI `version` reads it: the fields added since at their defaults.
+    fn as_version(mut event: Event, version: i32) -> Event {
+        if version < 4 {
+            event.login_time = 0;
+            event.tenant = Default::default();
+            event.session = None;
+            event.user.created_at = None;
+            event.user.last_password_reset = None;
+            event.user.multifactor = Vec::new();
+            event.user.enrolled_factors = Vec::new();
+            if let Some(authentication) = &mut event.authentication {
+                authentication.risk_assessment = None;
+            }
+        }
+        if version < 3 {
+            event.user.groups = Vec::new();
+            event.issuer_claims = Default::default();
+        }
         event
     }
 
@@ -462,14 +495,21 @@ mod tests {
         assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
         // Version 2: binary, without the fields added since, which read as their defaults.
         let v2 = encoded(&event);
-        assert_eq!(decode(&v2).unwrap(), before_version_3(event.clone()));
-        // Version 3: binary, every field; owned and lent.
+        assert_eq!(decode(&v2).unwrap(), as_version(event.clone(), 2));
+        // Version 3: binary, without version 4's fields.
         let v3 = encoded_for(&event, 3);
-        assert_eq!(decode_version(&v3, 3).unwrap(), event);
+        assert_eq!(
+            decode_version(&v3, 3).unwrap(),
+            as_version(event.clone(), 3)
+        );
         assert!(v3.starts_with(&v2));
-        if LENT == 3 {
-            // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `v3` goes.
-            let lent = unsafe { decode_lent(&v3) }.unwrap();
+        // Version 4: binary, every field; owned and lent.
+        let v4 = encoded_for(&event, 4);
+        assert_eq!(decode_version(&v4, 4).unwrap(), event);
+        assert!(v4.starts_with(&v3));
+        if LENT == 4 {
+            // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `v4` goes.
+            let lent = unsafe { decode_lent(&v4) }.unwrap();
             assert_eq!(*lent, event);
         }
     }

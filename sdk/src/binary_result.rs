@@ -1,4 +1,6 @@
-//! A rule's result in the binary form of guest ABI versions 2 and 3 (`docs/abi.md`, section 9).
+//! A rule's result in the binary form of guest ABI versions 2 to 4 (`docs/abi.md`, sections 9
+//! and 11). Version 4's commands have tags of their own (10 and up), which no older SDK writes;
+//! the host refuses them from a module of an older version ([`Command::since_abi_version`]).
 //!
 //! The same commands as version 1's JSON result document, written with the lengths and tagged
 //! values of [`binary_event`](crate::binary_event): the module writes it without a JSON
@@ -19,7 +21,7 @@
 
 pub use crate::binary::DecodeError;
 use crate::binary::{PartWriter, Reader};
-use crate::command::{Command, LogLevel, RuleResult, TokenKind};
+use crate::command::{Command, Factor, LogLevel, RuleResult, TokenKind};
 
 /// The first four bytes of every encoded result.
 pub const MAGIC: [u8; 4] = *b"CSR1";
@@ -33,6 +35,13 @@ const SET_APP_METADATA: u8 = 6;
 const SET_USER_METADATA: u8 = 7;
 const ENABLE_MFA: u8 = 8;
 const LOG: u8 = 9;
+// ABI version 4.
+const ENABLE_MFA_WITH_OPTIONS: u8 = 10;
+const CHALLENGE_WITH: u8 = 11;
+const CHALLENGE_WITH_ANY: u8 = 12;
+const ENROLL_WITH: u8 = 13;
+const SET_SESSION_EXPIRES_AT: u8 = 14;
+const SET_SESSION_IDLE_EXPIRES_AT: u8 = 15;
 
 /// The result in binary form.
 pub fn encode(result: &RuleResult) -> Vec<u8> {
@@ -73,9 +82,47 @@ pub fn encode(result: &RuleResult) -> Vec<u8> {
                 w.str(key);
                 w.value(value);
             }
-            Command::EnableMfa { provider } => {
-                w.byte(ENABLE_MFA);
-                w.str(provider);
+            Command::EnableMfa {
+                provider,
+                allow_remember_browser,
+            } => {
+                // Without the option, the same bytes as before version 4.
+                if *allow_remember_browser {
+                    w.byte(ENABLE_MFA_WITH_OPTIONS);
+                    w.str(provider);
+                    w.bool(true);
+                } else {
+                    w.byte(ENABLE_MFA);
+                    w.str(provider);
+                }
+            }
+            Command::ChallengeWith {
+                factor,
+                additional_factors,
+            } => {
+                w.byte(CHALLENGE_WITH);
+                write_factor(&mut w, factor);
+                write_factors(&mut w, additional_factors);
+            }
+            Command::ChallengeWithAny { factors } => {
+                w.byte(CHALLENGE_WITH_ANY);
+                write_factors(&mut w, factors);
+            }
+            Command::EnrollWith {
+                factor,
+                additional_factors,
+            } => {
+                w.byte(ENROLL_WITH);
+                write_factor(&mut w, factor);
+                write_factors(&mut w, additional_factors);
+            }
+            Command::SetSessionExpiresAt { expires_at } => {
+                w.byte(SET_SESSION_EXPIRES_AT);
+                w.raw(&expires_at.to_le_bytes());
+            }
+            Command::SetSessionIdleExpiresAt { idle_expires_at } => {
+                w.byte(SET_SESSION_IDLE_EXPIRES_AT);
+                w.raw(&idle_expires_at.to_le_bytes());
             }
             Command::Log { level, message } => {
                 w.byte(LOG);
@@ -130,6 +177,30 @@ pub fn decode(bytes: &[u8]) -> Result<RuleResult, DecodeError> {
             },
             ENABLE_MFA => Command::EnableMfa {
                 provider: r.string("enable_mfa.provider"),
+                allow_remember_browser: false,
+            },
+            ENABLE_MFA_WITH_OPTIONS => Command::EnableMfa {
+                provider: r.string("enable_mfa.provider"),
+                allow_remember_browser: r.bool("enable_mfa.allow_remember_browser"),
+            },
+            CHALLENGE_WITH => Command::ChallengeWith {
+                factor: read_factor(&mut r, "challenge_with.factor"),
+                additional_factors: read_factors(&mut r, "challenge_with.additional_factors"),
+            },
+            CHALLENGE_WITH_ANY => Command::ChallengeWithAny {
+                factors: read_factors(&mut r, "challenge_with_any.factors"),
+            },
+            ENROLL_WITH => Command::EnrollWith {
+                factor: read_factor(&mut r, "enroll_with.factor"),
+                additional_factors: read_factors(&mut r, "enroll_with.additional_factors"),
+            },
+            SET_SESSION_EXPIRES_AT => Command::SetSessionExpiresAt {
+                expires_at: u64::from_le_bytes(r.array("set_session_expires_at.expires_at")),
+            },
+            SET_SESSION_IDLE_EXPIRES_AT => Command::SetSessionIdleExpiresAt {
+                idle_expires_at: u64::from_le_bytes(
+                    r.array("set_session_idle_expires_at.idle_expires_at"),
+                ),
             },
             LOG => {
                 let level = r.byte("log.level");
@@ -152,6 +223,39 @@ pub fn decode(bytes: &[u8]) -> Result<RuleResult, DecodeError> {
     r.end_part("the result's text");
     r.finish()?;
     Ok(RuleResult { commands })
+}
+
+/// A factor: its type, then its options.
+fn write_factor(w: &mut PartWriter, factor: &Factor) {
+    w.str(&factor.kind);
+    w.map(&factor.options);
+}
+
+fn write_factors(w: &mut PartWriter, factors: &[Factor]) {
+    w.len(factors.len());
+    for factor in factors {
+        write_factor(w, factor);
+    }
+}
+
+fn read_factor(r: &mut Reader<'_>, field: &'static str) -> Factor {
+    Factor {
+        kind: r.string(field),
+        options: r.map(field, 0),
+    }
+}
+
+fn read_factors(r: &mut Reader<'_>, field: &'static str) -> Vec<Factor> {
+    // A factor takes at least eight bytes: an empty type and an empty map.
+    let count = r.len(field, 8);
+    let mut factors = Vec::with_capacity(count.min(crate::binary::MAX_RESERVED));
+    for _ in 0..count {
+        if r.failed() {
+            break;
+        }
+        factors.push(read_factor(r, field));
+    }
+    factors
 }
 
 fn token_byte(token: TokenKind) -> u8 {
@@ -205,6 +309,31 @@ mod tests {
                 },
                 Command::EnableMfa {
                     provider: "any".into(),
+                    allow_remember_browser: false,
+                },
+                Command::EnableMfa {
+                    provider: "duo".into(),
+                    allow_remember_browser: true,
+                },
+                Command::ChallengeWith {
+                    factor: Factor::new("otp"),
+                    additional_factors: vec![
+                        Factor::new("phone").with_option("preferredMethod", "sms"),
+                        Factor::new("email"),
+                    ],
+                },
+                Command::ChallengeWithAny {
+                    factors: vec![Factor::new("push-notification"), Factor::new("otp")],
+                },
+                Command::EnrollWith {
+                    factor: Factor::new("webauthn-platform"),
+                    additional_factors: vec![],
+                },
+                Command::SetSessionExpiresAt {
+                    expires_at: 1_796_405_400_123,
+                },
+                Command::SetSessionIdleExpiresAt {
+                    idle_expires_at: u64::MAX,
                 },
                 Command::Log {
                     level: LogLevel::Warn,
@@ -223,6 +352,25 @@ mod tests {
         assert_eq!(decode(&encode(&result)).unwrap(), result);
         let empty = RuleResult::default();
         assert_eq!(decode(&encode(&empty)).unwrap(), empty);
+    }
+
+    #[test]
+    fn enable_mfa_without_options_keeps_its_version_2_bytes() {
+        let plain = RuleResult {
+            commands: vec![Command::EnableMfa {
+                provider: "any".into(),
+                allow_remember_browser: false,
+            }],
+        };
+        let bytes = encode(&plain);
+        // magic, text length 3, "any", count 1, tag 8, the string's offset and length.
+        let mut expected = MAGIC.to_vec();
+        expected.extend_from_slice(&3u32.to_le_bytes());
+        expected.extend_from_slice(b"any");
+        expected.extend_from_slice(&1u32.to_le_bytes());
+        expected.push(ENABLE_MFA);
+        assert!(bytes.starts_with(&expected), "{bytes:?}");
+        assert!(!bytes[expected.len()..].contains(&ENABLE_MFA_WITH_OPTIONS));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The commands a rule returns: the result half of the guest ABI (JSON in version 1, the binary
-//! form of [`binary_result`](crate::binary_result) in version 2).
+//! form of [`binary_result`](crate::binary_result) from version 2). Version 4 added the
+//! authentication and session commands and `enable_mfa`'s `allow_remember_browser`
+//! ([`Command::since_abi_version`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -124,6 +126,48 @@ pub enum Command {
     EnableMfa {
         /// The provider, as the issuer names it (`any`, `guardian`, `duo`, ...).
         provider: String,
+        /// Whether the user may skip MFA on a browser they chose to remember (Auth0's
+        /// `allowRememberBrowser`). ABI version 4; absent (false) before.
+        #[serde(default, skip_serializing_if = "is_false")]
+        allow_remember_browser: bool,
+    },
+    /// Ask the issuer to challenge the user with a factor (Auth0's
+    /// `api.authentication.challengeWith`), offering the `additional_factors` as alternatives.
+    /// ABI version 4.
+    ChallengeWith {
+        /// The factor to challenge with.
+        factor: Factor,
+        /// Factors the user may choose instead.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        additional_factors: Vec<Factor>,
+    },
+    /// Ask the issuer to challenge the user with any one of the factors, the user's choice
+    /// (Auth0's `api.authentication.challengeWithAny`). ABI version 4.
+    ChallengeWithAny {
+        /// The factors.
+        factors: Vec<Factor>,
+    },
+    /// Ask the issuer to have the user enroll a factor (Auth0's
+    /// `api.authentication.enrollWith`), offering the `additional_factors` as alternatives.
+    /// ABI version 4.
+    EnrollWith {
+        /// The factor to enroll.
+        factor: Factor,
+        /// Factors the user may enroll instead.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        additional_factors: Vec<Factor>,
+    },
+    /// Ask the issuer to end the session at an absolute time (Auth0's
+    /// `api.session.setExpiresAt`). ABI version 4.
+    SetSessionExpiresAt {
+        /// Milliseconds since the epoch.
+        expires_at: u64,
+    },
+    /// Ask the issuer to end the session if it stays idle until an absolute time (Auth0's
+    /// `api.session.setIdleExpiresAt`). ABI version 4.
+    SetSessionIdleExpiresAt {
+        /// Milliseconds since the epoch.
+        idle_expires_at: u64,
     },
     /// A log line for the issuer's logs.
     Log {
@@ -132,6 +176,103 @@ pub enum Command {
         /// The message.
         message: String,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// An authentication factor a rule names (Auth0's factor object: `{type, options}`).
+///
+/// ```
+/// let f: claimsmith_sdk::Factor =
+///     serde_json::from_str(r#"{"type": "phone", "options": {"preferredMethod": "voice"}}"#).unwrap();
+/// assert_eq!(f.kind, "phone");
+/// assert_eq!(serde_json::to_value(claimsmith_sdk::Factor::new("otp")).unwrap(),
+///            serde_json::json!({"type": "otp"}));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Factor {
+    /// The factor's type: one of [`Factor::TYPES`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its options (`preferredMethod` for `phone`: `sms`, `voice` or `both`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub options: serde_json::Map<String, Value>,
+}
+
+impl Factor {
+    /// The factor types Auth0 names, which the host accepts.
+    pub const TYPES: [&'static str; 7] = [
+        "otp",
+        "recovery-code",
+        "email",
+        "push-notification",
+        "phone",
+        "webauthn-platform",
+        "webauthn-roaming",
+    ];
+
+    /// A factor of `kind`, without options.
+    pub fn new(kind: impl Into<String>) -> Factor {
+        Factor {
+            kind: kind.into(),
+            options: Default::default(),
+        }
+    }
+
+    /// The factor with one option set.
+    pub fn with_option(mut self, name: impl Into<String>, value: impl Into<Value>) -> Factor {
+        self.options.insert(name.into(), value.into());
+        self
+    }
+}
+
+impl From<&str> for Factor {
+    fn from(kind: &str) -> Factor {
+        Factor::new(kind)
+    }
+}
+
+impl Command {
+    /// The command's `op` (`set_claim`, `challenge_with`, ...).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Command::SetClaim { .. } => "set_claim",
+            Command::RemoveClaim { .. } => "remove_claim",
+            Command::AddScope { .. } => "add_scope",
+            Command::RemoveScope { .. } => "remove_scope",
+            Command::Deny { .. } => "deny",
+            Command::SetAppMetadata { .. } => "set_app_metadata",
+            Command::SetUserMetadata { .. } => "set_user_metadata",
+            Command::EnableMfa { .. } => "enable_mfa",
+            Command::ChallengeWith { .. } => "challenge_with",
+            Command::ChallengeWithAny { .. } => "challenge_with_any",
+            Command::EnrollWith { .. } => "enroll_with",
+            Command::SetSessionExpiresAt { .. } => "set_session_expires_at",
+            Command::SetSessionIdleExpiresAt { .. } => "set_session_idle_expires_at",
+            Command::Log { .. } => "log",
+        }
+    }
+
+    /// The first guest ABI version whose modules may return this command (4 for
+    /// `enable_mfa` with `allow_remember_browser`, which version 4 added): the host refuses it
+    /// from a module of an older version.
+    pub fn since_abi_version(&self) -> i32 {
+        match self {
+            Command::EnableMfa {
+                allow_remember_browser: true,
+                ..
+            }
+            | Command::ChallengeWith { .. }
+            | Command::ChallengeWithAny { .. }
+            | Command::EnrollWith { .. }
+            | Command::SetSessionExpiresAt { .. }
+            | Command::SetSessionIdleExpiresAt { .. } => 4,
+            _ => 1,
+        }
+    }
 }
 
 /// What `claimsmith_on_execute_post_login` returns, as JSON: `{"commands": [...]}`.
@@ -256,6 +397,71 @@ mod tests {
                 {"op": "log", "level": "warn", "message": "m"}
             ]})
         );
+    }
+
+    #[test]
+    fn version_4_commands_keep_the_old_shapes_and_add_fields_only_with_defaults() {
+        // enable_mfa without the new option is the same JSON as before, both ways.
+        let old = json!({"op": "enable_mfa", "provider": "any"});
+        let command: Command = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(
+            command,
+            Command::EnableMfa {
+                provider: "any".into(),
+                allow_remember_browser: false
+            }
+        );
+        assert_eq!(serde_json::to_value(&command).unwrap(), old);
+        assert_eq!(command.since_abi_version(), 1);
+        let commands = [
+            (
+                Command::EnableMfa {
+                    provider: "any".into(),
+                    allow_remember_browser: true,
+                },
+                json!({"op": "enable_mfa", "provider": "any", "allow_remember_browser": true}),
+            ),
+            (
+                Command::ChallengeWith {
+                    factor: Factor::new("otp"),
+                    additional_factors: vec![
+                        Factor::new("phone").with_option("preferredMethod", "sms"),
+                    ],
+                },
+                json!({"op": "challenge_with", "factor": {"type": "otp"},
+                       "additional_factors": [{"type": "phone", "options": {"preferredMethod": "sms"}}]}),
+            ),
+            (
+                Command::ChallengeWithAny {
+                    factors: vec![Factor::new("otp"), Factor::new("email")],
+                },
+                json!({"op": "challenge_with_any", "factors": [{"type": "otp"}, {"type": "email"}]}),
+            ),
+            (
+                Command::EnrollWith {
+                    factor: Factor::new("webauthn-roaming"),
+                    additional_factors: vec![],
+                },
+                json!({"op": "enroll_with", "factor": {"type": "webauthn-roaming"}}),
+            ),
+            (
+                Command::SetSessionExpiresAt { expires_at: 7 },
+                json!({"op": "set_session_expires_at", "expires_at": 7}),
+            ),
+            (
+                Command::SetSessionIdleExpiresAt { idle_expires_at: 8 },
+                json!({"op": "set_session_idle_expires_at", "idle_expires_at": 8}),
+            ),
+        ];
+        for (command, json) in commands {
+            assert_eq!(serde_json::to_value(&command).unwrap(), json);
+            assert_eq!(
+                serde_json::from_value::<Command>(json.clone()).unwrap(),
+                command
+            );
+            assert_eq!(json["op"], command.op());
+            assert_eq!(command.since_abi_version(), 4);
+        }
     }
 
     #[test]

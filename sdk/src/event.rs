@@ -7,7 +7,7 @@
 //! the macro (`wire.rs`) makes from it the structs, their binary encoder and decoder for the
 //! guest ABI (`docs/abi.md`, section 9) and the caller's form the host parses
 //! ([`CallerEvent`]). To add a field, add its line (its docs, and `since N` for the ABI
-//! version N that first carries it; Auth0 fields added after version 3 need a new version),
+//! version N that first carries it; Auth0 fields added after version 4 need a new version),
 //! then its line in docs/abi.md's field table.
 //!
 //! The host reads each of these structs from a JSON object only, never from an array of its
@@ -62,6 +62,16 @@ event_schema! {
         /// The claims the issuer already put in each token, sent by hook formats; empty when
         /// claimsmith mints the tokens itself.
         since 3 pub issuer_claims: IssuerClaims,
+        /// The time of the login, milliseconds since the Unix epoch (UTC): the issuer's, where
+        /// its request carries one, else the host's clock when the login's event was made. One
+        /// value for the whole login: every rule sees the same. Fixtures set it so that tests
+        /// are reproducible. See [`Event::login_time_secs`], [`Event::login_time_rfc3339`] and
+        /// [`Event::login_weekday`].
+        since 4 pub login_time: u64,
+        /// The tenant the login happens in (Auth0's `event.tenant`).
+        since 4 pub tenant: Tenant,
+        /// The session the login belongs to (Auth0's `event.session`), if the issuer keeps one.
+        since 4 pub session: Option<Session>,
     }
     per_rule {
         /// This rule's `[rules.config]` table from the host's config.
@@ -110,6 +120,17 @@ event_schema! {
         /// The groups the user belongs to (Auth0's `event.user.groups`): from Active Directory
         /// and other enterprise connections, and from issuers that keep groups.
         since 3 pub groups: Vec<String>,
+        /// When the user was created, RFC 3339 (Auth0's `event.user.created_at`).
+        since 4 pub created_at: Option<String>,
+        /// When the user last reset their password, RFC 3339 (Auth0's
+        /// `event.user.last_password_reset`).
+        since 4 pub last_password_reset: Option<String>,
+        /// The names of the factors the user has enrolled (Auth0's `event.user.multifactor`:
+        /// `guardian`, `google-authenticator`, `duo`, ...).
+        since 4 pub multifactor: Vec<String>,
+        /// The factors the user has enrolled (Auth0's `event.user.enrolledFactors`).
+        #[serde(rename = "enrolledFactors")]
+        since 4 pub enrolled_factors: Vec<EnrolledFactor>,
     }
 
     /// Roles and permissions of the user (Auth0's `event.authorization`).
@@ -141,6 +162,10 @@ event_schema! {
     pub struct Authentication in "authentication" {
         /// Methods used in this session; their names become `amr`.
         pub methods: Vec<AuthenticationMethod>,
+        /// The issuer's assessment of the login's risk (Auth0's
+        /// `event.authentication.riskAssessment`), if it made one.
+        #[serde(rename = "riskAssessment")]
+        since 4 pub risk_assessment: Option<RiskAssessment>,
     }
 
     /// One authentication method.
@@ -310,6 +335,129 @@ event_schema! {
         /// The access token's claims.
         pub access_token: Map<String, Value>,
     }
+
+    /// A factor the user has enrolled (an item of Auth0's `event.user.enrolledFactors`).
+    ///
+    /// ```
+    /// let f: claimsmith_sdk::EnrolledFactor =
+    ///     serde_json::from_str(r#"{"type": "phone", "options": {"preferredMethod": "sms"}}"#).unwrap();
+    /// assert_eq!(f.kind, "phone");
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct EnrolledFactor in "user.enrolledFactors" {
+        /// The factor's type (`otp`, `phone`, `email`, `push-notification`, `webauthn-roaming`,
+        /// `webauthn-platform`, `recovery-code`), Auth0's `type`.
+        #[serde(rename = "type")]
+        pub kind: String,
+        /// Its options, as Auth0 gives them (`preferredMethod` for `phone`).
+        pub options: Map<String, Value>,
+    }
+
+    /// The issuer's risk assessment of the login (Auth0's `event.authentication.riskAssessment`).
+    ///
+    /// ```
+    /// let r: claimsmith_sdk::RiskAssessment = serde_json::from_str(r#"{
+    ///     "confidence": "low", "version": "1",
+    ///     "assessments": {"NewDevice": {"confidence": "low", "code": "initial_login"}}
+    /// }"#).unwrap();
+    /// assert!(r.is_low());
+    /// assert_eq!(r.assessment_confidence("NewDevice"), Some("low"));
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct RiskAssessment in "authentication.riskAssessment" {
+        /// The overall confidence that the login is the user's: `low`, `medium`, `high` or
+        /// `neutral`.
+        pub confidence: String,
+        /// The version of the assessment.
+        pub version: String,
+        /// Each assessment by name (`UntrustedIP`, `NewDevice`, `ImpossibleTravel`,
+        /// `PhoneNumber`, ...), as Auth0 gives it: `confidence`, `code`, `details`.
+        pub assessments: Map<String, Value>,
+    }
+
+    /// The tenant of the login (Auth0's `event.tenant`).
+    ///
+    /// ```
+    /// let t: claimsmith_sdk::Tenant = serde_json::from_str(r#"{"id": "acme-prod"}"#).unwrap();
+    /// assert_eq!(t.id, "acme-prod");
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct Tenant in "tenant" {
+        /// The tenant's id.
+        pub id: String,
+    }
+
+    /// The session the login belongs to (Auth0's `event.session`). Times are RFC 3339.
+    ///
+    /// ```
+    /// let s: claimsmith_sdk::Session = serde_json::from_str(r#"{
+    ///     "id": "s-1", "created_at": "2026-11-30T08:00:00Z",
+    ///     "device": {"initial_ip": "203.0.113.9"}
+    /// }"#).unwrap();
+    /// assert_eq!(s.device.unwrap().initial_ip.as_deref(), Some("203.0.113.9"));
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct Session in "session" {
+        /// The session's id.
+        pub id: String,
+        /// When the session was created.
+        pub created_at: Option<String>,
+        /// When the session was last updated.
+        pub updated_at: Option<String>,
+        /// When the user last authenticated in the session.
+        pub authenticated_at: Option<String>,
+        /// When the user last interacted with the session.
+        pub last_interacted_at: Option<String>,
+        /// When the session expires, if it does.
+        pub expires_at: Option<String>,
+        /// When the session expires if idle, if it does.
+        pub idle_expires_at: Option<String>,
+        /// The device the session was created and last used on.
+        pub device: Option<SessionDevice>,
+        /// The applications the session was used for.
+        pub clients: Vec<SessionClient>,
+    }
+
+    /// The device of a session (Auth0's `event.session.device`).
+    ///
+    /// ```
+    /// let d: claimsmith_sdk::SessionDevice =
+    ///     serde_json::from_str(r#"{"last_user_agent": "curl/8"}"#).unwrap();
+    /// assert_eq!(d.last_user_agent.as_deref(), Some("curl/8"));
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct SessionDevice in "session.device" {
+        /// The IP address the session was created from.
+        pub initial_ip: Option<String>,
+        /// The autonomous system number the session was created from.
+        pub initial_asn: Option<String>,
+        /// The user agent the session was created with.
+        pub initial_user_agent: Option<String>,
+        /// The IP address the session was last used from.
+        pub last_ip: Option<String>,
+        /// The autonomous system number the session was last used from.
+        pub last_asn: Option<String>,
+        /// The user agent the session was last used with.
+        pub last_user_agent: Option<String>,
+    }
+
+    /// An application a session was used for (an item of Auth0's `event.session.clients`).
+    ///
+    /// ```
+    /// let c: claimsmith_sdk::SessionClient = serde_json::from_str(r#"{"client_id": "spa"}"#).unwrap();
+    /// assert_eq!(c.client_id, "spa");
+    /// ```
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default)]
+    pub struct SessionClient in "session.clients" {
+        /// The OAuth client id.
+        pub client_id: String,
+    }
 }
 
 impl Event {
@@ -356,6 +504,79 @@ impl Event {
     /// ```
     pub fn audience(&self) -> Option<&str> {
         self.resource_server.as_ref().map(|r| r.identifier.as_str())
+    }
+
+    /// The login's time in whole seconds since the epoch ([`Event::login_time`] is milliseconds).
+    ///
+    /// ```
+    /// let event: claimsmith_sdk::Event = serde_json::from_str(r#"{"login_time": 1796405400123}"#).unwrap();
+    /// assert_eq!(event.login_time_secs(), 1796405400);
+    /// ```
+    pub fn login_time_secs(&self) -> u64 {
+        self.login_time / 1000
+    }
+
+    /// The login's time as RFC 3339 in UTC, with milliseconds (`2026-12-04T17:30:00.123Z`).
+    ///
+    /// ```
+    /// let event: claimsmith_sdk::Event = serde_json::from_str(r#"{"login_time": 1796405400123}"#).unwrap();
+    /// assert_eq!(event.login_time_rfc3339(), "2026-12-04T17:30:00.123Z");
+    /// ```
+    pub fn login_time_rfc3339(&self) -> String {
+        crate::time::format_rfc3339(self.login_time_ms())
+    }
+
+    /// The day of the week of the login, in a zone `offset_minutes` ahead of UTC (`0`: UTC).
+    ///
+    /// ```
+    /// use claimsmith_sdk::time::Weekday;
+    /// let event: claimsmith_sdk::Event = serde_json::from_str(r#"{"login_time": 1796405400123}"#).unwrap();
+    /// assert_eq!(event.login_weekday(0), Weekday::Friday);
+    /// assert_eq!(event.login_weekday(9 * 60), Weekday::Saturday);
+    /// ```
+    pub fn login_weekday(&self, offset_minutes: i32) -> crate::time::Weekday {
+        crate::time::weekday(self.login_time_ms(), offset_minutes)
+    }
+
+    /// How many milliseconds before the login an RFC 3339 time was (negative if after it);
+    /// `None` if the text is not RFC 3339.
+    ///
+    /// ```
+    /// let event: claimsmith_sdk::Event = serde_json::from_str(r#"{"login_time": 1796405400000}"#).unwrap();
+    /// assert_eq!(event.ms_since("2026-12-04T17:00:00Z"), Some(30 * 60 * 1000));
+    /// assert_eq!(event.ms_since("soon"), None);
+    /// ```
+    pub fn ms_since(&self, rfc3339: &str) -> Option<i64> {
+        crate::time::parse_rfc3339(rfc3339).map(|at| self.login_time_ms() - at)
+    }
+
+    fn login_time_ms(&self) -> i64 {
+        i64::try_from(self.login_time).unwrap_or(i64::MAX)
+    }
+}
+
+impl User {
+    /// Whether the user has enrolled a factor of this type (`otp`, `phone`, ...).
+    ///
+    /// ```
+    /// let user: claimsmith_sdk::User =
+    ///     serde_json::from_str(r#"{"enrolledFactors": [{"type": "otp"}]}"#).unwrap();
+    /// assert!(user.has_enrolled("otp") && !user.has_enrolled("phone"));
+    /// ```
+    pub fn has_enrolled(&self, kind: &str) -> bool {
+        self.enrolled_factors.iter().any(|f| f.kind == kind)
+    }
+}
+
+impl RiskAssessment {
+    /// Whether the overall confidence is `low`.
+    pub fn is_low(&self) -> bool {
+        self.confidence.eq_ignore_ascii_case("low")
+    }
+
+    /// The confidence of one assessment (`NewDevice`, `UntrustedIP`, ...), if given.
+    pub fn assessment_confidence(&self, name: &str) -> Option<&str> {
+        self.assessments.get(name)?.get("confidence")?.as_str()
     }
 }
 

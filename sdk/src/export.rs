@@ -1,9 +1,10 @@
 //! The module side of the guest ABI: what [`export_rule!`](crate::export_rule) expands to.
 //!
-//! Version 3 (the default) reads the event in the host's binary form
-//! ([`binary_event`](crate::binary_event)), the fields added since version 2 in a part of their
-//! own; with the `abi-v2` feature the module speaks version 2 (the same without that part), and
-//! with `abi-v1` version 1, parsing the event from JSON, for hosts that predate those versions.
+//! Version 4 (the default) reads the event in the host's binary form
+//! ([`binary_event`](crate::binary_event)), the fields added by versions 3 and 4 each in a part
+//! of their own; with the `abi-v3` feature the module speaks version 3 (the same without version
+//! 4's part), with `abi-v2` version 2 (without either), and with `abi-v1` version 1, parsing the
+//! event from JSON, for hosts that predate those versions.
 //!
 //! Not for rule authors to call: `export_rule!(my_rule)` is the whole interface.
 
@@ -22,7 +23,7 @@ pub fn alloc(len: i32) -> i32 {
 }
 
 /// Run `rule` on the event at `ptr..ptr+len` and return the packed location of its result
-/// (both binary for ABI versions 2 and 3, both JSON for version 1).
+/// (both binary for ABI versions 2 to 4, both JSON for version 1).
 ///
 /// # Safety
 /// `ptr..ptr+len` must be the bytes `alloc` handed out and the host filled in.

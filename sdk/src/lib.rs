@@ -30,12 +30,14 @@
 //! ```
 //!
 //! The wire format between a module and the host is the claimsmith guest ABI (`docs/abi.md`).
-//! Modules built with this SDK speak version 3: the host hands them the event in a binary form
-//! ([`binary_event`]) that costs far less to read than JSON, with the fields added since version
-//! 2 ([`IssuerClaims`], `user.groups`) in a part of their own. [`Command`] and [`RuleResult`] are
-//! the result types, shared with the engine. The `abi-v2` feature builds a version 2 module
-//! instead (the same binary form without the fields added since, which then read as empty), and
-//! `abi-v1` a version 1 module (JSON input), for hosts that predate those versions.
+//! Modules built with this SDK speak version 4: the host hands them the event in a binary form
+//! ([`binary_event`]) that costs far less to read than JSON, with the fields added by version 3
+//! ([`IssuerClaims`], `user.groups`) and by version 4 (the login's time, [`Session`], [`Tenant`],
+//! enrolled factors, the risk assessment) each in a part of their own. [`Command`] and
+//! [`RuleResult`] are the result types, shared with the engine. The `abi-v3` feature builds a
+//! version 3 module instead (the same binary form without version 4's part, whose fields then
+//! read as empty, and without its commands, which the host refuses from it), `abi-v2` a version 2
+//! module, and `abi-v1` a version 1 module (JSON input), for hosts that predate those versions.
 //!
 //! On `wasm32` the SDK installs a bump allocator as the module's global allocator (default
 //! feature `login-heap`): an instance serves one login and is thrown away, so allocation is a
@@ -57,24 +59,31 @@ pub mod export;
 #[cfg(all(target_arch = "wasm32", feature = "login-heap"))]
 pub mod login_heap;
 pub mod testing;
+pub mod time;
 
-pub use api::{Access, AccessToken, Api, IdToken, Log, Multifactor, UserUpdates};
-pub use command::{Command, LogLevel, RuleResult, TokenKind};
+pub use api::{
+    Access, AccessToken, Api, AuthenticationRequests, IdToken, Log, Multifactor,
+    MultifactorOptions, SessionUpdates, UserUpdates,
+};
+pub use command::{Command, Factor, LogLevel, RuleResult, TokenKind};
 #[doc(hidden)]
 pub use event::CallerEvent;
 pub use event::{
-    Authentication, AuthenticationMethod, Authorization, Client, Connection, Event, IssuerClaims,
-    Organization, Request, ResourceServer, Stats, Transaction, User,
+    Authentication, AuthenticationMethod, Authorization, Client, Connection, EnrolledFactor, Event,
+    IssuerClaims, Organization, Request, ResourceServer, RiskAssessment, Session, SessionClient,
+    SessionDevice, Stats, Tenant, Transaction, User,
 };
 
-/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it: 3, or 2 with the
-/// `abi-v2` feature, or 1 with `abi-v1` (which wins if both are on).
+/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it: 4, or 3 with the
+/// `abi-v3` feature, 2 with `abi-v2`, or 1 with `abi-v1` (the oldest version named wins).
 pub const ABI_VERSION: i32 = if cfg!(feature = "abi-v1") {
     1
 } else if cfg!(feature = "abi-v2") {
     2
-} else {
+} else if cfg!(feature = "abi-v3") {
     3
+} else {
+    4
 };
 
 /// Re-exported so rules can build claim values without naming serde_json themselves.

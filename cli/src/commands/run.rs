@@ -216,11 +216,58 @@ pub fn explain_text(traces: &[RuleTrace]) -> String {
                 Command::Deny { reason } => format!("deny: {reason}"),
                 Command::SetAppMetadata { key, value } => format!("app_metadata {key} = {value}"),
                 Command::SetUserMetadata { key, value } => format!("user_metadata {key} = {value}"),
-                Command::EnableMfa { provider } => format!("require MFA with {provider}"),
+                Command::EnableMfa {
+                    provider,
+                    allow_remember_browser,
+                } => format!(
+                    "require MFA with {provider}{}",
+                    if *allow_remember_browser {
+                        " (a remembered browser may skip it)"
+                    } else {
+                        ""
+                    }
+                ),
+                Command::ChallengeWith {
+                    factor,
+                    additional_factors,
+                } => format!(
+                    "challenge with {}{}",
+                    factor.kind,
+                    alternatives(additional_factors)
+                ),
+                Command::ChallengeWithAny { factors } => format!(
+                    "challenge with any of {}",
+                    factors
+                        .iter()
+                        .map(|f| f.kind.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Command::EnrollWith {
+                    factor,
+                    additional_factors,
+                } => format!("enroll {}{}", factor.kind, alternatives(additional_factors)),
+                Command::SetSessionExpiresAt { expires_at } => format!(
+                    "session expires at {}",
+                    claimsmith_sdk::time::format_rfc3339(*expires_at as i64)
+                ),
+                Command::SetSessionIdleExpiresAt { idle_expires_at } => format!(
+                    "session expires if idle at {}",
+                    claimsmith_sdk::time::format_rfc3339(*idle_expires_at as i64)
+                ),
                 Command::Log { level, message } => format!("log {}: {message}", level.as_str()),
             };
             out.push_str(&format!("  - {line}\n"));
         }
     }
     out
+}
+
+/// ` (or a, b)` for a request's alternatives, or nothing.
+fn alternatives(factors: &[claimsmith_sdk::Factor]) -> String {
+    if factors.is_empty() {
+        return String::new();
+    }
+    let kinds: Vec<&str> = factors.iter().map(|f| f.kind.as_str()).collect();
+    format!(" (or {})", kinds.join(", "))
 }

@@ -13,7 +13,10 @@ use claimsmith_engine::Outcome;
 use claimsmith_sdk::{Client, Connection, Event, IssuerClaims, User};
 use serde_json::{Map, Value, json};
 
-use super::{At, Refusal, Reply, first_of, no_metadata, no_mfa, profile_from_claims};
+use super::{
+    At, Refusal, Reply, first_of, no_authentication, no_metadata, no_mfa, no_session,
+    profile_from_claims,
+};
 
 /// The event to echo, and whether it mints an ID token at all.
 pub(super) struct State {
@@ -117,6 +120,8 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
     ))
 }
 
+const WHY_AUTHENTICATION: &str = "Cognito's pre token generation trigger cannot ask for an authentication challenge or enrollment";
+const WHY_SESSION: &str = "Cognito's pre token generation trigger cannot set the session's expiry";
 const WHY_MFA: &str =
     "Cognito's pre token generation trigger cannot ask for multi-factor authentication";
 const WHY_METADATA: &str =
@@ -124,6 +129,8 @@ const WHY_METADATA: &str =
 
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
     no_mfa(outcome, WHY_MFA)?;
+    no_authentication(outcome, WHY_AUTHENTICATION)?;
+    no_session(outcome, WHY_SESSION)?;
     no_metadata(outcome, WHY_METADATA)?;
     let mut details = Map::new();
     // A client-credentials event mints no ID token: there is none to put its claims in.

@@ -15,8 +15,8 @@ use claimsmith_sdk::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    At, Refusal, Reply, first_of, first_str, no_metadata, no_mfa, no_scope_changes,
-    profile_from_claims, protocol_for_grant, rule_removing,
+    At, Refusal, Reply, first_of, first_str, no_authentication, no_metadata, no_mfa,
+    no_scope_changes, no_session, profile_from_claims, protocol_for_grant, rule_removing,
 };
 
 /// What the response is seeded from.
@@ -159,6 +159,7 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
     if let Some(Value::Array(amr)) = id_fixed.get("amr") {
         let auth_time = id_fixed.get("auth_time").and_then(Value::as_i64);
         event.authentication = Some(Authentication {
+            risk_assessment: None,
             methods: amr
                 .iter()
                 .filter_map(Value::as_str)
@@ -181,12 +182,17 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
 }
 
 const WHY_SCOPES: &str = "Hydra's token hook cannot change scopes";
+const WHY_AUTHENTICATION: &str =
+    "Hydra's token hook cannot ask for an authentication challenge or enrollment";
+const WHY_SESSION: &str = "Hydra's token hook cannot set the session's expiry";
 const WHY_MFA: &str = "Hydra's token hook cannot ask for multi-factor authentication";
 const WHY_METADATA: &str = "Hydra keeps no user metadata the token hook could update";
 
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
     no_scope_changes(outcome, WHY_SCOPES)?;
     no_mfa(outcome, WHY_MFA)?;
+    no_authentication(outcome, WHY_AUTHENTICATION)?;
+    no_session(outcome, WHY_SESSION)?;
     no_metadata(outcome, WHY_METADATA)?;
     for name in &outcome.id_token_removed {
         if state.id_fixed.contains_key(name) && !state.id_ext.contains_key(name) {

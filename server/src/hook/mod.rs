@@ -233,6 +233,10 @@ fn event_value(event: Event) -> Value {
     if let Value::Object(map) = &mut value {
         map.remove("configuration");
         map.remove("secrets");
+        // No time in the request: the host's clock, which version 1 rules do not see either.
+        if map.get("login_time") == Some(&Value::from(0)) {
+            map.remove("login_time");
+        }
     }
     value
 }
@@ -282,7 +286,7 @@ fn no_mfa(outcome: &Outcome, why: &str) -> Result<(), Refusal> {
     if let Some(provider) = outcome.mfa.first() {
         let rule = rule_of(
             outcome,
-            |c| matches!(c, Command::EnableMfa { provider: p } if p == provider),
+            |c| matches!(c, Command::EnableMfa { provider: p, .. } if p == provider),
         );
         return Err(Refusal::cannot_carry(
             &rule,
@@ -291,6 +295,51 @@ fn no_mfa(outcome: &Outcome, why: &str) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// Refuse an authentication challenge or enrollment (`api.authentication`).
+fn no_authentication(outcome: &Outcome, why: &str) -> Result<(), Refusal> {
+    if let Some(request) = outcome.authentication.first() {
+        let op = request.op();
+        let rule = rule_of(outcome, |c| c.op() == op);
+        return Err(Refusal::cannot_carry(
+            &rule,
+            &format!("asks for an authentication challenge (`{op}`)"),
+            why,
+        ));
+    }
+    Ok(())
+}
+
+/// Refuse a session expiry (`api.session`).
+fn no_session(outcome: &Outcome, why: &str) -> Result<(), Refusal> {
+    let op = match (outcome.session.expires_at, outcome.session.idle_expires_at) {
+        (Some(_), _) => "set_session_expires_at",
+        (None, Some(_)) => "set_session_idle_expires_at",
+        (None, None) => return Ok(()),
+    };
+    let rule = rule_of(outcome, |c| c.op() == op);
+    Err(Refusal::cannot_carry(
+        &rule,
+        &format!("sets the session's expiry (`{op}`)"),
+        why,
+    ))
+}
+
+/// The login's time from a request's RFC 3339 field, milliseconds since the epoch; `0` (the
+/// host's clock) when the field is absent.
+fn login_time_text(at: &At<'_>, key: &str) -> Result<u64, String> {
+    match at.str(key)? {
+        None => Ok(0),
+        Some(text) => claimsmith_sdk::time::parse_rfc3339(text)
+            .and_then(|ms| u64::try_from(ms).ok())
+            .ok_or_else(|| {
+                format!(
+                    "request field `{}` is not an RFC 3339 time: `{text}`",
+                    at.path(key)
+                )
+            }),
+    }
 }
 
 /// Refuse metadata updates.

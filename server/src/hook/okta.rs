@@ -15,13 +15,13 @@
 use claimsmith_engine::Outcome;
 use claimsmith_sdk::{
     Authentication, AuthenticationMethod, Client, Connection, Event, IssuerClaims, ResourceServer,
-    User,
+    Session, User,
 };
 use serde_json::{Map, Value, json};
 
 use super::{
-    At, Refusal, Reply, first_of, first_str, no_metadata, no_mfa, no_scope_changes,
-    profile_from_claims, protocol_for_grant, split_scopes,
+    At, Refusal, Reply, first_of, first_str, no_authentication, no_metadata, no_mfa,
+    no_scope_changes, no_session, profile_from_claims, protocol_for_grant, split_scopes,
 };
 
 /// The tokens' claims as Okta sent them; `None` for a token it does not mint in this request.
@@ -205,6 +205,7 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
     if !amr.is_empty() {
         let auth_time = id_claims.get("auth_time").and_then(Value::as_i64);
         event.authentication = Some(Authentication {
+            risk_assessment: None,
             methods: amr
                 .into_iter()
                 .map(|name| AuthenticationMethod {
@@ -225,6 +226,25 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
             strategy: kind.to_lowercase(),
             metadata: Map::new(),
         };
+    }
+    event.login_time = super::login_time_text(root, "eventTime")?;
+    if let Some(s) = &session {
+        let verified = |key: &str| s.string(key);
+        let (password, factor) = (
+            verified("lastPasswordVerification")?,
+            verified("lastFactorVerification")?,
+        );
+        event.session = Some(Session {
+            id: s.string("id")?.unwrap_or_default(),
+            created_at: s.string("createdAt")?,
+            expires_at: s.string("expiresAt")?,
+            // The later of the two verifications: RFC 3339 in UTC sorts as text.
+            authenticated_at: match (password, factor) {
+                (Some(p), Some(f)) => Some(p.max(f)),
+                (p, f) => p.or(f),
+            },
+            ..Session::default()
+        });
     }
     Ok((event, State { identity, access }))
 }
@@ -271,12 +291,17 @@ fn percent_decode(text: &str) -> String {
 }
 
 const WHY_SCOPES: &str = "Okta's token inline hook cannot change scopes";
+const WHY_AUTHENTICATION: &str =
+    "Okta's token inline hook cannot ask for an authentication challenge or enrollment";
+const WHY_SESSION: &str = "Okta's token inline hook cannot set the session's expiry (its `/token/lifetime/expiration` bounds the access token, not the session)";
 const WHY_MFA: &str = "Okta's token inline hook cannot ask for multi-factor authentication";
 const WHY_METADATA: &str = "Okta's token inline hook cannot update the user's profile";
 
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
     no_scope_changes(outcome, WHY_SCOPES)?;
     no_mfa(outcome, WHY_MFA)?;
+    no_authentication(outcome, WHY_AUTHENTICATION)?;
+    no_session(outcome, WHY_SESSION)?;
     no_metadata(outcome, WHY_METADATA)?;
     let mut commands = Vec::new();
     // A token Okta does not mint in this request takes no command (Okta refuses one for a

@@ -13,13 +13,13 @@
 use claimsmith_engine::{Outcome, TokenKind};
 use claimsmith_sdk::{
     Authentication, AuthenticationMethod, Client, Connection, Event, IssuerClaims, ResourceServer,
-    User,
+    Session, User,
 };
 use serde_json::{Map, Value, json};
 
 use super::{
-    At, Refusal, Reply, first_of, first_str, no_metadata, no_mfa, no_scope_changes,
-    profile_from_claims, rule_removing, rule_setting, split_scopes,
+    At, Refusal, Reply, first_of, first_str, no_authentication, no_metadata, no_mfa,
+    no_scope_changes, no_session, profile_from_claims, rule_removing, rule_setting, split_scopes,
 };
 
 /// The claims Supabase's `MinimumViableTokenSchema` requires.
@@ -116,21 +116,41 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     if !methods.is_empty() {
-        event.authentication = Some(Authentication { methods });
+        event.authentication = Some(Authentication {
+            methods,
+            ..Authentication::default()
+        });
     }
     if let Some(metadata) = root.obj("metadata")? {
         event.request.ip = metadata.string("ip_address")?;
+        event.login_time = super::login_time_text(&metadata, "time")?;
+    }
+    if event.login_time == 0
+        && let Some(iat) = claims_at.i64("iat")?
+    {
+        event.login_time = u64::try_from(iat).unwrap_or_default().saturating_mul(1000);
+    }
+    if let Some(id) = claims_at.string("session_id")? {
+        event.session = Some(Session {
+            id,
+            ..Session::default()
+        });
     }
     Ok((event, State { claims }))
 }
 
 const WHY_SCOPES: &str = "Supabase's access token hook cannot change scopes";
+const WHY_AUTHENTICATION: &str =
+    "Supabase's access token hook cannot ask for an authentication challenge or enrollment";
+const WHY_SESSION: &str = "Supabase's access token hook cannot set the session's expiry (the access token's `exp` is a required claim the hook cannot change)";
 const WHY_MFA: &str = "Supabase's access token hook cannot ask for multi-factor authentication";
 const WHY_METADATA: &str = "Supabase's access token hook cannot update the user (and updating the user from the hook deadlocks the sign-in)";
 
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
     no_scope_changes(outcome, WHY_SCOPES)?;
     no_mfa(outcome, WHY_MFA)?;
+    no_authentication(outcome, WHY_AUTHENTICATION)?;
+    no_session(outcome, WHY_SESSION)?;
     no_metadata(outcome, WHY_METADATA)?;
     let mut claims = state.claims.clone();
     for name in &outcome.access_token_removed {

@@ -146,6 +146,7 @@ fn mfa() -> Outcome {
             "step-up",
             vec![Command::EnableMfa {
                 provider: "any".into(),
+                allow_remember_browser: false,
             }],
         )],
         ..Outcome::default()
@@ -1225,4 +1226,185 @@ fn cognito_refusals() {
             lambda(500, "RuleFailed", message)
         );
     }
+}
+
+// ---- ABI version 4: authentication requests, session expiry, the login's time ---------------
+
+fn authentication_request(command: Command) -> Outcome {
+    let request = match &command {
+        Command::ChallengeWith {
+            factor,
+            additional_factors,
+        } => claimsmith_engine::AuthenticationRequest::ChallengeWith {
+            factor: factor.clone(),
+            additional_factors: additional_factors.clone(),
+        },
+        Command::ChallengeWithAny { factors } => {
+            claimsmith_engine::AuthenticationRequest::ChallengeWithAny {
+                factors: factors.clone(),
+            }
+        }
+        Command::EnrollWith {
+            factor,
+            additional_factors,
+        } => claimsmith_engine::AuthenticationRequest::EnrollWith {
+            factor: factor.clone(),
+            additional_factors: additional_factors.clone(),
+        },
+        other => panic!("{other:?}"),
+    };
+    Outcome {
+        authentication: vec![request],
+        rules: vec![trace("adaptive", vec![command])],
+        ..Outcome::default()
+    }
+}
+
+fn session_expiry(idle: bool) -> Outcome {
+    let (command, session) = if idle {
+        (
+            Command::SetSessionIdleExpiresAt {
+                idle_expires_at: 1_796_405_400_000,
+            },
+            claimsmith_engine::SessionRequest {
+                idle_expires_at: Some(1_796_405_400_000),
+                ..Default::default()
+            },
+        )
+    } else {
+        (
+            Command::SetSessionExpiresAt {
+                expires_at: 1_796_405_400_000,
+            },
+            claimsmith_engine::SessionRequest {
+                expires_at: Some(1_796_405_400_000),
+                ..Default::default()
+            },
+        )
+    };
+    Outcome {
+        session,
+        rules: vec![trace("timeout", vec![command])],
+        ..Outcome::default()
+    }
+}
+
+#[test]
+fn every_format_fails_closed_on_authentication_requests_and_session_expiry_naming_rule_and_command()
+{
+    let factor = claimsmith_engine::Factor::new;
+    let formats = [
+        (HYDRA, "hydra/token-hook.json", "Hydra's token hook"),
+        (
+            OKTA,
+            "okta/token-inline-hook.json",
+            "Okta's token inline hook",
+        ),
+        (
+            IssuerFormat::Supabase,
+            "supabase/custom-access-token.json",
+            "Supabase's access token hook",
+        ),
+        (
+            IssuerFormat::Zitadel,
+            "zitadel/preaccesstoken.json",
+            "Zitadel's actions",
+        ),
+        (
+            IssuerFormat::Cognito,
+            "cognito/v2-authentication.json",
+            "Cognito's pre token generation trigger",
+        ),
+    ];
+    for (format, path, issuer) in formats {
+        let request = read(format, path);
+        let cases = [
+            (
+                authentication_request(Command::ChallengeWith {
+                    factor: factor("otp"),
+                    additional_factors: vec![factor("email")],
+                }),
+                format!(
+                    "rule `adaptive` asks for an authentication challenge (`challenge_with`), but {issuer} cannot ask for an authentication challenge or enrollment"
+                ),
+            ),
+            (
+                authentication_request(Command::ChallengeWithAny {
+                    factors: vec![factor("otp"), factor("phone")],
+                }),
+                "(`challenge_with_any`)".to_owned(),
+            ),
+            (
+                authentication_request(Command::EnrollWith {
+                    factor: factor("otp"),
+                    additional_factors: vec![],
+                }),
+                "(`enroll_with`)".to_owned(),
+            ),
+            (
+                session_expiry(false),
+                format!(
+                    "rule `timeout` sets the session's expiry (`set_session_expires_at`), but {issuer} cannot set the session's expiry"
+                ),
+            ),
+            (
+                session_expiry(true),
+                "(`set_session_idle_expires_at`)".to_owned(),
+            ),
+        ];
+        for (outcome, expected) in cases {
+            let reply = respond(format, &request, &outcome);
+            let body = reply
+                .body
+                .as_ref()
+                .map(Value::to_string)
+                .unwrap_or_default();
+            assert!(
+                body.contains(&expected) && body.contains("the login fails closed"),
+                "{}: {body}",
+                format.name()
+            );
+            // Never the success answer of the same login.
+            assert_ne!(
+                reply,
+                respond(format, &request, &Outcome::default()),
+                "{}",
+                format.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn okta_and_supabase_carry_the_login_time_and_session_of_their_requests() {
+    let okta = okta().event;
+    assert_eq!(
+        okta["login_time"],
+        json!(claimsmith_sdk::time::parse_rfc3339("2019-01-15T23:20:47.000Z").unwrap())
+    );
+    assert_eq!(okta["session"]["id"], "102Qoe7t5PcRnSxr8j3I8I6pA");
+    assert_eq!(okta["session"]["created_at"], "2019-01-15T23:17:09.000Z");
+    assert_eq!(okta["session"]["expires_at"], "2019-01-16T01:20:46.000Z");
+    assert_eq!(
+        okta["session"]["authenticated_at"],
+        "2019-01-15T23:17:09.000Z"
+    );
+    let supabase = read(IssuerFormat::Supabase, "supabase/custom-access-token.json").event;
+    assert_eq!(supabase["login_time"], json!(1_735_689_600_000u64));
+    assert_eq!(
+        supabase["session"]["id"],
+        "4b938a09-5372-4177-a314-cfa292099ea2"
+    );
+    // No time in the request: the host's clock, chosen when the engine makes the event.
+    let hydra = hydra().event;
+    assert!(hydra.get("login_time").is_none(), "{hydra}");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let event = pipeline().event_from_value(hydra).unwrap();
+    assert!(event.login_time() >= before);
+    // Cognito's groups.
+    let cognito = read(IssuerFormat::Cognito, "cognito/v2-authentication.json").event;
+    assert_eq!(cognito["user"]["groups"], json!(["g1"]));
 }
