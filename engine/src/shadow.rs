@@ -83,6 +83,11 @@ pub struct ShadowChanges {
     pub mfa_added: Vec<String>,
     /// MFA providers that would no longer have been asked for.
     pub mfa_removed: Vec<String>,
+    /// Whether the authentication requests (challenges, enrolments, the remembered-browser
+    /// option) would differ.
+    pub authentication_changed: bool,
+    /// Whether the session expiry asked for would differ.
+    pub session_changed: bool,
 }
 
 impl ShadowChanges {
@@ -93,6 +98,8 @@ impl ShadowChanges {
             && self.metadata.is_empty()
             && self.mfa_added.is_empty()
             && self.mfa_removed.is_empty()
+            && !self.authentication_changed
+            && !self.session_changed
     }
 
     /// A one-line summary with names and kinds only, never values: `id_token
@@ -112,6 +119,12 @@ impl ShadowChanges {
         );
         parts.extend(self.mfa_added.iter().map(|p| format!("mfa +{p}")));
         parts.extend(self.mfa_removed.iter().map(|p| format!("mfa -{p}")));
+        if self.authentication_changed {
+            parts.push("authentication changed".into());
+        }
+        if self.session_changed {
+            parts.push("session changed".into());
+        }
         parts.join(", ")
     }
 }
@@ -241,6 +254,9 @@ pub(crate) fn compare(actual: &Draft, shadow: &Draft, values: bool) -> ShadowRes
     changes.scopes_removed = missing_from(&actual.scopes, &shadow.scopes);
     changes.mfa_added = missing_from(&shadow.mfa, &actual.mfa);
     changes.mfa_removed = missing_from(&actual.mfa, &shadow.mfa);
+    changes.authentication_changed = actual.authentication != shadow.authentication
+        || actual.mfa_allow_remember_browser != shadow.mfa_allow_remember_browser;
+    changes.session_changed = actual.session != shadow.session;
     for (table, a, s) in [
         ("app_metadata", &actual.app_metadata, &shadow.app_metadata),
         (
@@ -344,6 +360,24 @@ mod tests {
                 .summary()
                 .contains("id_token https://e.test/roles changed")
         );
+    }
+
+    #[test]
+    fn a_changed_session_expiry_or_authentication_request_differs() {
+        let actual = draft(json!(["admin"]), &["openid"]);
+        let mut shadow = actual.clone();
+        shadow.session.expires_at = Some(1_800_000_000_000);
+        let ShadowResult::Differs { changes } = compare(&actual, &shadow, false) else {
+            panic!("a session expiry differs")
+        };
+        assert!(changes.session_changed && !changes.authentication_changed);
+        assert_eq!(changes.summary(), "session changed");
+        let mut shadow = actual.clone();
+        shadow.mfa_allow_remember_browser = !actual.mfa_allow_remember_browser;
+        let ShadowResult::Differs { changes } = compare(&actual, &shadow, false) else {
+            panic!("the remembered-browser option differs")
+        };
+        assert!(changes.authentication_changed);
     }
 
     #[test]
