@@ -13,10 +13,7 @@ use claimsmith_engine::Outcome;
 use claimsmith_sdk::{Client, Connection, Event, IssuerClaims, User};
 use serde_json::{Map, Value, json};
 
-use super::{
-    At, Refusal, Reply, first_of, no_authentication, no_metadata, no_mfa, no_session,
-    profile_from_claims,
-};
+use super::{At, Refusal, Reply, Uncarried, first_of, profile_from_claims};
 
 /// The event to echo, and whether it mints an ID token at all.
 pub(super) struct State {
@@ -127,11 +124,16 @@ const WHY_MFA: &str =
 const WHY_METADATA: &str =
     "Cognito's pre token generation trigger cannot update the user's attributes";
 
+const UNCARRIED: Uncarried = Uncarried {
+    scopes: None,
+    mfa: Some(WHY_MFA),
+    authentication: Some(WHY_AUTHENTICATION),
+    session: Some(WHY_SESSION),
+    metadata: Some(WHY_METADATA),
+};
+
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
-    no_mfa(outcome, WHY_MFA)?;
-    no_authentication(outcome, WHY_AUTHENTICATION)?;
-    no_session(outcome, WHY_SESSION)?;
-    no_metadata(outcome, WHY_METADATA)?;
+    UNCARRIED.check(outcome)?;
     let mut details = Map::new();
     // A client-credentials event mints no ID token: there is none to put its claims in.
     if !state.client_credentials {

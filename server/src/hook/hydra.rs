@@ -15,8 +15,8 @@ use claimsmith_sdk::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    At, Refusal, Reply, first_of, first_str, no_authentication, no_metadata, no_mfa,
-    no_scope_changes, no_session, profile_from_claims, protocol_for_grant, rule_removing,
+    At, Refusal, Reply, Uncarried, first_of, first_str, profile_from_claims, protocol_for_grant,
+    rule_removing,
 };
 
 /// What the response is seeded from.
@@ -188,12 +188,16 @@ const WHY_SESSION: &str = "Hydra's token hook cannot set the session's expiry";
 const WHY_MFA: &str = "Hydra's token hook cannot ask for multi-factor authentication";
 const WHY_METADATA: &str = "Hydra keeps no user metadata the token hook could update";
 
+const UNCARRIED: Uncarried = Uncarried {
+    scopes: Some(WHY_SCOPES),
+    mfa: Some(WHY_MFA),
+    authentication: Some(WHY_AUTHENTICATION),
+    session: Some(WHY_SESSION),
+    metadata: Some(WHY_METADATA),
+};
+
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
-    no_scope_changes(outcome, WHY_SCOPES)?;
-    no_mfa(outcome, WHY_MFA)?;
-    no_authentication(outcome, WHY_AUTHENTICATION)?;
-    no_session(outcome, WHY_SESSION)?;
-    no_metadata(outcome, WHY_METADATA)?;
+    UNCARRIED.check(outcome)?;
     for name in &outcome.id_token_removed {
         if state.id_fixed.contains_key(name) && !state.id_ext.contains_key(name) {
             return Err(Refusal::cannot_carry(

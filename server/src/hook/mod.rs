@@ -255,6 +255,38 @@ fn rule_of(outcome: &Outcome, matches: impl Fn(&Command) -> bool) -> String {
 }
 
 /// Refuse a scope change: `issuer` cannot change scopes.
+/// What a format cannot carry, each kind with the reason given when a rule asks for it: `None`
+/// for what the format does carry.
+struct Uncarried {
+    scopes: Option<&'static str>,
+    mfa: Option<&'static str>,
+    authentication: Option<&'static str>,
+    session: Option<&'static str>,
+    metadata: Option<&'static str>,
+}
+
+impl Uncarried {
+    /// Refuse the outcome (fail closed, naming the rule) if it asks for anything of these.
+    fn check(&self, outcome: &Outcome) -> Result<(), Refusal> {
+        if let Some(why) = self.scopes {
+            no_scope_changes(outcome, why)?;
+        }
+        if let Some(why) = self.mfa {
+            no_mfa(outcome, why)?;
+        }
+        if let Some(why) = self.authentication {
+            no_authentication(outcome, why)?;
+        }
+        if let Some(why) = self.session {
+            no_session(outcome, why)?;
+        }
+        if let Some(why) = self.metadata {
+            no_metadata(outcome, why)?;
+        }
+        Ok(())
+    }
+}
+
 fn no_scope_changes(outcome: &Outcome, why: &str) -> Result<(), Refusal> {
     if let Some(scope) = outcome.scopes_added.first() {
         let rule = rule_of(

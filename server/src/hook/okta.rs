@@ -20,8 +20,8 @@ use claimsmith_sdk::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    At, Refusal, Reply, first_of, first_str, no_authentication, no_metadata, no_mfa,
-    no_scope_changes, no_session, profile_from_claims, protocol_for_grant, split_scopes,
+    At, Refusal, Reply, Uncarried, first_of, first_str, profile_from_claims, protocol_for_grant,
+    split_scopes,
 };
 
 /// The tokens' claims as Okta sent them; `None` for a token it does not mint in this request.
@@ -297,12 +297,16 @@ const WHY_SESSION: &str = "Okta's token inline hook cannot set the session's exp
 const WHY_MFA: &str = "Okta's token inline hook cannot ask for multi-factor authentication";
 const WHY_METADATA: &str = "Okta's token inline hook cannot update the user's profile";
 
+const UNCARRIED: Uncarried = Uncarried {
+    scopes: Some(WHY_SCOPES),
+    mfa: Some(WHY_MFA),
+    authentication: Some(WHY_AUTHENTICATION),
+    session: Some(WHY_SESSION),
+    metadata: Some(WHY_METADATA),
+};
+
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
-    no_scope_changes(outcome, WHY_SCOPES)?;
-    no_mfa(outcome, WHY_MFA)?;
-    no_authentication(outcome, WHY_AUTHENTICATION)?;
-    no_session(outcome, WHY_SESSION)?;
-    no_metadata(outcome, WHY_METADATA)?;
+    UNCARRIED.check(outcome)?;
     let mut commands = Vec::new();
     // A token Okta does not mint in this request takes no command (Okta refuses one for a
     // token that was not requested): there is no such token to put the claims in.

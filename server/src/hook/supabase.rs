@@ -18,8 +18,8 @@ use claimsmith_sdk::{
 use serde_json::{Map, Value, json};
 
 use super::{
-    At, Refusal, Reply, first_of, first_str, no_authentication, no_metadata, no_mfa,
-    no_scope_changes, no_session, profile_from_claims, rule_removing, rule_setting, split_scopes,
+    At, Refusal, Reply, Uncarried, first_of, first_str, profile_from_claims, rule_removing,
+    rule_setting, split_scopes,
 };
 
 /// The claims Supabase's `MinimumViableTokenSchema` requires.
@@ -146,12 +146,16 @@ const WHY_SESSION: &str = "Supabase's access token hook cannot set the session's
 const WHY_MFA: &str = "Supabase's access token hook cannot ask for multi-factor authentication";
 const WHY_METADATA: &str = "Supabase's access token hook cannot update the user (and updating the user from the hook deadlocks the sign-in)";
 
+const UNCARRIED: Uncarried = Uncarried {
+    scopes: Some(WHY_SCOPES),
+    mfa: Some(WHY_MFA),
+    authentication: Some(WHY_AUTHENTICATION),
+    session: Some(WHY_SESSION),
+    metadata: Some(WHY_METADATA),
+};
+
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
-    no_scope_changes(outcome, WHY_SCOPES)?;
-    no_mfa(outcome, WHY_MFA)?;
-    no_authentication(outcome, WHY_AUTHENTICATION)?;
-    no_session(outcome, WHY_SESSION)?;
-    no_metadata(outcome, WHY_METADATA)?;
+    UNCARRIED.check(outcome)?;
     let mut claims = state.claims.clone();
     for name in &outcome.access_token_removed {
         if REQUIRED.contains(&name.as_str()) {

@@ -18,8 +18,8 @@ use claimsmith_sdk::{Client, Event, IssuerClaims, Organization, User};
 use serde_json::{Map, Value, json};
 
 use super::{
-    At, Refusal, Reply, first_of, first_str, no_authentication, no_mfa, no_scope_changes,
-    no_session, profile_from_claims, rule_of, rule_removing, rule_setting, split_scopes,
+    At, Refusal, Reply, Uncarried, first_of, first_str, profile_from_claims, rule_of,
+    rule_removing, rule_setting, split_scopes,
 };
 
 /// Which function called, and so which token the response is for.
@@ -179,11 +179,16 @@ const WHY_AUTHENTICATION: &str =
 const WHY_SESSION: &str = "Zitadel's actions cannot set the session's expiry";
 const WHY_MFA: &str = "Zitadel's actions cannot ask for multi-factor authentication";
 
+const UNCARRIED: Uncarried = Uncarried {
+    scopes: Some(WHY_SCOPES),
+    mfa: Some(WHY_MFA),
+    authentication: Some(WHY_AUTHENTICATION),
+    session: Some(WHY_SESSION),
+    metadata: None,
+};
+
 pub(super) fn respond(state: &State, outcome: &Outcome) -> Result<Reply, Refusal> {
-    no_scope_changes(outcome, WHY_SCOPES)?;
-    no_mfa(outcome, WHY_MFA)?;
-    no_authentication(outcome, WHY_AUTHENTICATION)?;
-    no_session(outcome, WHY_SESSION)?;
+    UNCARRIED.check(outcome)?;
     let (token, set, removed) = match state.function {
         Function::PreAccessToken => (
             TokenKind::AccessToken,
