@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::Limits;
 use crate::artifact_cache::ArtifactCache;
 use crate::claim_policy::ClaimPolicy;
 use crate::draft::{Draft, Stop, apply};
@@ -115,7 +116,31 @@ impl PipelineBuilder {
         if let Some(bytes) = self.max_claims_bytes {
             policy = policy.with_max_claims_bytes(bytes);
         }
-        let mut engine = Engine::new(self.sandbox).map_err(BuildError::Engine)?;
+        // Read every module first: a JavaScript module's limits left at their defaults take
+        // the JavaScript defaults, and the memory slots must hold the largest rule's memory.
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (mut spec, module) in self.rules {
+            let bytes = match module {
+                ModuleSource::Bytes(bytes) => bytes,
+                ModuleSource::File(path) => read_module(
+                    &path,
+                    spec.limits
+                        .module_bytes
+                        .max(Limits::javascript().module_bytes),
+                )
+                .map_err(|kind| LoadError {
+                    rule: spec.name.clone(),
+                    kind,
+                })?,
+            };
+            spec.limits = spec.limits.for_module(&bytes);
+            rules.push((spec, bytes));
+        }
+        let mut sandbox = self.sandbox;
+        if let Some(largest) = rules.iter().map(|(spec, _)| spec.limits.memory_bytes).max() {
+            sandbox.max_memory_bytes = sandbox.max_memory_bytes.max(largest);
+        }
+        let mut engine = Engine::new(sandbox).map_err(BuildError::Engine)?;
         if let Some((dir, required)) = self.cache {
             match ArtifactCache::open(&dir) {
                 Ok(cache) => engine = engine.with_artifact_cache(cache),
@@ -130,16 +155,7 @@ impl PipelineBuilder {
             engines: Engines::new(engine),
             has_version_1: false,
         };
-        for (spec, module) in self.rules {
-            let bytes = match module {
-                ModuleSource::Bytes(bytes) => bytes,
-                ModuleSource::File(path) => {
-                    read_module(&path, spec.limits.module_bytes).map_err(|kind| LoadError {
-                        rule: spec.name.clone(),
-                        kind,
-                    })?
-                }
-            };
+        for (spec, bytes) in rules {
             pipeline.add_rule(spec, &bytes)?;
         }
         Ok(pipeline)
