@@ -146,10 +146,22 @@ fn global_function(context: &mut Context, name: &str) -> JsFunction {
 }
 
 /// The message of a JavaScript error, as the shim's `describe` words it.
+/// The first line of the error and the action's innermost frame: `Name: message (at
+/// action.js:LINE:COLUMN)`.
 fn describe(error: &boa_engine::JsError, context: &mut Context) -> String {
-    match error.try_native(context) {
+    let text = match error.try_native(context) {
         Ok(native) => native.to_string(),
         Err(_) => error.to_string(),
+    };
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("the action failed").trim();
+    let frame = lines
+        .filter_map(|line| line.find("action.js:").map(|at| &line[at..]))
+        .next()
+        .map(|frame| frame.trim_end_matches([')', ' ']));
+    match frame {
+        Some(frame) => format!("{first} (at {frame})"),
+        None => first.to_owned(),
     }
 }
 
