@@ -71,7 +71,9 @@ fn pipeline(module: &[u8], configuration: Value, secrets: &[(&str, &str)]) -> Pi
             .collect(),
         ..RuleSpec::default()
     };
+    // A 6 MB module takes seconds to compile: the compiled artifact is cached like any module's.
     Pipeline::builder()
+        .artifact_cache_if_usable(workspace().join("target/claimsmith-test-cache"))
         .namespaces(["https://example.com"])
         .rule(spec, module)
         .build()
