@@ -217,14 +217,14 @@ pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: u
 
 fn run(runtime: &mut Runtime, input: &str) -> String {
     let context = &mut runtime.context;
-    let promise =
-        match runtime
-            .run
-            .call(&JsValue::undefined(), &[js_string!(input).into()], context)
-        {
-            Ok(value) => value,
-            Err(e) => fail(&describe(&e, context)),
-        };
+    let event: serde_json::Value = serde_json::from_str(input)
+        .unwrap_or_else(|e| fail(&format!("the input is not JSON: {e}")));
+    let event = JsValue::from_json(&event, context)
+        .unwrap_or_else(|e| fail(&format!("cannot build `event`: {e}")));
+    let promise = match runtime.run.call(&JsValue::undefined(), &[event], context) {
+        Ok(value) => value,
+        Err(e) => fail(&describe(&e, context)),
+    };
     let promise = promise
         .as_object()
         .and_then(|object| JsPromise::from_object(object).ok())

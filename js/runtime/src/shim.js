@@ -2,14 +2,13 @@
 //
 // Evaluated once per module, before the action. It defines `__claimsmith_load(fn)`, which runs
 // the action's wrapper function (CommonJS style: `exports`, `module`, `require`), and
-// `__claimsmith_run(input)`, which parses the input document, runs `onExecutePostLogin` and
+// `__claimsmith_run(event)`, which takes the input document (parsed by the runtime), runs `onExecutePostLogin` and
 // resolves to the result document `{"commands":[...]}` as a string. Commands are serialised
 // when the action calls the API, so a value that JSON cannot carry fails at that call.
 (function () {
   'use strict';
   const global = globalThis;
   const stringify = JSON.stringify;
-  const parse = JSON.parse;
 
   class UnsupportedApiError extends Error {
     constructor(what) {
@@ -206,7 +205,10 @@
   }
 
   let handler = null;
+  let api = null;
   global.__claimsmith_load = function (wrapper) {
+    // Built once, before the snapshot: every login starts from a fresh copy of it.
+    api = makeApi();
     const module = { exports: {} };
     wrapper.call(module.exports, module.exports, module, global.require);
     handler = module.exports.onExecutePostLogin;
@@ -214,12 +216,12 @@
       throw new TypeError('the action does not export onExecutePostLogin (exports.onExecutePostLogin = async (event, api) => { ... })');
     }
   };
-  global.__claimsmith_run = function (input) {
+  global.__claimsmith_run = function (event) {
     commands = [];
     const mine = commands;
     let settled;
     try {
-      settled = Promise.resolve(handler(withDefaults(parse(input)), makeApi()));
+      settled = Promise.resolve(handler(withDefaults(event), api));
     } catch (e) {
       settled = Promise.reject(e);
     }
