@@ -117,7 +117,7 @@ impl PipelineBuilder {
             policy = policy.with_max_claims_bytes(bytes);
         }
         // Read every module first: a JavaScript module's limits left at their defaults take
-        // the JavaScript defaults, and the memory slots must hold the largest rule's memory.
+        // the JavaScript defaults (`Limits::for_module`), and the memory slots must hold them.
         let mut rules = Vec::with_capacity(self.rules.len());
         for (mut spec, module) in self.rules {
             let bytes = match module {
@@ -136,8 +136,15 @@ impl PipelineBuilder {
             spec.limits = spec.limits.for_module(&bytes);
             rules.push((spec, bytes));
         }
+        // Only a JavaScript rule widens the slots (its memory default is above the sandbox's);
+        // a Rust rule over the slot size is refused at load as before.
         let mut sandbox = self.sandbox;
-        if let Some(largest) = rules.iter().map(|(spec, _)| spec.limits.memory_bytes).max() {
+        if let Some(largest) = rules
+            .iter()
+            .filter(|(_, bytes)| crate::is_javascript_module(bytes))
+            .map(|(spec, _)| spec.limits.memory_bytes)
+            .max()
+        {
             sandbox.max_memory_bytes = sandbox.max_memory_bytes.max(largest);
         }
         let mut engine = Engine::new(sandbox).map_err(BuildError::Engine)?;
