@@ -122,16 +122,11 @@ impl PipelineBuilder {
         for (mut spec, module) in self.rules {
             let bytes = match module {
                 ModuleSource::Bytes(bytes) => bytes,
-                ModuleSource::File(path) => read_module(
-                    &path,
-                    spec.limits
-                        .module_bytes
-                        .max(Limits::javascript().module_bytes),
-                )
-                .map_err(|kind| LoadError {
-                    rule: spec.name.clone(),
-                    kind,
-                })?,
+                ModuleSource::File(path) => read_module(&path, read_ceiling(&spec.limits))
+                    .map_err(|kind| LoadError {
+                        rule: spec.name.clone(),
+                        kind,
+                    })?,
             };
             spec.limits = spec.limits.for_module(&bytes);
             rules.push((spec, bytes));
@@ -166,6 +161,17 @@ impl PipelineBuilder {
             pipeline.add_rule(spec, &bytes)?;
         }
         Ok(pipeline)
+    }
+}
+
+/// How much of a module file to read: the rule's `module_bytes`, or the JavaScript default if
+/// the limit is left at its default (a JavaScript module takes that default once read; any
+/// other module is then held to its own limit by the load checks).
+fn read_ceiling(limits: &Limits) -> usize {
+    if limits.module_bytes == Limits::default().module_bytes {
+        limits.module_bytes.max(Limits::javascript().module_bytes)
+    } else {
+        limits.module_bytes
     }
 }
 
