@@ -73,3 +73,28 @@ impl Limits {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_javascript_module_takes_the_javascript_defaults_only_where_no_limit_was_set() {
+        let mut js = b"\0asm\x01\0\0\0".to_vec();
+        let name = crate::JAVASCRIPT_SECTION.as_bytes();
+        js.extend([0, (name.len() + 1) as u8, name.len() as u8]);
+        js.extend(name);
+        assert_eq!(Limits::default().for_module(&js), Limits::javascript());
+        let set = Limits {
+            fuel: 20_000_000,
+            ..Limits::default()
+        };
+        let got = set.for_module(&js);
+        assert_eq!(got.fuel, 20_000_000, "a limit that was set is kept");
+        assert_eq!(got.memory_bytes, Limits::javascript().memory_bytes);
+        assert_eq!(
+            Limits::default().for_module(b"\0asm\x01\0\0\0"),
+            Limits::default()
+        );
+    }
+}
