@@ -9,6 +9,7 @@
 
 mod commands;
 mod fixture;
+mod js_action;
 mod latency;
 mod rule_crate;
 mod scaffold;

@@ -44,6 +44,14 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
+    /// A JavaScript action that cannot be built.
+    #[error("{}: {message}", path.display())]
+    JavaScript {
+        /// The action file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// cargo failed.
     #[error("building {} failed (cargo {status}); its output is above", dir.display())]
     Cargo {
@@ -70,18 +78,22 @@ pub fn wasm_target_installed() -> bool {
         .is_dir()
 }
 
-/// The rule crates under `rules_dir` (each sub-folder with a Cargo.toml), sorted.
+/// The rules under `rules_dir` (each sub-folder with a Cargo.toml, or with an `action.js`),
+/// sorted.
 pub fn discover(rules_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(rules_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("Cargo.toml").is_file())
+        .filter(|p| p.join("Cargo.toml").is_file() || crate::js_action::is_action_dir(p))
         .collect();
     dirs.sort();
     Ok(dirs)
 }
 
-/// The package name in `dir/Cargo.toml`.
+/// The package name in `dir/Cargo.toml`; for a JavaScript rule folder, the folder's name.
 pub fn package_name(dir: &Path) -> Result<String, BuildError> {
+    if crate::js_action::is_action_dir(dir) {
+        return Ok(crate::js_action::rule_name(dir));
+    }
     let manifest = dir.join("Cargo.toml");
     let text =
         std::fs::read_to_string(&manifest).map_err(|_| BuildError::NotACrate(dir.to_owned()))?;
@@ -115,40 +127,11 @@ pub fn build_with_features(
     if !wasm_target_installed() {
         return Err(BuildError::MissingTarget);
     }
+    if crate::js_action::is_action_dir(dir) {
+        return crate::js_action::build(dir, target_dir);
+    }
     let package = package_name(dir)?;
-    let status = Command::new(cargo())
-        .arg("build")
-        .arg("--quiet")
-        .arg("--manifest-path")
-        .arg(dir.join("Cargo.toml"))
-        .args(["--release", "--target", WASM_TARGET, "--lib"])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .args(features.iter().flat_map(|feature| ["--features", feature]))
-        .args(["--config", "profile.release.opt-level=\"s\""])
-        .args(SPEED_OPTIMISED.iter().flat_map(|package| {
-            [
-                "--config".to_owned(),
-                format!("profile.release.package.{package}.opt-level=3"),
-            ]
-        }))
-        .args(["--config", "profile.release.lto=true"])
-        .args(["--config", "profile.release.codegen-units=1"])
-        .args(["--config", "profile.release.panic=\"abort\""])
-        .args(["--config", "profile.release.strip=true"])
-        .args(["--config", "profile.release.debug=false"])
-        .arg("--config")
-        .arg(format!(
-            "target.{WASM_TARGET}.rustflags=[\"-C\", \"link-arg=-zstack-size={GUEST_STACK_BYTES}\"]"
-        ))
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .status()
-        .map_err(BuildError::Spawn)?;
+    let status = cargo_build(dir, target_dir, features, GUEST_STACK_BYTES, &[])?;
     if !status.success() {
         return Err(BuildError::Cargo {
             dir: dir.to_owned(),
@@ -164,6 +147,78 @@ pub fn build_with_features(
         dir: dir.to_owned(),
         module,
     })
+}
+
+/// `cargo build` of the crate in `dir` for the wasm target, in the rule profile, with a
+/// `stack_bytes` guest stack, extra `rustflags` and extra environment.
+pub(crate) fn cargo_build(
+    dir: &Path,
+    target_dir: &Path,
+    features: &[&str],
+    stack_bytes: usize,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<std::process::ExitStatus, BuildError> {
+    cargo_build_with(
+        dir,
+        target_dir,
+        features,
+        stack_bytes,
+        env,
+        SPEED_OPTIMISED,
+        "\"s\"",
+        &[],
+    )
+}
+
+/// [`cargo_build`] with the crates built for speed, the opt-level of the rest, and extra
+/// rustflags.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cargo_build_with(
+    dir: &Path,
+    target_dir: &Path,
+    features: &[&str],
+    stack_bytes: usize,
+    env: &[(&str, &std::ffi::OsStr)],
+    speed_optimised: &[&str],
+    opt_level: &str,
+    rustflags: &[&str],
+) -> Result<std::process::ExitStatus, BuildError> {
+    let extra: String = rustflags.iter().map(|f| format!(", {f:?}")).collect();
+    Command::new(cargo())
+        .arg("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .args(["--release", "--target", WASM_TARGET, "--lib"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .args(features.iter().flat_map(|feature| ["--features", feature]))
+        .arg("--config")
+        .arg(format!("profile.release.opt-level={opt_level}"))
+        .args(speed_optimised.iter().flat_map(|package| {
+            [
+                "--config".to_owned(),
+                format!("profile.release.package.{package}.opt-level=3"),
+            ]
+        }))
+        .args(["--config", "profile.release.lto=true"])
+        .args(["--config", "profile.release.codegen-units=1"])
+        .args(["--config", "profile.release.panic=\"abort\""])
+        .args(["--config", "profile.release.strip=true"])
+        .args(["--config", "profile.release.debug=false"])
+        .arg("--config")
+        .arg(format!(
+            "target.{WASM_TARGET}.rustflags=[\"-C\", \"link-arg=-zstack-size={stack_bytes}\"{extra}]"
+        ))
+        .envs(env.iter().copied())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .status()
+        .map_err(BuildError::Spawn)
 }
 
 /// The target folder for rule builds next to the workspace of `dir` (or of the current folder).
@@ -185,7 +240,7 @@ pub fn default_target_dir(dir: &Path) -> PathBuf {
     }
 }
 
-fn cargo() -> String {
+pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 

@@ -35,6 +35,7 @@ mod engine;
 mod engine_by_cpu;
 mod engines;
 mod error;
+mod javascript;
 mod limits;
 mod login_event;
 mod objects_only;
@@ -53,6 +54,7 @@ pub use engine::SandboxConfig;
 pub use error::{
     BuildError, Denied, EventError, LoadError, LoadErrorKind, LoginError, RuleFailed, RuleFailure,
 };
+pub use javascript::{JAVASCRIPT_SECTION, is_javascript_module};
 pub use limits::Limits;
 pub use login_event::LoginEvent;
 pub use objects_only::ObjectsOnly;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::Limits;
 use crate::artifact_cache::ArtifactCache;
 use crate::claim_policy::ClaimPolicy;
 use crate::draft::{Draft, Stop, apply};
@@ -146,7 +147,33 @@ impl PipelineBuilder {
         if let Some(bytes) = self.max_claims_bytes {
             policy = policy.with_max_claims_bytes(bytes);
         }
-        let mut engine = Engine::new(self.sandbox).map_err(BuildError::Engine)?;
+        // Read every module first: a JavaScript module's limits left at their defaults take
+        // the JavaScript defaults (`Limits::for_module`), and the memory slots must hold them.
+        let mut rules = Vec::with_capacity(self.rules.len());
+        for (mut spec, module) in self.rules {
+            let bytes = match module {
+                ModuleSource::Bytes(bytes) => bytes,
+                ModuleSource::File(path) => read_module(&path, read_ceiling(&spec.limits))
+                    .map_err(|kind| LoadError {
+                        rule: spec.name.clone(),
+                        kind,
+                    })?,
+            };
+            spec.limits = spec.limits.for_module(&bytes);
+            rules.push((spec, bytes));
+        }
+        // Only a JavaScript rule widens the slots (its memory default is above the sandbox's);
+        // a Rust rule over the slot size is refused at load as before.
+        let mut sandbox = self.sandbox;
+        if let Some(largest) = rules
+            .iter()
+            .filter(|(_, bytes)| crate::is_javascript_module(bytes))
+            .map(|(spec, _)| spec.limits.memory_bytes)
+            .max()
+        {
+            sandbox.max_memory_bytes = sandbox.max_memory_bytes.max(largest);
+        }
+        let mut engine = Engine::new(sandbox).map_err(BuildError::Engine)?;
         if let Some((dir, required)) = self.cache {
             match ArtifactCache::open(&dir) {
                 Ok(cache) => engine = engine.with_artifact_cache(cache),
@@ -164,20 +191,22 @@ impl PipelineBuilder {
             shadows: Vec::new(),
             shadow_values: self.shadow_values,
         };
-        for (spec, module) in self.rules {
-            let bytes = match module {
-                ModuleSource::Bytes(bytes) => bytes,
-                ModuleSource::File(path) => {
-                    read_module(&path, spec.limits.module_bytes).map_err(|kind| LoadError {
-                        rule: spec.name.clone(),
-                        kind,
-                    })?
-                }
-            };
+        for (spec, bytes) in rules {
             pipeline.add_rule(spec, &bytes)?;
         }
         pipeline.plan_shadows()?;
         Ok(pipeline)
+    }
+}
+
+/// How much of a module file to read: the rule's `module_bytes`, or the JavaScript default if
+/// the limit is left at its default (a JavaScript module takes that default once read; any
+/// other module is then held to its own limit by the load checks).
+fn read_ceiling(limits: &Limits) -> usize {
+    if limits.module_bytes == Limits::default().module_bytes {
+        limits.module_bytes.max(Limits::javascript().module_bytes)
+    } else {
+        limits.module_bytes
     }
 }
 

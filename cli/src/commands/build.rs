@@ -13,7 +13,8 @@ use claimsmith_engine::{Limits, Pipeline, RuleSpec, SandboxConfig};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// Rule crate folders; default: every crate under ./rules.
+    /// Rule folders (crates, or JavaScript `action.js` folders); default: every one under
+    /// ./rules and ./actions.
     rule_dirs: Vec<PathBuf>,
     /// Where cargo puts its output; default: target/claimsmith-rules in the workspace.
     #[arg(long)]
@@ -23,8 +24,14 @@ pub struct BuildArgs {
 /// The rule crate folders named, or every crate under ./rules.
 pub(super) fn rule_dirs(given: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
     let dirs = if given.is_empty() {
-        rule_crate::discover("rules".as_ref())
-            .context("cannot list ./rules; name the rule crate folders")?
+        let mut dirs = rule_crate::discover("rules".as_ref())
+            .context("cannot list ./rules; name the rule crate folders")?;
+        // JavaScript rules may live in ./actions: a crate-less folder under a workspace's
+        // `rules/*` member glob would break the workspace.
+        if Path::new("actions").is_dir() {
+            dirs.extend(rule_crate::discover("actions".as_ref()).context("cannot list ./actions")?);
+        }
+        dirs
     } else {
         given
     };

@@ -17,7 +17,8 @@ use super::{EXIT_BAD_INPUT, EXIT_FAILURE};
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
-    /// Rule crate folders; default: every crate under ./rules.
+    /// Rule folders (crates, or JavaScript `action.js` folders); default: every one under
+    /// ./rules and ./actions.
     rule_dirs: Vec<PathBuf>,
     /// Take the claim namespaces from this issuer config (a fixture's own `namespaces` wins).
     #[arg(long)]

@@ -1,0 +1,251 @@
+//! The claimsmith JavaScript guest runtime: Boa inside a rule module.
+//!
+//! It speaks guest ABI version 1 (docs/abi.md): the host writes the input document (the event,
+//! `configuration`, `secrets`) with `claimsmith_alloc`, and `claimsmith_on_execute_post_login`
+//! runs the Auth0 Action's `exports.onExecutePostLogin(event, api)` through the shim in
+//! `src/shim.js`, runs its promise jobs to completion and returns `{"commands":[...]}`. A throw,
+//! a rejected promise or a value JSON cannot carry becomes `claimsmith::fail` with the message
+//! and the action's line, then a trap.
+//!
+//! The action's source is compiled in (`build.rs`, from `CLAIMSMITH_JS_ACTION`), or written into
+//! memory before `wizer.initialize` with `claimsmith_js_source`; `wizer.initialize` evaluates the
+//! shim and the action, so a snapshot taken after it starts every login with both ready. Without a
+//! snapshot the first call does the same work.
+//!
+//! The module has no clock and no randomness (the ABI gives it none): `Date.now()` is the Unix
+//! epoch and `Math.random()` is a fixed sequence. On targets other than wasm32 the crate is empty,
+//! so a native `cargo test --workspace` does not build the JavaScript engine.
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use boa_engine::builtins::promise::PromiseState;
+use boa_engine::context::time::JsInstant;
+use boa_engine::context::{Clock, HostHooks};
+use boa_engine::object::builtins::{JsFunction, JsPromise};
+use boa_engine::{Context, JsValue, Source, js_string};
+
+/// Marks the module as a JavaScript rule, so the host gives it the JavaScript limits
+/// (`claimsmith_engine::JAVASCRIPT_SECTION`).
+#[used]
+#[unsafe(link_section = "claimsmith.javascript")]
+static JAVASCRIPT_MARK: [u8; 8] = *b"boa 0.22";
+
+/// The action compiled in, if any.
+const COMPILED_ACTION: &str = include_str!(concat!(env!("OUT_DIR"), "/action.js"));
+const SHIM: &str = include_str!("shim.js");
+
+#[link(wasm_import_module = "claimsmith")]
+unsafe extern "C" {
+    #[link_name = "fail"]
+    fn host_fail(ptr: *const u8, len: usize);
+}
+
+/// Report `reason` to the host and trap.
+fn fail(reason: &str) -> ! {
+    unsafe { host_fail(reason.as_ptr(), reason.len()) };
+    std::process::abort()
+}
+
+struct Epoch;
+
+impl Clock for Epoch {
+    fn now(&self) -> JsInstant {
+        JsInstant::new(0, 0)
+    }
+    fn system_time_millis(&self) -> i64 {
+        0
+    }
+}
+
+struct Hooks;
+
+impl HostHooks for Hooks {
+    fn local_timezone_offset_seconds(&self, _unix_time_seconds: i64) -> i32 {
+        0
+    }
+}
+
+/// `Math.random()`'s bytes: a fixed xorshift sequence, since a rule is a function of its input.
+#[unsafe(no_mangle)]
+unsafe extern "Rust" fn __getrandom_v03_custom(
+    dest: *mut u8,
+    len: usize,
+) -> Result<(), getrandom::Error> {
+    thread_local!(static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(0x9E37_79B9_7F4A_7C15) });
+    STATE.with(|state| {
+        for i in 0..len {
+            let mut x = state.get();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            state.set(x);
+            unsafe { *dest.add(i) = x as u8 };
+        }
+    });
+    Ok(())
+}
+
+struct Runtime {
+    context: Context,
+    run: JsFunction,
+}
+
+thread_local! {
+    static SOURCE: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+    static RUNTIME: RefCell<Option<Runtime>> = const { RefCell::new(None) };
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string();
+        unsafe { host_fail(message.as_ptr(), message.len()) };
+    }));
+}
+
+/// Evaluate the shim and the action: a context whose `__claimsmith_run` is ready.
+fn prepare() -> Runtime {
+    install_panic_hook();
+    let mut context = Context::builder()
+        .clock(Rc::new(Epoch))
+        .host_hooks(Rc::new(Hooks))
+        .build()
+        .unwrap_or_else(|e| fail(&format!("cannot start the JavaScript engine: {e}")));
+    context
+        .eval(Source::from_bytes(SHIM).with_path("claimsmith-shim.js".as_ref()))
+        .unwrap_or_else(|e| fail(&format!("the claimsmith shim failed: {e}")));
+    let source = SOURCE.with(|s| s.borrow_mut().take());
+    let action = match &source {
+        Some(bytes) => {
+            std::str::from_utf8(bytes).unwrap_or_else(|_| fail("the action's source is not UTF-8"))
+        }
+        None => COMPILED_ACTION,
+    };
+    // One line for the wrapper's head, so the action's line numbers are its file's.
+    let wrapped = format!("(function (exports, module, require) {{ {action}\n}})");
+    let wrapper = context
+        .eval(Source::from_bytes(&wrapped).with_path("action.js".as_ref()))
+        .unwrap_or_else(|e| fail(&format!("the action does not compile: {e}")));
+    let load = global_function(&mut context, "__claimsmith_load");
+    if let Err(e) = load.call(&JsValue::undefined(), &[wrapper], &mut context) {
+        fail(&describe(&e, &mut context));
+    }
+    let run = global_function(&mut context, "__claimsmith_run");
+    Runtime { context, run }
+}
+
+fn global_function(context: &mut Context, name: &str) -> JsFunction {
+    context
+        .global_object()
+        .get(js_string!(name), context)
+        .ok()
+        .and_then(|value| value.as_object())
+        .and_then(JsFunction::from_object)
+        .unwrap_or_else(|| fail(&format!("the claimsmith shim defines no {name}")))
+}
+
+/// The message of a JavaScript error, as the shim's `describe` words it.
+/// The first line of the error and the action's innermost frame: `Name: message (at
+/// action.js:LINE:COLUMN)`.
+fn describe(error: &boa_engine::JsError, context: &mut Context) -> String {
+    let text = match error.try_native(context) {
+        Ok(native) => native.to_string(),
+        Err(_) => error.to_string(),
+    };
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("the action failed").trim();
+    let frame = lines
+        .filter_map(|line| line.find("action.js:").map(|at| &line[at..]))
+        .next()
+        .map(|frame| frame.trim_end_matches([')', ' ']));
+    match frame {
+        Some(frame) => format!("{first} (at {frame})"),
+        None => first.to_owned(),
+    }
+}
+
+/// Where the host writes the action's source before `wizer.initialize` (a build step, never a
+/// login): `len` bytes, kept until the runtime evaluates them.
+#[unsafe(no_mangle)]
+pub extern "C" fn claimsmith_js_source(len: usize) -> *mut u8 {
+    SOURCE.with(|s| {
+        let mut slot = s.borrow_mut();
+        let bytes = slot.insert(vec![0; len]);
+        bytes.as_mut_ptr()
+    })
+}
+
+/// Evaluate the shim and the action now, so a snapshot taken after this call keeps them.
+#[unsafe(export_name = "wizer.initialize")]
+pub extern "C" fn wizer_initialize() {
+    RUNTIME.with(|r| {
+        let runtime = prepare();
+        *r.borrow_mut() = Some(runtime);
+    });
+}
+
+/// Guest ABI version 1: JSON in, JSON out.
+#[unsafe(no_mangle)]
+pub extern "C" fn claimsmith_abi_version() -> i32 {
+    1
+}
+
+/// `len` writable bytes for the input; never freed (the instance is dropped after the call).
+#[unsafe(no_mangle)]
+pub extern "C" fn claimsmith_alloc(len: usize) -> *mut u8 {
+    let mut buffer = std::mem::ManuallyDrop::new(Vec::<u8>::with_capacity(len.max(1)));
+    buffer.as_mut_ptr()
+}
+
+/// Run the action on the input at `ptr..ptr+len`; the result's `(ptr << 32) | len`.
+///
+/// # Safety
+/// `ptr..ptr+len` is the input the host wrote into the block `claimsmith_alloc` returned.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: usize) -> i64 {
+    let input = unsafe { std::slice::from_raw_parts(ptr, len) };
+    let input = std::str::from_utf8(input).unwrap_or_else(|_| fail("the input is not UTF-8"));
+    let result = RUNTIME.with(|r| {
+        let mut slot = r.borrow_mut();
+        let runtime = slot.get_or_insert_with(prepare);
+        run(runtime, input)
+    });
+    let result = std::mem::ManuallyDrop::new(result.into_bytes());
+    ((result.as_ptr() as i64) << 32) | result.len() as i64
+}
+
+fn run(runtime: &mut Runtime, input: &str) -> String {
+    let context = &mut runtime.context;
+    let event: serde_json::Value = serde_json::from_str(input)
+        .unwrap_or_else(|e| fail(&format!("the input is not JSON: {e}")));
+    let event = JsValue::from_json(&event, context)
+        .unwrap_or_else(|e| fail(&format!("cannot build `event`: {e}")));
+    let promise = match runtime.run.call(&JsValue::undefined(), &[event], context) {
+        Ok(value) => value,
+        Err(e) => fail(&describe(&e, context)),
+    };
+    let promise = promise
+        .as_object()
+        .and_then(|object| JsPromise::from_object(object).ok())
+        .unwrap_or_else(|| fail("__claimsmith_run returned no promise"));
+    if let Err(e) = context.run_jobs() {
+        fail(&describe(&e, context));
+    }
+    match promise.state() {
+        PromiseState::Fulfilled(value) => match value.as_string() {
+            Some(text) => text.to_std_string_escaped(),
+            None => fail("the claimsmith shim returned no result document"),
+        },
+        PromiseState::Rejected(reason) => {
+            let text = reason
+                .to_string(context)
+                .map(|s| s.to_std_string_escaped())
+                .unwrap_or_else(|_| "the action failed".into());
+            fail(&text)
+        }
+        PromiseState::Pending => fail(
+            "onExecutePostLogin's promise never settled: it awaits something that never happens (timers and network are not available)",
+        ),
+    }
+}

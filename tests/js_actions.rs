@@ -1,0 +1,374 @@
+//! JavaScript rules through the real `claimsmith` binary: an Auth0 post-login Action in
+//! `<rule>/action.js` is built by `claimsmith build` into a module the engine loads like any
+//! other. The unchanged benchmark action gives the Rust rule's claims, every supported `api`
+//! item works, the unsupported ones fail naming the API, and hostile JavaScript ends in a named
+//! error with no token; state left by one login is not seen by the next.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use claimsmith_engine::{LoginError, Outcome, Pipeline, RuleFailure, RuleSpec};
+use serde_json::{Value, json};
+use support::{bin, claimsmith_in, workspace};
+
+/// The three actions of these tests, built once with one `claimsmith build`: `add-roles` (the
+/// peer benchmark's action, copied unchanged), `surface` and `hostile` (tests/js).
+fn modules() -> &'static Modules {
+    static BUILT: OnceLock<Modules> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = workspace().join("target/claimsmith-js-tests");
+        let add_roles = root.join("add-roles");
+        std::fs::create_dir_all(&add_roles).unwrap();
+        std::fs::copy(
+            workspace().join("benches/peer/add-roles.js"),
+            add_roles.join("action.js"),
+        )
+        .unwrap();
+        let js = workspace().join("tests/js");
+        let out = Command::new(bin())
+            .arg("build")
+            .arg(&add_roles)
+            .arg(js.join("surface"))
+            .arg(js.join("hostile"))
+            .arg("--target-dir")
+            .arg(workspace().join("target/claimsmith-rules"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run claimsmith build");
+        assert!(out.status.success(), "claimsmith build failed");
+        let paths: Vec<PathBuf> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(paths.len(), 3, "{paths:?}");
+        Modules {
+            add_roles: std::fs::read(&paths[0]).unwrap(),
+            surface: std::fs::read(&paths[1]).unwrap(),
+            hostile: std::fs::read(&paths[2]).unwrap(),
+            paths,
+        }
+    })
+}
+
+struct Modules {
+    add_roles: Vec<u8>,
+    surface: Vec<u8>,
+    hostile: Vec<u8>,
+    paths: Vec<PathBuf>,
+}
+
+fn pipeline(module: &[u8], configuration: Value, secrets: &[(&str, &str)]) -> Pipeline {
+    let spec = RuleSpec {
+        name: "js".into(),
+        configuration: configuration.as_object().unwrap().clone(),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..RuleSpec::default()
+    };
+    // A 6 MB module takes seconds to compile: the compiled artifact is cached like any module's.
+    Pipeline::builder()
+        .artifact_cache_if_usable(workspace().join("target/claimsmith-test-cache"))
+        .namespaces(["https://example.com"])
+        .rule(spec, module)
+        .build()
+        .expect("the module loads")
+}
+
+fn login(pipeline: &Pipeline, event: Value) -> Result<Outcome, LoginError> {
+    pipeline.run(&pipeline.event_from_value(event).expect("a valid event"))
+}
+
+fn user() -> Value {
+    json!({"user": {"user_id": "auth0|1"}, "client": {"client_id": "spa"}, "resource_server": {"identifier": "https://api.example.com"}})
+}
+
+/// The rule's failure, or a panic naming what it did instead.
+fn failure(result: Result<Outcome, LoginError>) -> RuleFailure {
+    match result {
+        Err(LoginError::RuleFailed(failed)) => failed.cause,
+        other => panic!("expected a rule failure, got {other:?}"),
+    }
+}
+
+fn panicked(result: Result<Outcome, LoginError>) -> String {
+    match failure(result) {
+        RuleFailure::Panicked(message) => message,
+        other => panic!("expected a failure with a message, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_unchanged_auth0_action_gives_the_claims_of_the_rust_rule() {
+    let rust = std::fs::read(support::module("add-roles")).unwrap();
+    let config = json!({"namespace": "https://example.com"});
+    let js = pipeline(&modules().add_roles, config.clone(), &[]);
+    let rust = pipeline(&rust, config, &[]);
+    for name in ["alice", "bob-unverified", "carol-no-api"] {
+        let event = support::event(name);
+        let (a, b) = (
+            login(&js, event.clone()).unwrap(),
+            login(&rust, event).unwrap(),
+        );
+        assert_eq!(a.id_token, b.id_token, "{name}");
+        assert_eq!(a.access_token, b.access_token, "{name}");
+        assert_eq!(a.scopes, b.scopes, "{name}");
+    }
+    // A user without roles: the action's `|| []` and the Rust rule's empty list agree.
+    let a = login(&js, user()).unwrap();
+    assert_eq!(a.id_token["https://example.com/roles"], json!([]));
+}
+
+#[test]
+fn every_supported_api_item_works() {
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": "all"}),
+        &[("api_key", "s3cr3t-value")],
+    );
+    let event = json!({
+        "user": {"user_id": "auth0|1", "email": "alice@acme.example", "app_metadata": {"tenant": "acme"}},
+        "authorization": {"roles": ["admin"]},
+        "client": {"client_id": "spa"},
+        "transaction": {"requested_scopes": ["openid", "email"]},
+        "stats": {"logins_count": 3},
+        "resource_server": {"identifier": "https://api.example.com"}
+    });
+    let out = login(&p, event).unwrap();
+    assert_eq!(
+        out.id_token["https://example.com/email"],
+        "alice@acme.example"
+    );
+    assert_eq!(out.id_token["https://example.com/tenant"], "acme");
+    assert_eq!(
+        out.access_token["https://example.com/roles"],
+        json!(["admin"])
+    );
+    assert_eq!(out.access_token["https://example.com/client"], "spa");
+    assert_eq!(out.access_token["https://example.com/logins"], 3);
+    assert_eq!(out.access_token["https://example.com/has_key"], true);
+    assert_eq!(out.scopes, ["openid", "read:reports"]);
+    assert_eq!(out.app_metadata["last_client"], "spa");
+    assert_eq!(out.user_metadata["theme"], "dark");
+    assert_eq!(out.mfa, ["any"]);
+    let logs: Vec<String> = out
+        .logs
+        .iter()
+        .map(|l| format!("{:?} {}", l.level, l.message))
+        .collect();
+    assert_eq!(
+        logs,
+        [r#"Info hello {"user":"auth0|1"} 42"#, "Warn careful"],
+        "{logs:?}"
+    );
+
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": "defaults"}),
+        &[],
+    );
+    let out = login(&p, user()).unwrap();
+    assert_eq!(
+        out.id_token["https://example.com/shape"],
+        json!([0, {}, 0, 0])
+    );
+
+    let p = pipeline(&modules().surface, json!({"case": "deny"}), &[]);
+    match login(&p, user()) {
+        Err(LoginError::Denied(denied)) => assert_eq!(denied.reason, "not from this client"),
+        other => panic!("expected a denial, got {other:?}"),
+    }
+}
+
+#[test]
+fn unsupported_apis_fail_naming_the_api_and_the_line() {
+    for (case, api, line) in [
+        ("redirect", "api.redirect", 41),
+        ("cache", "api.cache", 44),
+        ("require", "require(\"axios\")", 47),
+        ("fetch", "fetch()", 50),
+    ] {
+        let p = pipeline(&modules().surface, json!({"case": case}), &[]);
+        let message = panicked(login(&p, user()));
+        assert!(
+            message.contains(&format!("UnsupportedApiError: {api} is not supported")),
+            "{case}: {message}"
+        );
+        assert!(
+            message.contains(&format!("action.js:{line}:")),
+            "{case}: {message}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_apis_written_plainly_are_refused_at_build_time_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("redirects");
+    std::fs::create_dir(&rule).unwrap();
+    std::fs::write(
+        rule.join("action.js"),
+        "exports.onExecutePostLogin = async (event, api) => {\n  api.redirect.sendUserTo('https://x');\n};\n",
+    )
+    .unwrap();
+    let out = claimsmith_in(dir.path(), &["build", "redirects"], None);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("line 2: api.redirect"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn hostile_javascript_ends_in_a_named_error_within_its_limits() {
+    let run = |case: &str| {
+        let p = pipeline(&modules().hostile, json!({"case": case}), &[]);
+        let started = std::time::Instant::now();
+        let result = login(&p, user());
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "{case} took {:?}",
+            started.elapsed()
+        );
+        failure(result)
+    };
+    assert!(
+        matches!(
+            run("loop"),
+            RuleFailure::FuelExhausted { limit: 50_000_000 } | RuleFailure::Timeout { .. }
+        ),
+        "an endless loop is stopped by fuel or the deadline"
+    );
+    match run("bomb") {
+        RuleFailure::MemoryLimit { limit, .. } => assert_eq!(limit, 64 << 20),
+        RuleFailure::FuelExhausted { .. } | RuleFailure::Timeout { .. } => {}
+        other => panic!("a memory bomb: {other:?}"),
+    }
+    let message = match run("recursion") {
+        RuleFailure::Panicked(message) => message,
+        other => panic!("deep recursion: {other:?}"),
+    };
+    assert!(
+        message.contains("maximum number of recursive calls")
+            && message.contains("(at action.js:15:"),
+        "{message}"
+    );
+    assert!(
+        message.lines().count() == 1,
+        "one line, not the whole backtrace: {message}"
+    );
+    let message = match run("throw") {
+        RuleFailure::Panicked(message) => message,
+        other => panic!("a throw: {other:?}"),
+    };
+    assert!(message.contains("Error: boom from the action"), "{message}");
+    assert!(message.contains("action.js:19:"), "{message}");
+    for case in ["bigint", "cyclic"] {
+        let message = match run(case) {
+            RuleFailure::Panicked(message) => message,
+            other => panic!("{case}: {other:?}"),
+        };
+        assert!(
+            message.contains("api.idToken.setCustomClaim(\"https://example.com/")
+                && message.contains("cannot be serialised to JSON"),
+            "{case}: {message}"
+        );
+    }
+    let message = match run("never") {
+        RuleFailure::Panicked(message) => message,
+        other => panic!("a promise that never settles: {other:?}"),
+    };
+    assert!(message.contains("never settled"), "{message}");
+}
+
+#[test]
+fn state_left_by_one_login_is_not_seen_by_the_next() {
+    let p = pipeline(&modules().hostile, json!({"case": "leak"}), &[]);
+    for _ in 0..3 {
+        let out = login(&p, user()).unwrap();
+        assert_eq!(
+            out.id_token["https://example.com/state"],
+            json!({"logins": 1, "saw_prototype": false}),
+            "each login starts from a fresh instance"
+        );
+    }
+}
+
+#[test]
+fn test_check_run_and_bench_take_a_javascript_rule() {
+    let surface = workspace().join("tests/js/surface");
+    let target = workspace().join("target/claimsmith-rules");
+    modules();
+    let out = claimsmith_in(
+        &workspace(),
+        &[
+            "test",
+            surface.to_str().unwrap(),
+            "--target-dir",
+            target.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("ok   surface/all.json"),
+        "{}",
+        out.stdout
+    );
+
+    // A config that runs the built module: check, run --explain and bench.
+    let module = modules().paths[0].display().to_string();
+    let rules = format!(
+        "[[rules]]\nname = \"add-roles-js\"\nmodule = {module:?}\n[rules.config]\nnamespace = \"https://example.com\"\n"
+    );
+    let setup = support::Setup::new("ES256", &rules);
+    let config = setup.config.to_str().unwrap();
+    let check = claimsmith_in(&workspace(), &["check", "--config", config], None);
+    assert_eq!(check.code, 0, "{check:?}");
+    let event = support::event("alice");
+    let run = claimsmith_in(
+        &workspace(),
+        &[
+            "run",
+            "--config",
+            config,
+            "--event",
+            "-",
+            "--explain",
+            "--json",
+        ],
+        Some(&event.to_string()),
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("https://example.com/roles"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("add-roles-js"), "{}", run.stdout);
+    let event_file = setup.write("alice.json", event.to_string());
+    let bench = claimsmith_in(
+        &workspace(),
+        &[
+            "bench",
+            "--config",
+            config,
+            "--event",
+            event_file.to_str().unwrap(),
+            "--iterations",
+            "20",
+            "--warmup",
+            "2",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(bench.code, 0, "{bench:?}");
+    assert!(bench.stdout.contains("p50"), "{}", bench.stdout);
+}
