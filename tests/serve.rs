@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use support::server::Server;
-use support::{ADD_ROLES, Setup, event, workspace};
+use support::{ADD_ROLES, Setup, event, fixed_rule, spin_module, workspace};
 
 /// An HTTP client that hands back every status rather than failing on 4xx and 5xx.
 fn client() -> ureq::Agent {
@@ -482,18 +482,6 @@ fn sigterm_finishes_requests_in_flight_and_exits_0() {
     assert_eq!(statuses, vec![200; 4]);
 }
 
-/// An ABI version 1 module that loops until its deadline.
-fn spin_module() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module (memory (export "memory") 1)
-  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
-  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 1024))
-  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
-    (loop $spin (br $spin)) (i64.const 0)))"#,
-    )
-    .unwrap()
-}
-
 #[test]
 fn a_looping_rule_on_one_hook_leaves_the_other_hooks_answering() {
     let setup = Setup::new("EdDSA", "");
@@ -579,23 +567,6 @@ fn more_requests_than_max_in_flight_get_503_with_retry_after() {
     assert_eq!(refused.status, 503, "{refused:?}");
     assert_eq!(refused.retry_after.as_deref(), Some("1"));
     assert_eq!(busy.join().unwrap(), vec![200, 200]);
-}
-
-/// An ABI version 1 module that returns `commands` (JSON) on every login.
-fn fixed_rule(commands: Value) -> Vec<u8> {
-    let result = json!({ "commands": commands }).to_string();
-    let escaped = result.replace('\\', "\\\\").replace('"', "\\\"");
-    wat::parse_str(format!(
-        r#"(module
-  (memory (export "memory") 2)
-  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
-  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
-  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
-    (i64.const {packed}))
-  (data (i32.const 1024) "{escaped}"))"#,
-        packed = (1024u64 << 32) | result.len() as u64
-    ))
-    .unwrap()
 }
 
 /// A server with three rules (`tier` sets a claim on both tokens, `deny` denies, `scope` adds a

@@ -12,38 +12,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use support::{ADD_ROLES, Setup, bin, claimsmith, event, workspace};
+use support::{ADD_ROLES, Setup, bin, claimsmith, event, fixed_rule, spin_module, workspace};
 
 const CANDIDATE: &str = "[[rules]]\nname = \"add-roles-v2\"\nmodule = \"{add-roles-candidate}\"\nmode = \"shadow\"\nshadows = \"add-roles\"\n[rules.config]\nnamespace = \"https://example.com\"\ndrop = \"editor\"\n";
-
-/// A module that always returns `commands` (ABI version 1).
-fn fixed_rule(commands: Value) -> Vec<u8> {
-    let result = json!({ "commands": commands }).to_string();
-    let escaped = result.replace('\\', "\\\\").replace('"', "\\\"");
-    wat::parse_str(format!(
-        r#"(module
-  (memory (export "memory") 2)
-  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
-  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
-  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
-    (i64.const {packed}))
-  (data (i32.const 1024) "{escaped}"))"#,
-        packed = (1024u64 << 32) | result.len() as u64
-    ))
-    .unwrap()
-}
-
-fn looping_rule() -> Vec<u8> {
-    wat::parse_str(
-        r#"(module
-  (memory (export "memory") 2)
-  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
-  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
-  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
-    (loop $l (br $l)) (i64.const 0)))"#,
-    )
-    .unwrap()
-}
 
 /// Decoded claims of both tokens, less what differs per minting (`iat`, `exp`, `jti`).
 fn claims(output: &Value) -> Value {
@@ -155,7 +126,7 @@ fn candidates_that_loop_deny_or_fail_are_reported_and_change_no_login() {
         ));
     }
     let setup = Setup::new("EdDSA", &rules);
-    setup.write("loops.wasm", looping_rule());
+    setup.write("loops.wasm", spin_module());
     setup.write(
         "denies.wasm",
         fixed_rule(json!([{"op": "deny", "reason": "not yet"}])),

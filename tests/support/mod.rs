@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The `claimsmith` binary under test.
 pub fn bin() -> &'static str {
@@ -200,4 +200,33 @@ pub fn verify_issued_by(
     let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
         .expect("the token verifies against the JWKS");
     (header, data.claims)
+}
+
+/// A module that always returns `commands` (ABI version 1).
+pub fn fixed_rule(commands: Value) -> Vec<u8> {
+    let result = json!({ "commands": commands }).to_string();
+    let escaped = result.replace('\\', "\\\\").replace('"', "\\\"");
+    wat::parse_str(format!(
+        r#"(module
+  (memory (export "memory") 2)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (i64.const {packed}))
+  (data (i32.const 1024) "{escaped}"))"#,
+        packed = (1024u64 << 32) | result.len() as u64
+    ))
+    .unwrap()
+}
+
+/// An ABI version 1 module that loops until its deadline.
+pub fn spin_module() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (loop $spin (br $spin)) (i64.const 0)))"#,
+    )
+    .unwrap()
 }
