@@ -174,6 +174,23 @@ fn claimsmith_config(dir: &Path, rules: Option<&str>) -> PathBuf {
     path
 }
 
+/// The example as shipped: `claimsmith serve` on the example's config and the Node.js issuer
+/// calling it with the right key, each in a folder of the returned temp dir.
+fn the_example(modules: &Path, env: &[(&str, &str)]) -> (tempfile::TempDir, Server, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cs")).unwrap();
+    std::fs::create_dir_all(dir.path().join("node")).unwrap();
+    let claimsmith = claimsmith_serve(&dir.path().join("cs"), None);
+    let node = issuer(
+        &dir.path().join("node"),
+        modules,
+        &claimsmith.url(HOOK_PATH),
+        HOOK_KEY,
+        env,
+    );
+    (dir, claimsmith, node)
+}
+
 /// `claimsmith serve` on the example's config (or with `rules` instead of its rules).
 fn claimsmith_serve(dir: &Path, rules: Option<&str>) -> Server {
     let config = claimsmith_config(dir, rules);
@@ -448,17 +465,7 @@ macro_rules! need_node {
 #[test]
 fn a_login_gets_the_rules_claims_and_scopes_in_both_verified_tokens() {
     let modules = need_node!();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("cs")).unwrap();
-    std::fs::create_dir_all(dir.path().join("node")).unwrap();
-    let claimsmith = claimsmith_serve(&dir.path().join("cs"), None);
-    let node = issuer(
-        &dir.path().join("node"),
-        &modules,
-        &claimsmith.url(HOOK_PATH),
-        HOOK_KEY,
-        &[],
-    );
+    let (_dir, claimsmith, node) = the_example(&modules, &[]);
     let issuer_url = node.url("");
     let mut browser = Browser::new();
     let (verifier, challenge) = pkce();
@@ -550,17 +557,7 @@ fn a_login_gets_the_rules_claims_and_scopes_in_both_verified_tokens() {
 #[test]
 fn a_denying_rule_ends_the_login_with_access_denied_at_the_client() {
     let modules = need_node!();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("cs")).unwrap();
-    std::fs::create_dir_all(dir.path().join("node")).unwrap();
-    let claimsmith = claimsmith_serve(&dir.path().join("cs"), None);
-    let node = issuer(
-        &dir.path().join("node"),
-        &modules,
-        &claimsmith.url(HOOK_PATH),
-        HOOK_KEY,
-        &[],
-    );
+    let (_dir, _claimsmith, node) = the_example(&modules, &[]);
     let mut browser = Browser::new();
     let (_, challenge) = pkce();
     // bob's email is not verified (accounts.json): require-verified-email denies him.
@@ -670,17 +667,7 @@ fn a_failing_rule_a_wrong_key_and_a_silent_hook_each_fail_the_login() {
 #[test]
 fn claimsmith_gone_between_the_login_and_the_token_request_means_no_tokens() {
     let modules = need_node!();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("cs")).unwrap();
-    std::fs::create_dir_all(dir.path().join("node")).unwrap();
-    let claimsmith = claimsmith_serve(&dir.path().join("cs"), None);
-    let node = issuer(
-        &dir.path().join("node"),
-        &modules,
-        &claimsmith.url(HOOK_PATH),
-        HOOK_KEY,
-        &[("CLAIMSMITH_TIMEOUT_MS", "1000")],
-    );
+    let (_dir, claimsmith, node) = the_example(&modules, &[("CLAIMSMITH_TIMEOUT_MS", "1000")]);
     let issuer_url = node.url("");
     let mut browser = Browser::new();
     let (verifier, challenge) = pkce();

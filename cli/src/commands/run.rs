@@ -174,6 +174,12 @@ pub fn shadow_text(reports: &[ShadowReport]) -> String {
                     "  - MFA with {provider} would no longer be required\n"
                 ));
             }
+            if changes.authentication_changed {
+                out.push_str("  - the authentication requests would differ\n");
+            }
+            if changes.session_changed {
+                out.push_str("  - the session expiry would differ\n");
+            }
         }
     }
     out
