@@ -496,15 +496,16 @@ fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
 
 #[test]
 fn every_example_rule_passes_its_fixtures_through_the_engine() {
-    // From the workspace root, `claimsmith test` builds every crate under rules/ and runs
-    // each rules/*/fixtures/*.json.
+    // From the workspace root, `claimsmith test` builds every crate under rules/ and every
+    // JavaScript action under actions/, and runs each one's fixtures/*.json.
     let out = claimsmith(&["test"], None);
     assert_eq!(out.code, 0, "{out:?}");
-    let fixtures: Vec<_> = std::fs::read_dir(support::workspace().join("rules"))
-        .unwrap()
+    let fixtures: Vec<_> = ["rules", "actions"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(support::workspace().join(dir)).unwrap())
         .flat_map(|rule| std::fs::read_dir(rule.unwrap().path().join("fixtures")).unwrap())
         .collect();
-    assert!(fixtures.len() >= 15, "every example rule ships fixtures");
+    assert!(fixtures.len() >= 28, "every example rule ships fixtures");
     // The Rust ports of Auth0 actions that read the login's time, its session and its risk.
     for port in [
         "weekday-only",

@@ -186,6 +186,113 @@ fn every_supported_api_item_works() {
 }
 
 #[test]
+fn date_now_is_the_logins_time_for_the_whole_login() {
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": "clock"}),
+        &[],
+    );
+    let mut event = user();
+    event["login_time"] = json!(1_796_461_200_123u64);
+    event["tenant"] = json!({"id": "acme-prod"});
+    event["session"] = json!({"id": "s-1"});
+    let out = login(&p, event).unwrap();
+    assert_eq!(
+        out.id_token["https://example.com/now"],
+        1_796_461_200_123u64
+    );
+    assert_eq!(
+        out.id_token["https://example.com/iso"],
+        "2026-12-05T09:00:00.123Z"
+    );
+    assert_eq!(out.id_token["https://example.com/same"], true);
+    assert_eq!(out.id_token["https://example.com/tenant_id"], "acme-prod");
+    assert_eq!(out.id_token["https://example.com/session"], "s-1");
+    // No time in the request: the host's clock at the start of the login.
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let out = login(&p, user()).unwrap();
+    let now = out.id_token["https://example.com/now"].as_u64().unwrap();
+    assert!(now >= before && now < before + 60_000, "{now} vs {before}");
+    assert_eq!(out.id_token["https://example.com/tenant_id"], "");
+    assert_eq!(out.id_token["https://example.com/session"], Value::Null);
+}
+
+#[test]
+fn the_authentication_and_session_calls_reach_the_outcome() {
+    let p = pipeline(&modules().surface, json!({"case": "factors"}), &[]);
+    let mut event = user();
+    event["login_time"] = json!(1_796_461_200_000u64);
+    let out = login(&p, event).unwrap();
+    assert_eq!(out.mfa, ["guardian"]);
+    assert!(out.mfa_allow_remember_browser);
+    let requests = serde_json::to_value(&out.authentication).unwrap();
+    assert_eq!(
+        requests,
+        json!([
+            {"kind": "challenge_with", "factor": {"type": "phone", "options": {"preferredMethod": "voice"}},
+             "additional_factors": [{"type": "otp"}]},
+            {"kind": "challenge_with_any", "factors": [{"type": "email"}, {"type": "webauthn-roaming"}]},
+            {"kind": "enroll_with", "factor": {"type": "otp"}, "additional_factors": []}
+        ])
+    );
+    assert_eq!(out.session.expires_at, Some(1_796_464_800_000));
+    assert_eq!(out.session.idle_expires_at, Some(1_796_461_260_000));
+
+    let p = pipeline(&modules().surface, json!({"case": "bad-factor"}), &[]);
+    let message = panicked(login(&p, user()));
+    assert!(
+        message.contains("a factor has only `type` and `options`, not `option`"),
+        "{message}"
+    );
+    assert!(message.contains("action.js:"), "{message}");
+    let p = pipeline(&modules().surface, json!({"case": "enroll-with-any"}), &[]);
+    let message = panicked(login(&p, user()));
+    assert!(
+        message.contains("api.authentication.enrollWithAny is not supported"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_four_auth0_actions_pass_their_rust_twins_fixtures() {
+    let actions = workspace().join("actions");
+    let mut fixtures = 0;
+    let mut command = Command::new(bin());
+    command.arg("test");
+    for name in [
+        "weekday-only",
+        "session-timeout",
+        "adaptive-mfa",
+        "mfa-factor-selection",
+    ] {
+        // The same fixture files: the action's folder links to the Rust rule's.
+        let linked = std::fs::canonicalize(actions.join(name).join("fixtures")).unwrap();
+        assert_eq!(
+            linked,
+            std::fs::canonicalize(workspace().join("rules").join(name).join("fixtures")).unwrap()
+        );
+        fixtures += std::fs::read_dir(&linked).unwrap().count();
+        command.arg(actions.join(name));
+    }
+    let out = command
+        .arg("--target-dir")
+        .arg(workspace().join("target/claimsmith-rules"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run claimsmith test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{fixtures} passed, 0 failed")),
+        "{stdout}"
+    );
+    assert!(fixtures >= 13, "{fixtures}");
+}
+
+#[test]
 fn unsupported_apis_fail_naming_the_api_and_the_line() {
     for (case, api, line) in [
         ("redirect", "api.redirect", 41),
@@ -371,4 +478,35 @@ fn test_check_run_and_bench_take_a_javascript_rule() {
     );
     assert_eq!(bench.code, 0, "{bench:?}");
     assert!(bench.stdout.contains("p50"), "{}", bench.stdout);
+}
+
+#[test]
+fn claimsmith_serve_runs_a_javascript_rule() {
+    let module = modules().paths[0].display().to_string();
+    let config = format!(
+        "[[rules]]\nname = \"add-roles-js\"\nmodule = {module:?}\n[rules.config]\nnamespace = \"https://example.com\"\n\n\
+         [server]\nrequest_timeout_ms = 5000\n\n\
+         [[server.hooks]]\npath = \"/hooks/login\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"none\"\n"
+    );
+    let setup = support::Setup::new("EdDSA", &config);
+    let server = support::server::Server::start(&setup.config, &[]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(20)))
+        .build()
+        .into();
+    let alice = support::event("alice");
+    let mut response = agent
+        .post(&server.url("/hooks/login"))
+        .header("Content-Type", "application/json")
+        .send(alice.to_string())
+        .expect("the request is answered");
+    let status = response.status().as_u16();
+    let body: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["claims"]["id_token"]["https://example.com/roles"],
+        json!(["admin", "editor"])
+    );
+    assert_eq!(body["claims"]["id_token"]["sub"], alice["user"]["user_id"]);
 }

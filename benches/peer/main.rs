@@ -3,6 +3,9 @@
 //!   and checks them, as every peer parses its JSON) to a policy-checked outcome; and, for
 //!   reference, the rules alone on an event the issuer already parsed;
 //! - native Rust: the rule crate called directly, with the same JSON in and out;
+//! - claimsmith running `benches/peer/add-roles.js`, the very action Node.js runs, unchanged, as a
+//!   JavaScript rule (Boa inside the module, a fresh instance of its snapshot per login), from
+//!   the event's JSON bytes;
 //! - Node.js with a fresh `vm` context per login (isolation like ours, as Auth0 Actions need);
 //! - Node.js with one shared context (no isolation between logins);
 //!
@@ -19,8 +22,8 @@
 //! steady each ratio is.
 //!
 //! `cargo bench -p claimsmith-cli --bench peer`. `PEER_ITERATIONS` (default 20,000) is split evenly
-//! over the rounds, any remainder dropped, for every runtime but Node.js's fresh context, which
-//! gets a tenth as many; `PEER_ROUNDS` sets the rounds.
+//! over the rounds, any remainder dropped, for every runtime but the JavaScript ones in a fresh
+//! context or instance, which get a tenth as many; `PEER_ROUNDS` sets the rounds.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -41,7 +44,7 @@ struct Row {
 }
 
 /// The runtimes, in table order; the last two are Node.js's.
-const RUNTIMES: [(&str, &str); 5] = [
+const RUNTIMES: [(&str, &str); 6] = [
     (
         "claimsmith (wasm), from JSON bytes",
         "fresh instance per login",
@@ -51,14 +54,19 @@ const RUNTIMES: [(&str, &str); 5] = [
         "fresh instance per login",
     ),
     ("native Rust, called directly", "none"),
+    (
+        "claimsmith, the same JavaScript action (Boa in wasm), from JSON bytes",
+        "fresh instance per login",
+    ),
     ("Node.js vm, fresh context", "fresh context per login"),
     ("Node.js, shared context", "none"),
 ];
 const FROM_JSON: usize = 0;
 const RULES_ONLY: usize = 1;
 const NATIVE: usize = 2;
-const NODE_FRESH: usize = 3;
-const NODE_SHARED: usize = 4;
+const JAVASCRIPT: usize = 3;
+const NODE_FRESH: usize = 4;
+const NODE_SHARED: usize = 5;
 
 fn main() {
     let iterations = support::env_count("PEER_ITERATIONS", 20_000);
@@ -74,7 +82,8 @@ fn main() {
     let pipeline = support::pipeline(&["add-roles"]);
     let event = claimsmith_engine::internals::event_from_json(&event_bytes).expect("bench event");
     let input = support::native_input();
-    let mut ours: [Box<dyn FnMut() + '_>; 3] = [
+    let javascript = support::js_pipeline();
+    let mut ours: [Box<dyn FnMut() + '_>; 4] = [
         Box::new(|| {
             // As an issuer parses each login (`Issuer::login_json`).
             let event = pipeline
@@ -88,9 +97,20 @@ fn main() {
         Box::new(|| {
             black_box(support::native_login(&input));
         }),
+        Box::new(|| {
+            let event = javascript
+                .event_from_json(black_box(&event_bytes))
+                .expect("bench event");
+            black_box(javascript.run(&event).expect("add-roles.js passes"));
+        }),
     ];
-    for run in ours.iter_mut() {
-        for _ in 0..per_round {
+    for (i, run) in ours.iter_mut().enumerate() {
+        let n = if i == JAVASCRIPT {
+            node_fresh_per_round
+        } else {
+            per_round
+        };
+        for _ in 0..n {
             run();
         }
     }
@@ -104,13 +124,15 @@ fn main() {
                 None
             }
         };
-    let runtimes = if node.is_some() { 5 } else { 3 };
+    let runtimes = if node.is_some() { 6 } else { 4 };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); runtimes];
     let mut round_p50s: Vec<Vec<f64>> = vec![Vec::new(); runtimes];
     for round in 0..rounds {
         for runtime in support::turns(round, runtimes) {
             let batch = if runtime <= NATIVE {
                 time(per_round, &mut ours[runtime])
+            } else if runtime == JAVASCRIPT {
+                time(node_fresh_per_round, &mut ours[runtime])
             } else {
                 let n = if runtime == NODE_FRESH {
                     node_fresh_per_round
@@ -143,7 +165,7 @@ fn main() {
     let ours = rows[0].p50_us;
     println!(
         "add-roles on {} ({} bytes): {rounds} rounds taking turns, {per_round} logins per round each \
-         (Node.js with a fresh context: {node_fresh_per_round}){}\n",
+         (JavaScript in a fresh context or instance: {node_fresh_per_round}){}\n",
         event_path.display(),
         event_bytes.len(),
         node.as_ref()
@@ -197,6 +219,16 @@ fn main() {
         ratio(
             "claimsmith rules only / Node.js shared context",
             RULES_ONLY,
+            NODE_SHARED,
+        );
+        ratio(
+            "Node.js fresh context / claimsmith JavaScript action",
+            NODE_FRESH,
+            JAVASCRIPT,
+        );
+        ratio(
+            "claimsmith JavaScript action / Node.js shared context",
+            JAVASCRIPT,
             NODE_SHARED,
         );
     }

@@ -50,6 +50,43 @@ pub fn module(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no example rule {name}"))
 }
 
+/// The peer benchmark's Auth0 action (`benches/peer/add-roles.js`, unchanged) built once as a
+/// JavaScript rule, through the same code path as `claimsmith build`; its module path.
+pub fn js_module() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace();
+            let dir = root.join("target/claimsmith-peer-js/add-roles");
+            std::fs::create_dir_all(&dir).expect("create the action's folder");
+            std::fs::copy(
+                root.join("benches/peer/add-roles.js"),
+                dir.join("action.js"),
+            )
+            .expect("copy benches/peer/add-roles.js");
+            rule_crate::build(&dir, &root.join("target/claimsmith-rules"))
+                .unwrap_or_else(|e| panic!("building benches/peer/add-roles.js: {e}"))
+                .module
+        })
+        .clone()
+}
+
+/// A pipeline running the JavaScript add-roles action ([`js_module`]), its compiled code from
+/// the artifact cache after the first run (a 7 MB module takes seconds to compile).
+pub fn js_pipeline() -> Pipeline {
+    let spec = RuleSpec {
+        name: "add-roles-js".into(),
+        configuration: configuration("add-roles"),
+        ..RuleSpec::default()
+    };
+    Pipeline::builder()
+        .artifact_cache_if_usable(workspace().join("target/claimsmith-test-cache"))
+        .namespaces(["https://example.com/"])
+        .rule_file(spec, js_module())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The benchmark login: 1.2 KB, a user with two roles.
 pub fn event_path() -> PathBuf {
     workspace().join("benches/events/login-1k.json")

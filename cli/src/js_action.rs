@@ -1,7 +1,7 @@
 //! JavaScript rules: a rule folder with an `action.js` and no Cargo.toml holds an Auth0
 //! post-login Action, run unchanged. `claimsmith build` refuses the Auth0 APIs a rule cannot have
 //! (`api.redirect`, `api.cache`, `require`, `fetch`), named with their line; builds the guest
-//! runtime once (`js/runtime`: Boa inside a guest ABI version 1 module, no action in it); then,
+//! runtime once (`js/runtime`: Boa inside a guest ABI version 5 module, no action in it); then,
 //! per action, writes the source into an instance of it, runs its `wizer.initialize` (the shim
 //! and the action evaluated) and snapshots that instance with wizer into the rule's module.
 

@@ -75,7 +75,7 @@ pub enum LoadErrorKind {
         found: String,
     },
     /// `claimsmith_abi_version` returned another version.
-    #[error("claimsmith_abi_version() returned {0}; this host runs ABI versions 1, 2, 3 and 4")]
+    #[error("claimsmith_abi_version() returned {0}; this host runs ABI versions 1 to 5")]
     AbiVersion(i32),
     /// The module's initial memory is over its memory limit.
     #[error("declares {declared} bytes of initial memory, over its memory limit of {limit} bytes")]

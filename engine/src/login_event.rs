@@ -28,6 +28,8 @@ pub struct LoginEvent {
     added: OnceLock<Vec<u8>>,
     /// The fields added in version 4 in binary form; made when a version 4 rule runs.
     added_v4: OnceLock<Vec<u8>>,
+    /// `,"login_time":N}`: how a version 5 rule's JSON input ends.
+    login_time_tail: OnceLock<String>,
 }
 
 impl LoginEvent {
@@ -124,6 +126,7 @@ impl LoginEvent {
             binary: OnceLock::new(),
             added: OnceLock::new(),
             added_v4: OnceLock::new(),
+            login_time_tail: OnceLock::new(),
         }
     }
 
@@ -184,6 +187,17 @@ impl LoginEvent {
         });
         let comma: &[u8] = if members.is_empty() { b"" } else { b"," };
         [prefix.as_bytes(), comma, members.as_bytes(), b"}"]
+    }
+
+    /// The input document for one version 5 rule: version 1's, with the login's `login_time`
+    /// as its last member (so it wins over a `login_time` the caller sent, as in the typed
+    /// event: a caller's `0` means "the host's clock").
+    pub(crate) fn json_input_v5<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
+        let [prefix, comma, members, _] = self.json_input(prefix);
+        let tail = self
+            .login_time_tail
+            .get_or_init(|| format!(",\"login_time\":{}}}", self.event.login_time));
+        [prefix, comma, members, tail.as_bytes()]
     }
 
     /// The input for one version 2 rule, as two pieces: the event in binary form
@@ -498,6 +512,31 @@ mod tests {
         let input = clocked.input_for(&input_prefix(&Map::new(), &Map::new()));
         let parsed: Value = serde_json::from_slice(&input).unwrap();
         assert!(parsed.get("login_time").is_none(), "{parsed}");
+    }
+
+    #[test]
+    fn version_5_gets_version_1s_json_with_the_logins_time_last() {
+        let prefix = input_prefix(&Map::new(), &Map::new());
+        let clocked = LoginEvent::from_json(br#"{"user": {"user_id": "u"}, "x": 1}"#).unwrap();
+        let input = clocked.json_input_v5(&prefix).concat();
+        let parsed: Value = serde_json::from_slice(&input).unwrap();
+        assert_eq!(parsed["login_time"], json!(clocked.login_time()));
+        assert_eq!(parsed["x"], json!(1), "the caller's unknown members stay");
+        // A caller's 0 means the host's clock: the host's value comes last and wins.
+        let zero = LoginEvent::from_json(br#"{"login_time": 0}"#).unwrap();
+        let input = zero.json_input_v5(&prefix).concat();
+        let text = std::str::from_utf8(&input).unwrap();
+        assert!(
+            text.ends_with(&format!(",\"login_time\":{}}}", zero.login_time())),
+            "{text}"
+        );
+        let parsed: Value = serde_json::from_slice(&input).unwrap();
+        assert_eq!(parsed["login_time"], json!(zero.login_time()));
+        assert!(zero.login_time() > 0);
+        // An empty event still makes a document.
+        let empty = LoginEvent::from_value(json!({})).unwrap();
+        let parsed: Value = serde_json::from_slice(&empty.json_input_v5(&prefix).concat()).unwrap();
+        assert_eq!(parsed["login_time"], json!(empty.login_time()));
     }
 
     #[test]

@@ -220,7 +220,7 @@ impl Pipeline {
         self.check_new_name(&spec)?;
         let secrets = spec.secrets.clone();
         let rule = self.engines.add_rule(&self.policy, spec, bytes)?;
-        self.has_version_1 |= rule.abi_version() == 1;
+        self.has_version_1 |= matches!(rule.abi_version(), 1 | 5);
         self.policy.add_secrets(secrets);
         Ok(())
     }
@@ -607,12 +607,17 @@ mod tests {
 
     /// An ABI version 1 module that always returns `result`.
     fn returning(result: Value) -> Vec<u8> {
+        returning_at(1, result)
+    }
+
+    /// A JSON module (ABI version 1 or 5) that always returns `result`.
+    fn returning_at(version: i32, result: Value) -> Vec<u8> {
         let result = result.to_string();
         let escaped = result.replace('\\', "\\\\").replace('"', "\\\"");
         wat::parse_str(format!(
             r#"(module
   (memory (export "memory") 2)
-  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_abi_version") (result i32) (i32.const {version}))
   (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
   (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
     (i64.const {packed}))
@@ -666,6 +671,38 @@ mod tests {
     (loop $l (br $l)) (i64.const 0)))"#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn version_5_is_json_that_may_send_version_4s_commands() {
+        let challenge = json!({"commands": [
+            {"op": "challenge_with", "factor": {"type": "otp"}},
+            {"op": "set_session_expires_at", "expires_at": 5}
+        ]});
+        let build = |version| {
+            Pipeline::builder()
+                .namespaces(["https://e.test/"])
+                .rule(
+                    RuleSpec {
+                        name: "json".into(),
+                        ..RuleSpec::default()
+                    },
+                    returning_at(version, challenge.clone()),
+                )
+                .build()
+                .unwrap()
+        };
+        let v5 = build(5);
+        assert_eq!(v5.rules()[0].abi_version(), 5);
+        let outcome = v5.run(&event(&v5)).unwrap();
+        assert_eq!(outcome.authentication[0].op(), "challenge_with");
+        assert_eq!(outcome.session.expires_at, Some(5));
+        let v1 = build(1);
+        let error = v1.run(&event(&v1)).unwrap_err().to_string();
+        assert!(
+            error.contains("challenge_with needs ABI version 4; this module speaks version 1"),
+            "{error}"
+        );
     }
 
     #[test]

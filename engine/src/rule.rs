@@ -142,6 +142,9 @@ pub(crate) struct AbiExports {
 pub(crate) enum RuleInput {
     /// Version 1: JSON; the input starts with this `{"configuration":..,"secrets":..`.
     Json(String),
+    /// Version 5: version 1's JSON, with the login's `login_time` always in it (and version 4's
+    /// commands allowed in the result).
+    JsonV5(String),
     /// Version 2: binary; this follows the encoded event (`binary_event::encode_rule_part`).
     Binary(Vec<u8>),
     /// Version 3: version 2's rule part, followed by the fields added since version 2.
@@ -153,13 +156,18 @@ pub(crate) enum RuleInput {
 impl RuleInput {
     fn for_version(version: i32, spec: &RuleSpec) -> Option<RuleInput> {
         match version {
-            1 => {
+            1 | 5 => {
                 let secrets: Map<String, Value> = spec
                     .secrets
                     .iter()
                     .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                     .collect();
-                Some(RuleInput::Json(input_prefix(&spec.configuration, &secrets)))
+                let prefix = input_prefix(&spec.configuration, &secrets);
+                Some(if version == 1 {
+                    RuleInput::Json(prefix)
+                } else {
+                    RuleInput::JsonV5(prefix)
+                })
             }
             2..=4 => {
                 let mut part = Vec::new();
@@ -182,6 +190,7 @@ impl RuleInput {
     fn abi_version(&self) -> i32 {
         match self {
             RuleInput::Json(_) => 1,
+            RuleInput::JsonV5(_) => 5,
             RuleInput::Binary(_) => 2,
             RuleInput::BinaryV3(_) => 3,
             RuleInput::BinaryV4(_) => 4,
@@ -301,6 +310,7 @@ impl Rule {
     pub(crate) fn input<'a>(&'a self, event: &'a LoginEvent) -> InputPieces<'a> {
         match &self.input {
             RuleInput::Json(prefix) => InputPieces::Json(event.json_input(prefix)),
+            RuleInput::JsonV5(prefix) => InputPieces::Json(event.json_input_v5(prefix)),
             RuleInput::Binary(part) => InputPieces::Binary(event.binary_input(part)),
             RuleInput::BinaryV3(part) => InputPieces::BinaryV3(event.binary_input_v3(part)),
             RuleInput::BinaryV4(part) => InputPieces::BinaryV4(event.binary_input_v4(part)),

@@ -293,7 +293,7 @@ fn read_result(
         })?;
     let version = rule.abi_version();
     let result = match version {
-        1 => parse_result(bytes)?,
+        1 | 5 => parse_result(bytes)?,
         _ => parse_binary_result(bytes)?,
     };
     check_commands_for_version(&result, version)?;

@@ -448,6 +448,27 @@ impl Check<'_> {
             }
             secrets.insert(name, value);
         }
+        if rule
+            .module
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("js"))
+        {
+            let dir = rule.module.parent().unwrap_or(Path::new("."));
+            return Err(self.invalid(
+                field("module"),
+                format!(
+                    "{} is JavaScript source, not a module: build it with `claimsmith build {}` \
+                     (its folder, holding it as action.js) and name the module it prints",
+                    rule.module.display(),
+                    if dir.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        dir
+                    }
+                    .display()
+                ),
+            ));
+        }
         Ok(RuleConfig {
             module: self.base.join(&rule.module),
             spec: RuleSpec {
@@ -627,6 +648,16 @@ private_key = "keys/signing.pem"
             err.contains("`id_token_ttl`") && err.contains("out of range"),
             "{err}"
         );
+        let js = parse(&format!(
+            "{BASE}[[rules]]\nname = \"w\"\nmodule = \"actions/w/action.js\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            js.contains("`rules[0].module`: actions/w/action.js is JavaScript source"),
+            "{js}"
+        );
+        assert!(js.contains("`claimsmith build actions/w`"), "{js}");
         let err = parse(&format!("{BASE}[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n[[rules]]\nname = \"a\"\nmodule = \"b.wasm\"\n")).unwrap_err().to_string();
         assert!(
             err.contains("`rules[1].name`") && err.contains("duplicate"),

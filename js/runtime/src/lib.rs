@@ -1,7 +1,8 @@
 //! The claimsmith JavaScript guest runtime: Boa inside a rule module.
 //!
-//! It speaks guest ABI version 1 (docs/abi.md): the host writes the input document (the event,
-//! `configuration`, `secrets`) with `claimsmith_alloc`, and `claimsmith_on_execute_post_login`
+//! It speaks guest ABI version 5 (docs/abi.md: version 1's JSON, with the login's time and
+//! version 4's commands): the host writes the input document (the event, `configuration`,
+//! `secrets`, `login_time`) with `claimsmith_alloc`, and `claimsmith_on_execute_post_login`
 //! runs the Auth0 Action's `exports.onExecutePostLogin(event, api)` through the shim in
 //! `src/shim.js`, runs its promise jobs to completion and returns `{"commands":[...]}`. A throw,
 //! a rejected promise or a value JSON cannot carry becomes `claimsmith::fail` with the message
@@ -12,8 +13,9 @@
 //! shim and the action, so a snapshot taken after it starts every login with both ready. Without a
 //! snapshot the first call does the same work.
 //!
-//! The module has no clock and no randomness (the ABI gives it none): `Date.now()` is the Unix
-//! epoch and `Math.random()` is a fixed sequence. On targets other than wasm32 the crate is empty,
+//! The module has no clock and no randomness (the ABI gives it none): `Date.now()` and
+//! `new Date()` are the login's time (`login_time` in the input), the same instant for the whole
+//! login, and `Math.random()` is a fixed sequence. On targets other than wasm32 the crate is empty,
 //! so a native `cargo test --workspace` does not build the JavaScript engine.
 #![cfg(target_arch = "wasm32")]
 
@@ -48,14 +50,21 @@ fn fail(reason: &str) -> ! {
     std::process::abort()
 }
 
-struct Epoch;
+thread_local! {
+    /// The login's time, milliseconds since the epoch: set from the input before the action runs.
+    static LOGIN_TIME: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
 
-impl Clock for Epoch {
+/// The clock Boa reads: the login's time, frozen for the whole login.
+struct LoginClock;
+
+impl Clock for LoginClock {
     fn now(&self) -> JsInstant {
-        JsInstant::new(0, 0)
+        let ms = LOGIN_TIME.with(|t| t.get()).max(0) as u64;
+        JsInstant::new(ms / 1000, ((ms % 1000) * 1_000_000) as u32)
     }
     fn system_time_millis(&self) -> i64 {
-        0
+        LOGIN_TIME.with(|t| t.get())
     }
 }
 
@@ -108,7 +117,7 @@ fn install_panic_hook() {
 fn prepare() -> Runtime {
     install_panic_hook();
     let mut context = Context::builder()
-        .clock(Rc::new(Epoch))
+        .clock(Rc::new(LoginClock))
         .host_hooks(Rc::new(Hooks))
         .build()
         .unwrap_or_else(|e| fail(&format!("cannot start the JavaScript engine: {e}")));
@@ -185,10 +194,10 @@ pub extern "C" fn wizer_initialize() {
     });
 }
 
-/// Guest ABI version 1: JSON in, JSON out.
+/// Guest ABI version 5: JSON in, JSON out, with the login's time and version 4's commands.
 #[unsafe(no_mangle)]
 pub extern "C" fn claimsmith_abi_version() -> i32 {
-    1
+    5
 }
 
 /// `len` writable bytes for the input; never freed (the instance is dropped after the call).
@@ -219,6 +228,11 @@ fn run(runtime: &mut Runtime, input: &str) -> String {
     let context = &mut runtime.context;
     let event: serde_json::Value = serde_json::from_str(input)
         .unwrap_or_else(|e| fail(&format!("the input is not JSON: {e}")));
+    let login_time = event
+        .get("login_time")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or_else(|| fail("the input has no login_time (ABI version 5)"));
+    LOGIN_TIME.with(|t| t.set(login_time));
     let event = JsValue::from_json(&event, context)
         .unwrap_or_else(|e| fail(&format!("cannot build `event`: {e}")));
     let promise = match runtime.run.call(&JsValue::undefined(), &[event], context) {

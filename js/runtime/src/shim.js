@@ -1,4 +1,4 @@
-// The claimsmith JavaScript shim: the Auth0 `event`/`api` surface over the guest ABI version 1.
+// The claimsmith JavaScript shim: the Auth0 `event`/`api` surface over the guest ABI version 5.
 //
 // Evaluated once per module, before the action. It defines `__claimsmith_load(fn)`, which runs
 // the action's wrapper function (CommonJS style: `exports`, `module`, `require`), and
@@ -158,8 +158,53 @@
         setUserMetadata: metadata('set_user_metadata', 'api.user.setUserMetadata'),
       },
       multifactor: {
-        enable(provider) {
-          push('{"op":"enable_mfa","provider":' + str('api.multifactor.enable', provider) + '}');
+        enable(provider, options) {
+          const what = 'api.multifactor.enable';
+          let command = '{"op":"enable_mfa","provider":' + str(what, provider);
+          if (options !== undefined && options !== null) {
+            if (typeof options !== 'object') {
+              throw new TypeError(what + ': options must be an object, got ' + typeof options);
+            }
+            if (options.allowRememberBrowser !== undefined && typeof options.allowRememberBrowser !== 'boolean') {
+              throw new TypeError(what + ': allowRememberBrowser must be a boolean');
+            }
+            if (options.allowRememberBrowser === true) {
+              command += ',"allow_remember_browser":true';
+            }
+          }
+          push(command + '}');
+          return this;
+        },
+      },
+      authentication: {
+        challengeWith(factor, options) {
+          const what = 'api.authentication.challengeWith';
+          push('{"op":"challenge_with","factor":' + factorJson(what, factor) +
+            ',"additional_factors":' + additionalFactors(what, options) + '}');
+          return this;
+        },
+        challengeWithAny(factors) {
+          const what = 'api.authentication.challengeWithAny';
+          if (!Array.isArray(factors) || factors.length === 0) {
+            throw new TypeError(what + ': expected a non-empty array of factors');
+          }
+          push('{"op":"challenge_with_any","factors":' + factorList(what, factors) + '}');
+          return this;
+        },
+        enrollWith(factor, options) {
+          const what = 'api.authentication.enrollWith';
+          push('{"op":"enroll_with","factor":' + factorJson(what, factor) +
+            ',"additional_factors":' + additionalFactors(what, options) + '}');
+          return this;
+        },
+      },
+      session: {
+        setExpiresAt(absolute) {
+          push('{"op":"set_session_expires_at","expires_at":' + epochMs('api.session.setExpiresAt', absolute) + '}');
+          return this;
+        },
+        setIdleExpiresAt(absolute) {
+          push('{"op":"set_session_idle_expires_at","idle_expires_at":' + epochMs('api.session.setIdleExpiresAt', absolute) + '}');
           return this;
         },
       },
@@ -167,8 +212,57 @@
     unsupported(api, 'redirect', 'api.redirect');
     unsupported(api, 'cache', 'api.cache');
     unsupported(api, 'samlResponse', 'api.samlResponse');
-    unsupported(api, 'authentication', 'api.authentication');
+    unsupported(api, 'prompt', 'api.prompt');
+    unsupported(api.authentication, 'enrollWithAny', 'api.authentication.enrollWithAny');
+    unsupported(api.authentication, 'recordMethod', 'api.authentication.recordMethod');
+    unsupported(api.authentication, 'setPrimaryUser', 'api.authentication.setPrimaryUser');
+    unsupported(api.session, 'revoke', 'api.session.revoke');
     return api;
+  }
+
+  // An Auth0 factor, `{ type, options }`, as the host's JSON; anything else fails at the call.
+  function factorJson(what, factor) {
+    if (factor === null || typeof factor !== 'object' || Array.isArray(factor)) {
+      throw new TypeError(what + ': a factor is an object such as { type: "otp" }');
+    }
+    for (const key in factor) {
+      if (key !== 'type' && key !== 'options') {
+        throw new TypeError(what + ': a factor has only `type` and `options`, not `' + key + '`');
+      }
+    }
+    let text = '{"type":' + str(what + ': the factor\'s type', factor.type);
+    if (factor.options !== undefined) {
+      if (factor.options === null || typeof factor.options !== 'object' || Array.isArray(factor.options)) {
+        throw new TypeError(what + ': a factor\'s options are an object');
+      }
+      text += ',"options":' + json(what, factor.options);
+    }
+    return text + '}';
+  }
+  function factorList(what, factors) {
+    const parts = [];
+    for (let i = 0; i < factors.length; i++) parts.push(factorJson(what, factors[i]));
+    return '[' + parts.join(',') + ']';
+  }
+  function additionalFactors(what, options) {
+    if (options === undefined || options === null) return '[]';
+    if (typeof options !== 'object') {
+      throw new TypeError(what + ': options must be an object, got ' + typeof options);
+    }
+    const extra = options.additionalFactors;
+    if (extra === undefined) return '[]';
+    if (!Array.isArray(extra)) {
+      throw new TypeError(what + ': additionalFactors must be an array of factors');
+    }
+    return factorList(what, extra);
+  }
+  // Milliseconds since the epoch, as Auth0 takes them (a Date is accepted too).
+  function epochMs(what, value) {
+    const ms = value instanceof Date ? value.getTime() : value;
+    if (typeof ms !== 'number' || !isFinite(ms) || ms <= 0) {
+      throw new TypeError(what + ': expected milliseconds since the epoch, got ' + (value === null ? 'null' : typeof value === 'number' ? String(value) : typeof value));
+    }
+    return String(Math.floor(ms));
   }
 
   function object(value) {
@@ -184,6 +278,8 @@
     event.user.app_metadata = object(event.user.app_metadata);
     event.user.user_metadata = object(event.user.user_metadata);
     event.user.groups = array(event.user.groups);
+    event.user.multifactor = array(event.user.multifactor);
+    event.user.enrolledFactors = array(event.user.enrolledFactors);
     event.authorization = object(event.authorization);
     event.authorization.roles = array(event.authorization.roles);
     event.authorization.permissions = array(event.authorization.permissions);
@@ -199,6 +295,8 @@
     event.stats = object(event.stats);
     if (typeof event.stats.logins_count !== 'number') event.stats.logins_count = 0;
     event.issuer_claims = object(event.issuer_claims);
+    event.tenant = object(event.tenant);
+    if (typeof event.tenant.id !== 'string') event.tenant.id = '';
     event.configuration = object(event.configuration);
     event.secrets = object(event.secrets);
     return event;

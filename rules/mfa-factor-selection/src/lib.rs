@@ -45,8 +45,13 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
                 .challenge_with_additional(factor(kind), others);
         }
         _ if !enrolled.is_empty() => {
-            let mut kinds: Vec<&str> = enrolled.iter().map(|f| f.kind.as_str()).collect();
-            kinds.dedup();
+            // Each type once, in enrollment order.
+            let mut kinds: Vec<&str> = Vec::new();
+            for f in enrolled {
+                if !kinds.contains(&f.kind.as_str()) {
+                    kinds.push(&f.kind);
+                }
+            }
             api.authentication()
                 .challenge_with_any(kinds.into_iter().map(factor));
         }

@@ -49,5 +49,34 @@ exports.onExecutePostLogin = async (event, api) => {
     case "fetch":
       await globalThis["fe" + "tch"]("https://example.com");
       return;
+    case "clock": {
+      // The login's time, the same instant however often it is read, and after an await.
+      const first = Date.now();
+      const date = new Date();
+      await later(null);
+      api.idToken.setCustomClaim(`${ns}/now`, first);
+      api.idToken.setCustomClaim(`${ns}/iso`, date.toISOString());
+      api.idToken.setCustomClaim(`${ns}/same`, Date.now() === first && date.getTime() === first);
+      api.idToken.setCustomClaim(`${ns}/tenant_id`, event.tenant.id);
+      api.idToken.setCustomClaim(`${ns}/session`, event.session ? event.session.id : null);
+      return;
+    }
+    case "factors":
+      api.multifactor.enable("guardian", { allowRememberBrowser: true });
+      api.authentication.challengeWith(
+        { type: "phone", options: { preferredMethod: "voice" } },
+        { additionalFactors: [{ type: "otp" }] },
+      );
+      api.authentication.challengeWithAny([{ type: "email" }, { type: "webauthn-roaming" }]);
+      api.authentication.enrollWith({ type: "otp" });
+      api.session.setExpiresAt(Date.now() + 3600000);
+      api.session.setIdleExpiresAt(new Date(Date.now() + 60000));
+      return;
+    case "bad-factor":
+      api.authentication.challengeWith({ type: "otp", option: {} });
+      return;
+    case "enroll-with-any":
+      api.authentication.enrollWithAny([{ type: "otp" }]);
+      return;
   }
 };
