@@ -518,6 +518,38 @@ fn a_looping_rule_on_one_hook_leaves_the_other_hooks_answering() {
 }
 
 #[test]
+fn rules_that_could_outlast_the_request_are_answered_at_the_requests_deadline() {
+    // The rule's 5 s deadline is over the request's 400 ms: it runs off the I/O thread, and the
+    // request's deadline answers on time, failing closed.
+    let setup = Setup::new("EdDSA", "");
+    let module = setup.write("slow.wasm", spin_module());
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[limits]\ntimeout_ms = 5000\nfuel = 100_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\n\n[server]\nrequest_timeout_ms = 400\n\n{OPEN_HOOK}",
+            module.display(),
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start(&setup.config, &[]);
+    let sent = Instant::now();
+    let answered = post(
+        &server.url("/hooks/login"),
+        &[],
+        &event("alice").to_string(),
+    );
+    let took = sent.elapsed();
+    assert_eq!(answered.status, 500, "{answered:?}");
+    assert_eq!(answered.body["error"], "server_error");
+    assert!(
+        answered.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("within request_timeout_ms (400 ms)"),
+        "{answered:?}"
+    );
+    assert!(took < Duration::from_secs(4), "answered after {took:?}");
+}
+
+#[test]
 fn concurrent_logins_each_get_only_their_own_users_claims() {
     let setup = open_setup(ADD_ROLES);
     let server = Server::start(&setup.config, &[]);

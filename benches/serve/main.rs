@@ -537,6 +537,7 @@ fn write_config(dir: &Path) -> PathBuf {
 fn build_rules() -> Vec<PathBuf> {
     let out = Command::new(env!("CARGO_BIN_EXE_claimsmith"))
         .arg("build")
+        .args(support::RULES.iter().map(|name| format!("rules/{name}")))
         .current_dir(support::workspace())
         .stderr(Stdio::inherit())
         .output()

@@ -10,6 +10,10 @@ use clap::Parser;
 
 use claimsmith_cli::{Cli, EXIT_BAD_INPUT, describe, dispatch, init_logging};
 
+/// mimalloc, for the hook server's many small, short-lived allocations across threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.default_log_level());

@@ -67,7 +67,7 @@ pub use shadow::{
     ChangeKind, ClaimChange, MetadataChange, ShadowChanges, ShadowReport, ShadowResult,
 };
 
-pub use claimsmith_sdk::{Command, Factor, LogLevel, RuleResult, TokenKind};
+pub use claimsmith_sdk::{Command, Event, Factor, LogLevel, RuleResult, TokenKind};
 
 /// The newest guest ABI version this engine runs (it runs every version in
 /// [`ABI_VERSIONS`]).

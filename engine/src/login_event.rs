@@ -96,6 +96,15 @@ impl LoginEvent {
         }
     }
 
+    /// An event the host built as a typed [`Event`] (from an issuer's hook request), its
+    /// `configuration` and `secrets` cleared (the host sets them per rule).
+    pub(crate) fn from_event(mut event: Event) -> LoginEvent {
+        event.configuration = Default::default();
+        event.secrets = Default::default();
+        let host_time = event.login_time == 0;
+        LoginEvent::new(event, Source::Built { host_time })
+    }
+
     /// Check an event given as a JSON value.
     pub(crate) fn from_value(value: Value) -> Result<LoginEvent, EventError> {
         let mut map = match value {
@@ -181,9 +190,12 @@ impl LoginEvent {
                      event's unknown members"
                 );
             }
-            self.source
-                .members()
-                .unwrap_or_else(|| typed_members(&self.event))
+            self.source.members().unwrap_or_else(|| {
+                typed_members(
+                    &self.event,
+                    matches!(self.source, Source::Built { host_time: true }),
+                )
+            })
         });
         let comma: &[u8] = if members.is_empty() { b"" } else { b"," };
         [prefix.as_bytes(), comma, members.as_bytes(), b"}"]
@@ -255,6 +267,10 @@ enum Source {
     Value(Value),
     /// Not kept: no version 1 rule was going to run (`LoginEvent::parse_json`).
     Typed,
+    /// Built by the host as a typed event (from an issuer's hook request): its typed form is
+    /// all there is. `host_time`: the login's time is the host's clock, which version 1 rules
+    /// do not see (as for an event sent without one).
+    Built { host_time: bool },
 }
 
 impl Source {
@@ -264,7 +280,7 @@ impl Source {
     fn members(&self) -> Option<String> {
         let json = match self {
             Source::Value(value) => serde_json::to_string(value).ok()?,
-            Source::Typed => return None,
+            Source::Typed | Source::Built { .. } => return None,
             Source::Json(bytes) => {
                 let mut value: Map<String, Value> = serde_json::from_slice(bytes).ok()?;
                 value.remove("configuration");
@@ -278,11 +294,14 @@ impl Source {
 
 /// The checked event's own members as JSON, for a version 1 rule when the caller's bytes cannot
 /// be passed on as they are: the fields the host checked, without the unknown members.
-fn typed_members(event: &Event) -> String {
+fn typed_members(event: &Event, without_time: bool) -> String {
     let mut value = serde_json::to_value(event).expect("an Event serializes");
     if let Some(map) = value.as_object_mut() {
         map.remove("configuration");
         map.remove("secrets");
+        if without_time {
+            map.remove("login_time");
+        }
     }
     let json = value.to_string();
     json[1..json.len() - 1].to_owned()

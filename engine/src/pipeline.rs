@@ -21,7 +21,7 @@ use crate::outcome::{Diagnostic, Outcome, RuleStatus, RuleTrace};
 use crate::rule::{OnError, Rule, RuleMode, RuleSpec, read_module};
 use crate::rule_logs::LogSink;
 use crate::shadow::{self, ShadowReport, ShadowResult};
-use claimsmith_sdk::Command;
+use claimsmith_sdk::{Command, Event};
 
 /// The configured rules and the policy they run under. `Send + Sync`: build once with
 /// [`Pipeline::builder`], run every login from any thread.
@@ -318,6 +318,17 @@ impl Pipeline {
     /// [`Pipeline::event_from_json`] for an event given as a JSON value.
     pub fn event_from_value(&self, value: Value) -> Result<LoginEvent, EventError> {
         let event = LoginEvent::from_value(value)?;
+        event.check_required()?;
+        Ok(event)
+    }
+
+    /// [`Pipeline::event_from_value`] for an event the caller built as a typed [`Event`] (an
+    /// issuer's hook request mapped field by field): the same required-field check, without a
+    /// trip through JSON. Its `configuration` and `secrets` are ignored (each rule gets its
+    /// own); a `login_time` of 0 is the host's clock now. Version 1 rules see it as it
+    /// serializes.
+    pub fn event_from_event(&self, event: Event) -> Result<LoginEvent, EventError> {
+        let event = LoginEvent::from_event(event);
         event.check_required()?;
         Ok(event)
     }

@@ -11,7 +11,7 @@ use crate::config::{CacheSetting, Config};
 use crate::error::{ConfigError, LoginFailure};
 use crate::keys::KeySet;
 use crate::{access_token, id_token};
-use claimsmith_engine::{BuildError, LoginError, LoginEvent, Outcome, Pipeline, Rule};
+use claimsmith_engine::{BuildError, Event, LoginError, LoginEvent, Outcome, Pipeline, Rule};
 
 /// Tokens larger than this break common HTTP header limits; past it the login gets a warning.
 pub const TOKEN_WARN_BYTES: usize = 8 * 1024;
@@ -153,6 +153,12 @@ impl Issuer {
     /// [`Issuer::event_from_json`] for an event given as a JSON value.
     pub fn event_from_value(&self, event: Value) -> Result<LoginEvent, LoginFailure> {
         Ok(self.pipeline.event_from_value(event)?)
+    }
+
+    /// [`Issuer::event_from_json`] for an event built as a typed [`Event`], without a trip
+    /// through JSON ([`claimsmith_engine::Pipeline::event_from_event`]).
+    pub fn event_from_event(&self, event: Event) -> Result<LoginEvent, LoginFailure> {
+        Ok(self.pipeline.event_from_event(event)?)
     }
 
     /// Run a login now.

@@ -36,8 +36,8 @@ pub use keys::{Algorithm, KeyError, KeySet, SigningKey, generate_pem};
 /// What the rules decided and why a login gets no tokens, and the rules' settings as the config
 /// holds them: the engine's types an issuer reads and matches on.
 pub use claimsmith_engine::{
-    ArtifactSource, ChangeKind, ClaimChange, Denied, Diagnostic, EventError, Limits, LoadError,
-    LoadErrorKind, LoginError, LoginEvent, MetadataChange, ModuleDigest, OnError, Outcome,
-    Pipeline, PolicyViolation, Rule, RuleFailed, RuleFailure, RuleLog, RuleMode, RuleSpec,
+    ArtifactSource, ChangeKind, ClaimChange, Denied, Diagnostic, Event, EventError, Limits,
+    LoadError, LoadErrorKind, LoginError, LoginEvent, MetadataChange, ModuleDigest, OnError,
+    Outcome, Pipeline, PolicyViolation, Rule, RuleFailed, RuleFailure, RuleLog, RuleMode, RuleSpec,
     RuleStatus, RuleTrace, SandboxConfig, ShadowChanges, ShadowReport, ShadowResult,
 };

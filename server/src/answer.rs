@@ -164,16 +164,19 @@ async fn hook_request(
     {
         return refuse(401, "unauthorized", RequestOutcome::Unauthorized);
     }
-    let issuer_request = match hook.format {
+    let mut issuer_request = match hook.format {
         Format::Claimsmith | Format::Outcome => None,
         Format::Issuer(format) => match format.request(&body) {
             Ok(request) => Some(request),
             Err(reply) => return (reply_response(&reply), RequestOutcome::BadRequest),
         },
     };
-    let event = match &issuer_request {
+    let event = match &mut issuer_request {
         None => deployment.issuer.event_from_json(&body),
-        Some(request) => deployment.issuer.event_from_value(request.event.clone()),
+        // The response needs only the request's state, not the event built from it.
+        Some(request) => deployment
+            .issuer
+            .event_from_event(std::mem::take(&mut request.event)),
     };
     let event = match event {
         Ok(event) => event,
@@ -181,34 +184,48 @@ async fn hook_request(
             return refuse(400, &failure.to_string(), RequestOutcome::BadRequest);
         }
     };
-    let run = {
+    let signed = hook.format == Format::Claimsmith;
+    let seat = if deployment.runs_inline(hook) {
+        shared.inline.take()
+    } else {
+        None
+    };
+    let ran = if let Some(_seat) = seat {
+        // The rules run here, on the I/O thread that read the request: a login's rules take
+        // microseconds, and handing them to another thread cost more than running them (the
+        // kernel's wake-ups and switches; docs/performance-log.md). The rules' own deadlines
+        // (`timeout_ms`, which add up to no more than the request's) bound how long they hold
+        // this thread, and another I/O thread stays free meanwhile (`InlineSeats`).
+        let _permit = permit;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_rules(deployment, hook.rules.as_deref(), signed, &event)
+        })) {
+            // Rules that finished after the request's deadline: the issuer gave up waiting.
+            Ok(ran) => (tokio::time::Instant::now() <= deadline).then_some(ran),
+            Err(_) => {
+                tracing::error!(target: "claimsmith::server", hook = %hook.path, "a login panicked");
+                return refuse(500, "internal error", RequestOutcome::Failed);
+            }
+        }
+    } else {
+        // No seat free, or the rules' deadlines add up to more than the request's: run them on
+        // a thread of their own, so that the request's deadline answers on time whatever they
+        // do.
         let deployment = Arc::clone(deployment);
         let rules = hook.rules.clone();
-        let signed = hook.format == Format::Claimsmith;
-        tokio::task::spawn_blocking(move || {
+        let run = tokio::task::spawn_blocking(move || {
             // Rules that outlive the request's deadline still count against max_in_flight.
             let _permit = permit;
-            let issuer = &deployment.issuer;
-            if signed {
-                // A claimsmith hook with a subset of rules signs what those rules decided.
-                return Ran::Tokens(match &rules {
-                    None => issuer.login(&event),
-                    Some(rules) => issuer.login_only(&event, rules),
-                });
+            run_rules(&deployment, rules.as_deref(), signed, &event)
+        });
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(Ok(ran)) => Some(ran),
+            Ok(Err(panic)) => {
+                tracing::error!(target: "claimsmith::server", hook = %hook.path, error = %panic, "a login's thread panicked");
+                return refuse(500, "internal error", RequestOutcome::Failed);
             }
-            Ran::Outcome(match &rules {
-                None => issuer.pipeline().run(&event),
-                Some(rules) => issuer.pipeline().run_only(&event, rules),
-            })
-        })
-    };
-    let ran = match tokio::time::timeout_at(deadline, run).await {
-        Ok(Ok(ran)) => Some(ran),
-        Ok(Err(panic)) => {
-            tracing::error!(target: "claimsmith::server", hook = %hook.path, error = %panic, "a login's thread panicked");
-            return refuse(500, "internal error", RequestOutcome::Failed);
+            Err(_) => None,
         }
-        Err(_) => None,
     };
     match (ran, &issuer_request) {
         (None, Some(request)) => {
@@ -314,6 +331,28 @@ async fn hook_request(
             }
         }
     }
+}
+
+/// Run `rules` (every rule: `None`) on `event`: signed tokens for a `claimsmith` hook (`signed`),
+/// the outcome for the others.
+fn run_rules(
+    deployment: &Deployment,
+    rules: Option<&[usize]>,
+    signed: bool,
+    event: &claimsmith_engine::LoginEvent,
+) -> Ran {
+    let issuer = &deployment.issuer;
+    if signed {
+        // A claimsmith hook with a subset of rules signs what those rules decided.
+        return Ran::Tokens(match rules {
+            None => issuer.login(event),
+            Some(rules) => issuer.login_only(event, rules),
+        });
+    }
+    Ran::Outcome(match rules {
+        None => issuer.pipeline().run(event),
+        Some(rules) => issuer.pipeline().run_only(event, rules),
+    })
 }
 
 /// Whether an issuer format's reply to an applied outcome is its error shape (fail closed).

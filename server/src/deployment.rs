@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use claimsmith::{Config, ConfigError, Issuer};
+use claimsmith_engine::RuleMode;
 
 use crate::config::{HookConfig, ServerConfig};
 
@@ -17,6 +19,9 @@ pub(crate) struct Deployment {
     pub server: ServerConfig,
     /// Hook path → index in `server.hooks`.
     by_path: HashMap<String, usize>,
+    /// Per hook (as `server.hooks`): whether its rules' deadlines add up to no more than the
+    /// request's, so they may run on the I/O thread (`answer`).
+    inline: Vec<bool>,
 }
 
 impl Deployment {
@@ -32,11 +37,38 @@ impl Deployment {
             .enumerate()
             .map(|(i, hook)| (hook.path.clone(), i))
             .collect();
+        let rules = issuer.pipeline().rules();
+        let inline = server
+            .hooks
+            .iter()
+            .map(|hook| {
+                // A subset's logins may run the shadow rules too: count them all.
+                let worst: Duration = rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, rule)| {
+                        hook.rules.as_ref().is_none_or(|chosen| chosen.contains(i))
+                            || rule.mode() == RuleMode::Shadow
+                    })
+                    .map(|(_, rule)| rule.limits().timeout)
+                    .sum();
+                worst <= server.request_timeout
+            })
+            .collect();
         Ok(Deployment {
             issuer,
             server,
             by_path,
+            inline,
         })
+    }
+
+    /// Whether `hook`'s rules run on the thread that read the request: only when their
+    /// deadlines add up to no more than the request's, so that it still answers in time.
+    pub(crate) fn runs_inline(&self, hook: &HookConfig) -> bool {
+        self.by_path
+            .get(&hook.path)
+            .is_some_and(|&i| self.inline[i])
     }
 
     /// The hook at `path`, if any.

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     /// One permit per request being answered (`max_in_flight`), held until its rules finish
     /// even when the request's deadline passed first.
     pub in_flight: Arc<Semaphore>,
+    /// The I/O threads' seats for running a login's rules where its request was read.
+    pub inline: InlineSeats,
     /// Set once the server answers, cleared when it starts shutting down (`/readyz`).
     pub ready: AtomicBool,
     /// Set while a reload runs, so that SIGHUPs in a burst load once at a time.
@@ -51,17 +53,26 @@ pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError
         .as_ref()
         .map(tls::acceptor)
         .transpose()?;
-    // Rules run on the blocking pool: one thread per request in flight, and never more than the
-    // sandbox has instance slots (a request waits for a thread rather than failing for a slot).
+    // Rules run on the I/O threads (one per core) where their deadlines fit in the request's,
+    // else on the blocking pool: one thread per request in flight. Either way never more
+    // threads than the sandbox has instance slots (a request waits for a thread rather than
+    // failing for a slot).
     let slots = deployment.issuer.config().sandbox.max_concurrent_instances as usize;
     let rule_threads = deployment.server.max_in_flight.min(slots).max(1);
+    // Up to one login per core runs its rules on an I/O thread, and one I/O thread more is
+    // always free to read requests and answer 503s and probes; the rest run on the blocking
+    // pool. Together never more than the sandbox's slots.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let seats = cores.min(rule_threads - 1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("claimsmith-serve")
-        .max_blocking_threads(rule_threads)
+        .worker_threads(seats + 1)
+        .max_blocking_threads((rule_threads - seats).max(1))
         .build()
         .map_err(ServeError::Runtime)?;
     let shared = Arc::new(Shared {
+        inline: InlineSeats::new(seats),
         in_flight: Arc::new(Semaphore::new(deployment.server.max_in_flight)),
         current: Current::new(deployment),
         metrics: Metrics::new(),
@@ -213,4 +224,41 @@ fn reload(shared: &Arc<Shared>) {
         }
         shared.reloading.store(false, Ordering::Release);
     });
+}
+
+/// How many logins may run their rules on an I/O thread at once: one per core, so that one I/O
+/// thread stays free to read requests (and answer 503s and probes) while the others run rules.
+/// A login that finds no seat runs its rules on the blocking pool, as a hook whose rules could
+/// outlast the request always does.
+pub(crate) struct InlineSeats {
+    taken: AtomicUsize,
+    seats: usize,
+}
+
+impl InlineSeats {
+    fn new(seats: usize) -> InlineSeats {
+        InlineSeats {
+            taken: AtomicUsize::new(0),
+            seats,
+        }
+    }
+
+    /// A seat, if one is free; given back when dropped.
+    pub(crate) fn take(&self) -> Option<InlineSeat<'_>> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < self.seats).then_some(taken + 1)
+            })
+            .ok()
+            .map(|_| InlineSeat(&self.taken))
+    }
+}
+
+/// A login's seat on an I/O thread ([`InlineSeats::take`]).
+pub(crate) struct InlineSeat<'a>(&'a AtomicUsize);
+
+impl Drop for InlineSeat<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }

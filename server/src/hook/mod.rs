@@ -61,9 +61,18 @@ impl Reply {
 /// The issuer's request turned into claimsmith's login event (JSON in the shape
 /// `Pipeline::event_from_value` takes), plus whatever the response must echo or seed from it.
 pub(crate) struct HookRequest {
-    /// The login event for the rules.
-    pub event: Value,
+    /// The login event for the rules (`configuration` and `secrets` unset: each rule gets its
+    /// own; `login_time` 0 when the request carries no time: the host's clock).
+    pub event: Event,
     state: State,
+}
+
+#[cfg(test)]
+impl HookRequest {
+    /// The event as JSON, as `Pipeline::event_from_value` takes it.
+    pub(crate) fn event_json(&self) -> Value {
+        event_value(self.event.clone())
+    }
 }
 
 /// What each format keeps from the request for its response.
@@ -119,10 +128,7 @@ impl IssuerFormat {
             IssuerFormat::Cognito => cognito::request(&root).map(|(e, s)| (e, State::Cognito(s))),
         };
         let (event, state) = parsed.map_err(|fault| self.error(400, &fault))?;
-        Ok(HookRequest {
-            event: event_value(event),
-            state,
-        })
+        Ok(HookRequest { event, state })
     }
 
     /// The issuer's response. Fails closed: a denial, a failure, a timeout, or a command this
@@ -228,6 +234,7 @@ impl Refusal {
 }
 
 /// The event as the JSON `Pipeline::event_from_value` takes, without the per-rule members.
+#[cfg(test)]
 fn event_value(event: Event) -> Value {
     let mut value = serde_json::to_value(event).expect("an Event always serializes");
     if let Value::Object(map) = &mut value {

@@ -40,7 +40,7 @@ fn read_bytes(format: IssuerFormat, body: &[u8]) -> HookRequest {
         Ok(request) => request,
         Err(reply) => panic!("{} refused its request: {reply:?}", format.name()),
     };
-    if let Err(e) = pipeline().event_from_value(request.event.clone()) {
+    if let Err(e) = pipeline().event_from_value(request.event_json()) {
         panic!("{} made an event the engine refuses: {e}", format.name());
     }
     request
@@ -290,7 +290,7 @@ fn hydra() -> HookRequest {
 
 #[test]
 fn hydra_event() {
-    let event = hydra().event;
+    let event = hydra().event_json();
     assert_eq!(event["user"]["user_id"], "foo");
     assert_eq!(event["client"]["client_id"], "app-client");
     assert_eq!(
@@ -320,7 +320,7 @@ fn hydra_event_defaults_audience_and_legacy_refresh_hook() {
     let body = json!({"session": {"extra": {}, "id_token": {"id_token_claims": {"ext": {}}}},
         "request": {"client_id": "m2m", "granted_scopes": ["read"], "granted_audience": ["https://api.test"],
                     "grant_types": ["client_credentials"], "payload": {}}});
-    let event = read_bytes(HYDRA, body.to_string().as_bytes()).event;
+    let event = read_bytes(HYDRA, body.to_string().as_bytes()).event_json();
     assert_eq!(event["user"]["user_id"], "m2m");
     assert_eq!(event["resource_server"]["identifier"], "https://api.test");
     assert_eq!(event["transaction"]["requested_scopes"], json!(["read"]));
@@ -332,8 +332,8 @@ fn hydra_event_defaults_audience_and_legacy_refresh_hook() {
         "requester": {"client_id": "app", "granted_scopes": ["openid"], "granted_audience": [], "grant_types": ["refresh_token"]},
         "client_id": "app", "granted_scopes": ["openid"], "granted_audience": []});
     let request = read_bytes(HYDRA, legacy.to_string().as_bytes());
-    assert_eq!(request.event["user"]["user_id"], "foo");
-    assert_eq!(request.event["client"]["client_id"], "app");
+    assert_eq!(request.event_json()["user"]["user_id"], "foo");
+    assert_eq!(request.event_json()["client"]["client_id"], "app");
     let outcome = claims(json!({}), json!({ROLES: ["admin"]}));
     assert_eq!(
         respond(HYDRA, &request, &outcome),
@@ -343,7 +343,7 @@ fn hydra_event_defaults_audience_and_legacy_refresh_hook() {
         )
     );
     // Nothing at all but a session: the documented defaults.
-    let bare = read_bytes(HYDRA, br#"{"session": {}}"#).event;
+    let bare = read_bytes(HYDRA, br#"{"session": {}}"#).event_json();
     assert_eq!(bare["client"]["client_id"], "hydra");
     assert_eq!(bare["user"]["user_id"], "hydra");
 }
@@ -511,7 +511,7 @@ fn okta_error(message: &str) -> Reply {
 
 #[test]
 fn okta_event() {
-    let event = okta().event;
+    let event = okta().event_json();
     assert_eq!(event["user"]["user_id"], "00uq8tMo3zV0OfJON0g3");
     assert_eq!(event["user"]["email"], "webmaster@clouditude.net");
     assert_eq!(event["user"]["name"], "Add-Min O'Cloudy Tud");
@@ -700,7 +700,7 @@ fn supabase_error(code: u16, message: &str) -> Reply {
 
 #[test]
 fn supabase_event() {
-    let event = supabase().event;
+    let event = supabase().event_json();
     assert_eq!(
         event["user"]["user_id"],
         "8ccaa7af-909f-44e7-84cb-67cdccb56be6"
@@ -725,7 +725,7 @@ fn supabase_event() {
         "phone": "", "role": "authenticated", "app_metadata": {"provider": "email", "plan": "pro"},
         "user_metadata": {"name": "Ada", "email_verified": true}},
         "authentication_method": "token_refresh"});
-    let event = read_bytes(SUPABASE, body.to_string().as_bytes()).event;
+    let event = read_bytes(SUPABASE, body.to_string().as_bytes()).event_json();
     assert_eq!(event["client"]["client_id"], "supabase");
     assert_eq!(event["user"]["email"], "ada@example.com");
     assert_eq!(event["user"]["email_verified"], true);
@@ -878,7 +878,7 @@ fn zitadel_error(code: u16, message: &str) -> Reply {
 #[test]
 fn zitadel_event() {
     let request = read(ZITADEL, "zitadel/preaccesstoken.json");
-    let event = &request.event;
+    let event = &request.event_json();
     assert_eq!(event["user"]["user_id"], "384212440227381765");
     assert_eq!(event["user"]["email"], "admin@admin.localhost");
     assert_eq!(event["user"]["email_verified"], true);
@@ -899,7 +899,7 @@ fn zitadel_event() {
         "admin@admin.localhost"
     );
     assert_eq!(event["issuer_claims"]["id_token"], json!({}));
-    let userinfo = read(ZITADEL, "zitadel/preuserinfo.json").event;
+    let userinfo = read(ZITADEL, "zitadel/preuserinfo.json").event_json();
     assert_eq!(userinfo["issuer_claims"]["access_token"], json!({}));
     assert_eq!(
         userinfo["issuer_claims"]["id_token"]["sub"],
@@ -1084,7 +1084,7 @@ fn cognito_echo(details: Value) -> Reply {
 
 #[test]
 fn cognito_event() {
-    let event = cognito().event;
+    let event = cognito().event_json();
     assert_eq!(
         event["user"]["user_id"],
         "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
@@ -1109,7 +1109,7 @@ fn cognito_event() {
         event["issuer_claims"]["id_token"]["email"],
         "alice@example.com"
     );
-    let m2m = read(COGNITO, "cognito/v3-client-credentials.json").event;
+    let m2m = read(COGNITO, "cognito/v3-client-credentials.json").event_json();
     assert_eq!(m2m["user"]["user_id"], "m2mclient123");
     assert_eq!(m2m["transaction"]["protocol"], "oauth2-client-credentials");
 }
@@ -1377,7 +1377,7 @@ fn every_format_fails_closed_on_authentication_requests_and_session_expiry_namin
 
 #[test]
 fn okta_and_supabase_carry_the_login_time_and_session_of_their_requests() {
-    let okta = okta().event;
+    let okta = okta().event_json();
     assert_eq!(
         okta["login_time"],
         json!(claimsmith_sdk::time::parse_rfc3339("2019-01-15T23:20:47.000Z").unwrap())
@@ -1389,14 +1389,14 @@ fn okta_and_supabase_carry_the_login_time_and_session_of_their_requests() {
         okta["session"]["authenticated_at"],
         "2019-01-15T23:17:09.000Z"
     );
-    let supabase = read(IssuerFormat::Supabase, "supabase/custom-access-token.json").event;
+    let supabase = read(IssuerFormat::Supabase, "supabase/custom-access-token.json").event_json();
     assert_eq!(supabase["login_time"], json!(1_735_689_600_000u64));
     assert_eq!(
         supabase["session"]["id"],
         "4b938a09-5372-4177-a314-cfa292099ea2"
     );
     // No time in the request: the host's clock, chosen when the engine makes the event.
-    let hydra = hydra().event;
+    let hydra = hydra().event_json();
     assert!(hydra.get("login_time").is_none(), "{hydra}");
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1405,6 +1405,6 @@ fn okta_and_supabase_carry_the_login_time_and_session_of_their_requests() {
     let event = pipeline().event_from_value(hydra).unwrap();
     assert!(event.login_time() >= before);
     // Cognito's groups.
-    let cognito = read(IssuerFormat::Cognito, "cognito/v2-authentication.json").event;
+    let cognito = read(IssuerFormat::Cognito, "cognito/v2-authentication.json").event_json();
     assert_eq!(cognito["user"]["groups"], json!(["g1"]));
 }
