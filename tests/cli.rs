@@ -455,6 +455,8 @@ fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
     assert!(us("p50_us") > 0.0 && us("p50_us") <= us("p90_us") && us("p90_us") <= us("p99_us"));
     assert!(us("rules_p50_us") > 0.0 && us("rules_p50_us") < us("p50_us"));
     assert!(us("logins_per_sec") > 0.0);
+    // The whole process's CPU time over the timed logins, shared out per login.
+    assert!(us("cpu_us_per_login") > 0.0, "{report}");
     let names: Vec<&str> = report["per_rule"]
         .as_array()
         .unwrap()

@@ -52,6 +52,20 @@ pub fn micros(d: Duration) -> f64 {
     (d.as_nanos() as f64 / 1000.0 * 1000.0).round() / 1000.0
 }
 
+/// The CPU time this whole process has used so far, user and system, every thread included
+/// (`getrusage(RUSAGE_SELF)`); `None` if the OS does not tell.
+pub fn process_cpu_time() -> Option<Duration> {
+    // SAFETY: getrusage only writes the struct it is given, which is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Some(time(usage.ru_utime) + time(usage.ru_stime))
+}
+
 /// This process's resident memory in bytes (Linux `/proc/self/status`), if the OS tells.
 pub fn resident_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

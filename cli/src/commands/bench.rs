@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::latency::{Latencies, micros, resident_bytes};
+use crate::latency::{Latencies, micros, process_cpu_time, resident_bytes};
 use claimsmith::{Issuer, LoginFailure};
 use claimsmith_engine::ArtifactSource;
 
@@ -95,6 +95,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .collect();
     // Every thread warms up, then all start timing together: the wall clock covers timed logins only.
     let start = Barrier::new(threads + 1);
+    // The whole process's CPU time over the timed logins (every thread, the deadline clock's
+    // included): what a login costs the machine, beside what it takes on the clock.
+    let mut cpu: Option<Duration> = None;
     let (samples, wall): (Vec<Samples>, Duration) = std::thread::scope(|scope| {
         let handles: Vec<_> = per_thread
             .iter()
@@ -111,10 +114,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .collect();
         start.wait();
         let wall = Instant::now();
+        let cpu_start = process_cpu_time();
         let samples = handles
             .into_iter()
             .map(|h| h.join().expect("a bench thread panicked"))
             .collect();
+        cpu = cpu_start
+            .zip(process_cpu_time())
+            .map(|(a, b)| b.saturating_sub(a));
         (samples, wall.elapsed())
     });
     let mut all = Samples {
@@ -159,6 +166,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "p90_us": login.percentile_us(90.0),
         "p99_us": login.percentile_us(99.0),
         "logins_per_sec": logins_per_sec,
+        "cpu_us_per_login": cpu.map(|cpu| micros(cpu) / args.iterations.max(1) as f64),
         "rules_p50_us": rules.percentile_us(50.0),
         "rules_p90_us": rules.percentile_us(90.0),
         "rules_p99_us": rules.percentile_us(99.0),
@@ -264,6 +272,11 @@ fn table(r: &Value) -> String {
             count("denied"),
             count("rule_failed"),
             count("other")
+        );
+    }
+    if let Some(cpu) = r["cpu_us_per_login"].as_f64() {
+        out += &format!(
+            "cpu per login{cpu:>16.1} us (the process's user + system time over the timed logins)\n"
         );
     }
     out += &format!(
