@@ -685,6 +685,40 @@ mod tests {
     }
 
     #[test]
+    fn a_typed_event_is_checked_like_json_and_version_1_sees_no_host_time() {
+        let p = pipeline(1);
+        let mut event: Event = serde_json::from_value(
+            json!({"user": {"user_id": "u1"}, "client": {"client_id": "c"}}),
+        )
+        .unwrap();
+        event.configuration.insert("leak".into(), json!(1));
+        let built = p.event_from_event(event.clone()).unwrap();
+        assert!(built.login_time() > 0, "the host's clock");
+        assert!(
+            built.event().configuration.is_empty(),
+            "each rule gets its own"
+        );
+        let members = String::from_utf8(built.input_for(&crate::login_event::input_prefix(
+            &Default::default(),
+            &Default::default(),
+        )))
+        .unwrap();
+        assert!(
+            !members.contains("login_time") && !members.contains("leak"),
+            "{members}"
+        );
+        assert!(members.contains(r#""user_id":"u1""#), "{members}");
+        event.login_time = 42;
+        let pinned = p.event_from_event(event.clone()).unwrap();
+        assert_eq!(pinned.login_time(), 42);
+        event.user.user_id.clear();
+        assert!(matches!(
+            p.event_from_event(event),
+            Err(EventError::Missing("user.user_id"))
+        ));
+    }
+
+    #[test]
     fn version_5_is_json_that_may_send_version_4s_commands() {
         let challenge = json!({"commands": [
             {"op": "challenge_with", "factor": {"type": "otp"}},
