@@ -57,7 +57,7 @@ fn native(c: &mut Criterion) {
     });
     let event: claimsmith_sdk::Event = serde_json::from_slice(&input).unwrap();
     group.bench_function("add-roles-logic-only", |b| {
-        b.iter(|| claimsmith_sdk::testing::run(add_roles::on_execute_post_login, black_box(&event)))
+        b.iter(|| support::native_rule(black_box(&event)))
     });
     group.finish();
 }

@@ -1,9 +1,11 @@
-//! Every guest ABI version side by side. Modules built with this SDK speak version 4 (the event
-//! and the result in binary form, the fields added by versions 3 and 4 each in a part of their
-//! own); the same rules built with the SDK's `abi-v3` feature speak version 3, as modules built
-//! before version 4 do, with `abi-v2` version 2, and with `abi-v1` version 1 (JSON both ways), as
-//! modules built before version 2 do. One host runs them all, and they decide the same on every sample login; on a login with
-//! the fields added in version 3, each sees the fields its version carries.
+//! Every guest ABI version side by side. Modules built with this SDK speak version 6 (only the
+//! members of the event the rule declares it reads, each in a binary part of its own); the same
+//! rules built with the SDK's `abi-v4` feature speak version 4 (every member, the fields added
+//! by versions 3 and 4 each in a part of their own), as modules built before version 6 do, with
+//! `abi-v3` version 3, with `abi-v2` version 2, and with `abi-v1` version 1 (JSON both ways), as
+//! modules built before version 2 do. One host runs them all, and they decide the same on every
+//! sample login; on a login with the fields added in version 3, each sees the fields its version
+//! carries, and a version 6 module sees only the members it declares.
 
 mod support;
 
@@ -11,7 +13,7 @@ use std::path::PathBuf;
 
 use claimsmith_cli::internals as rule_crate;
 use claimsmith_engine::internals;
-use claimsmith_engine::{LoginEvent, Pipeline, RuleSpec, SandboxConfig};
+use claimsmith_engine::{LoginEvent, Pipeline, Reads, RuleSpec, SandboxConfig};
 use serde_json::{Map, Value, json};
 
 const RULES: [&str; 6] = [
@@ -107,9 +109,19 @@ fn modules_of_every_version_of_the_same_rules_decide_the_same() {
         .iter()
         .map(|r| (*r, module_of_version(r, 3)))
         .collect();
-    let v4: Vec<_> = RULES.iter().map(|r| (*r, support::module(r))).collect();
-    let (v1, v2, v3, v4) = (pipeline(&v1), pipeline(&v2), pipeline(&v3), pipeline(&v4));
-    for (pipeline, version) in [(&v1, 1), (&v2, 2), (&v3, 3), (&v4, 4)] {
+    let v4: Vec<_> = RULES
+        .iter()
+        .map(|r| (*r, module_of_version(r, 4)))
+        .collect();
+    let v6: Vec<_> = RULES.iter().map(|r| (*r, support::module(r))).collect();
+    let (v1, v2, v3, v4, v6) = (
+        pipeline(&v1),
+        pipeline(&v2),
+        pipeline(&v3),
+        pipeline(&v4),
+        pipeline(&v6),
+    );
+    for (pipeline, version) in [(&v1, 1), (&v2, 2), (&v3, 3), (&v4, 4), (&v6, 6)] {
         for rule in pipeline.rules() {
             assert_eq!(rule.abi_version(), version, "{}", rule.name());
         }
@@ -137,7 +149,22 @@ fn modules_of_every_version_of_the_same_rules_decide_the_same() {
         assert_eq!(one, two);
         assert_eq!(one, three);
         assert_eq!(one, decided(&v4, &event));
+        assert_eq!(one, decided(&v6, &event));
     }
+    // Version 6 modules read only what they declare; the older ones are handed everything.
+    let reads: Vec<String> = v6.rules().iter().map(|r| r.reads().to_string()).collect();
+    assert_eq!(
+        reads,
+        [
+            "user, connection, login_time, configuration",
+            "authorization, login_time, configuration",
+            "user, issuer_claims, login_time, configuration",
+            "authorization, login_time, configuration",
+            "authorization, transaction, resource_server, login_time, configuration",
+            "user, resource_server, login_time, configuration",
+        ]
+    );
+    assert!(v4.rules().iter().all(|r| r.reads() == Reads::ALL));
     // The comparison is not vacuous: alice gets claims and bob is denied.
     let alice = v2.event_from_value(support::event("alice")).unwrap();
     assert_eq!(
@@ -158,14 +185,15 @@ fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_versi
         (1, version_1_module("add-groups")),
         (2, version_2_module("add-groups")),
         (3, module_of_version("add-groups", 3)),
-        (4, support::module("add-groups")),
+        (4, module_of_version("add-groups", 4)),
+        (6, support::module("add-groups")),
     ]
     .into_iter()
     .map(|(version, path)| (format!("add-groups-v{version}"), "add-groups", path))
     .collect();
     let pipeline = named_pipeline(&modules);
     let versions: Vec<_> = pipeline.rules().iter().map(|r| r.abi_version()).collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 6]);
 
     let mut event = support::event("alice");
     event["user"]["groups"] = json!(["engineering", "CN=Admins,OU=Groups,DC=acme"]);
@@ -189,6 +217,8 @@ fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_versi
     assert_eq!(commands[0], access_token_only, "version 1");
     assert_eq!(commands[2], access_token_only, "version 3");
     assert_eq!(commands[3], access_token_only, "version 4");
+    // Version 6 reads `user` and `issuer_claims`, as it declares.
+    assert_eq!(commands[4], access_token_only, "version 6");
     // Version 2's binary form has neither field: no groups, so nothing to do.
     assert_eq!(commands[1], json!([]), "version 2");
     assert_eq!(
@@ -236,14 +266,20 @@ fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules() {
 }
 
 #[test]
-fn only_version_4_sees_the_login_time_and_a_version_3_module_cannot_send_its_commands() {
-    // Saturday 2026-12-05 09:00 UTC. weekday-only denies on a weekend: built for version 4 it
-    // reads the pinned time; built for version 3 it reads no time at all (the epoch, a
+fn only_versions_4_and_6_see_the_login_time_and_a_version_3_module_cannot_send_its_commands() {
+    // Saturday 2026-12-05 09:00 UTC. weekday-only denies on a weekend: built for version 4 or 6
+    // it reads the pinned time; built for version 3 it reads no time at all (the epoch, a
     // Thursday), exactly as a module built before version 4 would.
     let v3 = pipeline(&[("weekday-only", module_of_version("weekday-only", 3))]);
-    let v4 = pipeline(&[("weekday-only", support::module("weekday-only"))]);
+    let v4 = pipeline(&[("weekday-only", module_of_version("weekday-only", 4))]);
+    let v6 = pipeline(&[("weekday-only", support::module("weekday-only"))]);
     assert_eq!(v3.rules()[0].abi_version(), 3);
     assert_eq!(v4.rules()[0].abi_version(), 4);
+    assert_eq!(v6.rules()[0].abi_version(), 6);
+    assert_eq!(
+        v6.rules()[0].reads().to_string(),
+        "login_time, configuration"
+    );
     let mut event = support::event("alice");
     event["login_time"] = json!(1_796_461_200_000u64);
     let event = v4.event_from_value(event).unwrap();
@@ -254,6 +290,7 @@ fn only_version_4_sees_the_login_time_and_a_version_3_module_cannot_send_its_com
             .unwrap()
             .contains("weekdays only")
     );
+    assert_eq!(decided(&v6, &event), decided(&v4, &event));
     assert!(decided(&v3, &event)["error"].is_null());
     // mfa-factor-selection built for version 3 still returns enroll_with: the host refuses it.
     let v3 = pipeline(&[(
@@ -272,4 +309,51 @@ fn only_version_4_sees_the_login_time_and_a_version_3_module_cannot_send_its_com
     )]);
     let outcome = v4.run(&event).unwrap();
     assert_eq!(outcome.authentication[0].op(), "enroll_with");
+}
+
+#[test]
+fn a_version_6_module_is_handed_what_it_declares_and_the_config_may_narrow_it_only() {
+    let build = |reads: Option<&str>, path: PathBuf| {
+        let spec = RuleSpec {
+            name: "add-roles".into(),
+            configuration: configuration("add-roles"),
+            reads: reads.map(|names| Reads::parse(names).unwrap()),
+            ..RuleSpec::default()
+        };
+        Pipeline::builder()
+            .namespaces(["https://example.com/"])
+            .rule_file(spec, path)
+            .build()
+    };
+    let v6 = support::module("add-roles");
+    // Allowing what it declares, or more, loads it, still handed only what it declares.
+    for allowed in [
+        "authorization configuration",
+        "user authorization configuration secrets",
+    ] {
+        let pipeline = build(Some(allowed), v6.clone()).unwrap();
+        assert_eq!(
+            pipeline.rules()[0].reads().to_string(),
+            "authorization, login_time, configuration"
+        );
+        let alice = pipeline.event_from_value(support::event("alice")).unwrap();
+        assert_eq!(
+            decided(&pipeline, &alice)["id_token"]["https://example.com/roles"],
+            json!(["admin", "editor"])
+        );
+    }
+    // Allowing less refuses it at load, naming the rule and what it reads beyond.
+    let err = build(Some("authorization"), v6).unwrap_err().to_string();
+    assert!(
+        err.contains("rule `add-roles`") && err.contains("its module reads configuration"),
+        "{err}"
+    );
+    // A module of an older version is handed everything: it cannot be narrowed.
+    let err = build(
+        Some("authorization configuration"),
+        module_of_version("add-roles", 4),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("ABI version 4"), "{err}");
 }

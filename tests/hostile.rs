@@ -1108,16 +1108,16 @@ fn a_wrong_abi_version_is_refused_at_load() {
     let setup = one_rule(
         "future",
         Wasm::commands(json!([]))
-            .abi_version("(i32.const 6)")
+            .abi_version("(i32.const 7)")
             .bytes(),
         "",
     );
     let kind = expect_load_error(
         &setup,
         "future",
-        &["claimsmith_abi_version() returned 6", "ABI versions 1 to 5"],
+        &["claimsmith_abi_version() returned 7", "ABI versions 1 to 6"],
     );
-    assert!(matches!(kind, LoadErrorKind::AbiVersion(6)), "{kind:?}");
+    assert!(matches!(kind, LoadErrorKind::AbiVersion(7)), "{kind:?}");
 }
 
 #[test]

@@ -88,6 +88,21 @@ fn a_new_rule_goes_from_scaffold_to_a_claim_in_a_signed_token() {
         "    }\n    api.id_token()\n        .set_custom_claim(format!(\"{namespace}/login_count\"), event.stats.logins_count);\n}\n\n// Exports the function",
         1,
     );
+    std::fs::write(&lib, source.clone()).unwrap();
+    // The rule reads `stats` without declaring it: the host never hands it over, so it reads
+    // as empty and the fixture still fails.
+    let out = claimsmith_in(root, &args, None);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("    - expected: 12\n    + actual:   0\n"),
+        "{}",
+        out.stdout
+    );
+    // Declared: the fixture passes.
+    let declared = "reads = [user, configuration]";
+    assert!(source.contains(declared));
+    let source = source.replacen(declared, "reads = [user, stats, configuration]", 1);
     std::fs::write(&lib, source).unwrap();
     let out = claimsmith_in(root, &args, None);
     assert_eq!(out.code, 0, "{out:?}");

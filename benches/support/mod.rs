@@ -114,9 +114,17 @@ pub fn native_input() -> Vec<u8> {
 /// serialized and parsed back, as the wasm path does on each side of the boundary.
 pub fn native_login(input: &[u8]) -> claimsmith_engine::RuleResult {
     let event: claimsmith_sdk::Event = serde_json::from_slice(input).unwrap();
-    let result = claimsmith_sdk::testing::run(add_roles::on_execute_post_login, &event);
+    let result = native_rule(&event);
     let bytes = serde_json::to_vec(&result).unwrap();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+/// add-roles called directly on the whole event, as native Rust would: no copy of the event
+/// for its declared parts (`testing::run` makes one, to hand a test what the module sees).
+pub fn native_rule(event: &claimsmith_sdk::Event) -> claimsmith_engine::RuleResult {
+    let mut api = claimsmith_sdk::Api::new();
+    add_roles::on_execute_post_login(event, &mut api);
+    api.into_result()
 }
 
 /// The order of `n` batches in round `round` of a bench whose runtimes take turns: a shuffle

@@ -357,8 +357,10 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     }
 }
 
-// Exports the function as a claimsmith module when built for wasm32-unknown-unknown.
-claimsmith_sdk::export_rule!(on_execute_post_login);
+// Exports the function as a claimsmith module when built for wasm32-unknown-unknown. `reads`
+// names the parts of the event the rule reads: the host hands it those and no others (the rest
+// reads as empty here and in `testing::run`), so add a part here when the rule starts reading it.
+claimsmith_sdk::export_rule!(on_execute_post_login, reads = [user, configuration]);
 
 #[cfg(test)]
 mod tests {
@@ -371,7 +373,7 @@ mod tests {
             "user": {"user_id": "auth0|1", "email": "alice@acme.example"},
             "configuration": {"namespace": "https://example.com"}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.id_token_claim("https://example.com/email_domain"),
             Some(&json!("acme.example"))
@@ -381,7 +383,7 @@ mod tests {
     #[test]
     fn a_user_without_an_email_gets_no_claim() {
         let event = testing::event(json!({"user": {"user_id": "auth0|2"}}));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert!(result.commands.is_empty());
     }
 }

@@ -38,6 +38,10 @@ pub struct SandboxConfig {
     /// logins keeps to one, so threads do not contend on one engine's shared counters. At most
     /// `max_concurrent_instances`.
     pub engines: usize,
+    /// Ready instances kept per rule and engine, made on a background thread so that a login
+    /// skips instantiation and the slot's reset (`[limits] prewarm`); `0`, the default, makes
+    /// each instance on the login's own thread. Each is still used for one login only.
+    pub prewarm: u32,
 }
 
 impl SandboxConfig {
@@ -50,6 +54,22 @@ impl SandboxConfig {
     pub fn engine_count(&self) -> usize {
         self.engines
             .clamp(1, (self.max_concurrent_instances as usize).max(1))
+    }
+
+    /// Whether `prewarm` ready instances of each of `rules` rules fit each engine's slots:
+    /// together with as many used ones waiting to be torn down, they may hold at most half of
+    /// them, leaving the rest to logins. The error says how many they would hold.
+    pub fn check_prewarm(&self, rules: usize) -> Result<(), String> {
+        let (keep, slots) = (self.prewarm as usize, self.slots_per_engine() as usize);
+        let held = keep * rules;
+        if held * 4 > slots {
+            return Err(format!(
+                "keeps {held} instances ready per engine ({keep} for each of {rules} rules), and \
+                 up to as many used ones waiting to be torn down: more than half of its {slots} \
+                 instance slots"
+            ));
+        }
+        Ok(())
     }
 
     /// Instance slots of each engine's pool: the total split evenly, never above it.
@@ -69,6 +89,7 @@ impl Default for SandboxConfig {
             max_memory_bytes: 16 << 20,
             max_concurrent_instances: 128,
             engines: SandboxConfig::default_engines(),
+            prewarm: 0,
         }
     }
 }

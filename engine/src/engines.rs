@@ -9,6 +9,7 @@ use crate::engine::{Engine, SandboxConfig};
 use crate::engine_by_cpu::EngineByCpu;
 use crate::error::{LoadError, RuleFailure};
 use crate::login_event::LoginEvent;
+use crate::prewarm::Prewarmer;
 use crate::rule::{Rule, RuleSpec};
 use crate::rule_run::{self, RuleRun};
 use crate::validated_module::ValidatedModule;
@@ -19,6 +20,8 @@ pub(crate) struct Engines {
     /// One per engine built; never empty.
     loaded: Vec<Loaded>,
     by_cpu: EngineByCpu,
+    /// The thread that keeps ready instances, with `[limits] prewarm`.
+    prewarmer: Option<Prewarmer>,
 }
 
 /// One engine and its own load of every rule.
@@ -65,6 +68,7 @@ impl Engines {
         Engines {
             by_cpu: EngineByCpu::new(loaded.len()),
             loaded,
+            prewarmer: None,
         }
     }
 
@@ -95,6 +99,33 @@ impl Engines {
         }
         first.rules.push(rule);
         Ok(first.rules.last().expect("just pushed"))
+    }
+
+    /// Keep `keep` ready instances of every rule on every engine from now on, made by a
+    /// background thread (`[limits] prewarm`); they are all made when this returns. Refused when
+    /// they, and as many used ones waiting to be torn down, would hold more than half of an
+    /// engine's instance slots.
+    pub(crate) fn prewarm(&mut self, keep: usize) -> Result<(), String> {
+        if keep == 0 {
+            return Ok(());
+        }
+        self.first()
+            .config()
+            .check_prewarm(self.rules().len())
+            .map_err(|why| {
+                format!("prewarm = {keep} {why}: lower prewarm or raise max_concurrent_instances")
+            })?;
+        let mut prewarmer = Prewarmer::new();
+        let mut warms = Vec::new();
+        for loaded in &mut self.loaded {
+            for rule in &mut loaded.rules {
+                rule.prewarm(&loaded.engine, &prewarmer, keep);
+                warms.extend(rule.warm_handle());
+            }
+        }
+        prewarmer.start(warms)?;
+        self.prewarmer = Some(prewarmer);
+        Ok(())
     }
 
     /// The rules, in order, as loaded into the first engine.

@@ -75,8 +75,30 @@ pub enum LoadErrorKind {
         found: String,
     },
     /// `claimsmith_abi_version` returned another version.
-    #[error("claimsmith_abi_version() returned {0}; this host runs ABI versions 1 to 5")]
+    #[error("claimsmith_abi_version() returned {0}; this host runs ABI versions 1 to 6")]
     AbiVersion(i32),
+    /// A version 6 module's `claimsmith.reads` section names something that is not a member
+    /// of the event.
+    #[error("its `claimsmith.reads` section declares {0}")]
+    UnknownRead(claimsmith_sdk::UnknownPart),
+    /// The module reads members of the event that the config's `reads` does not allow.
+    #[error(
+        "its module reads {needs}, which the config's `reads = [{allowed}]` does not allow; \
+         allow them, or build the rule reading less"
+    )]
+    ReadsMore {
+        /// The members the module reads beyond what is allowed.
+        needs: claimsmith_sdk::Reads,
+        /// What the config allows.
+        allowed: claimsmith_sdk::Reads,
+    },
+    /// The config narrows what the rule reads, but its module is handed every member.
+    #[error(
+        "the config's `reads` needs a module that declares what it reads (ABI version 6); this \
+         module speaks ABI version {0} and is handed every member of the event: rebuild it with \
+         the current SDK (`claimsmith build`)"
+    )]
+    ReadsUndeclared(i32),
     /// The module's initial memory is over its memory limit.
     #[error("declares {declared} bytes of initial memory, over its memory limit of {limit} bytes")]
     InitialMemory {

@@ -30,6 +30,7 @@
 
 mod artifact_cache;
 mod claim_policy;
+mod custom_section;
 mod draft;
 mod engine;
 mod engine_by_cpu;
@@ -41,6 +42,7 @@ mod login_event;
 mod objects_only;
 mod outcome;
 mod pipeline;
+mod prewarm;
 mod reserved_claims;
 mod rule;
 mod rule_logs;
@@ -67,16 +69,20 @@ pub use shadow::{
     ChangeKind, ClaimChange, MetadataChange, ShadowChanges, ShadowReport, ShadowResult,
 };
 
-pub use claimsmith_sdk::{Command, Event, Factor, LogLevel, RuleResult, TokenKind};
+pub use claimsmith_sdk::{
+    Command, Event, Factor, LogLevel, Reads, RuleResult, TokenKind, UnknownPart,
+};
 
 /// The newest guest ABI version this engine runs (it runs every version in
 /// [`ABI_VERSIONS`]).
-pub const ABI_VERSION: i32 = 4;
+pub const ABI_VERSION: i32 = 6;
 
 /// Every guest ABI version this engine runs: version 1 (JSON input), version 2 (binary input),
-/// version 3 (version 2's input, then the fields added since) and version 4 (version 3's input,
-/// then the fields added in version 4; the authentication and session commands).
-pub const ABI_VERSIONS: [i32; 4] = [1, 2, 3, 4];
+/// version 3 (version 2's input, then the fields added since), version 4 (version 3's input,
+/// then the fields added in version 4; the authentication and session commands), version 5
+/// (version 1's JSON at version 4's level) and version 6 (binary, only the members of the event
+/// the module declares it reads).
+pub const ABI_VERSIONS: [i32; 6] = [1, 2, 3, 4, 5, 6];
 
 /// What the workspace's own tests and benchmarks reach from inside the engine. Not an API: it
 /// may change in any release.

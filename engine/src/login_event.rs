@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::EventError;
 use crate::objects_only::ObjectsOnly;
-use claimsmith_sdk::{CallerEvent, Event, binary_event};
+use claimsmith_sdk::{CallerEvent, Event, Reads, binary_event};
 
 /// A login event that fits the SDK's [`Event`] shape, ready to hand to rules.
 #[derive(Debug, Clone)]
@@ -30,7 +30,14 @@ pub struct LoginEvent {
     added_v4: OnceLock<Vec<u8>>,
     /// `,"login_time":N}`: how a version 5 rule's JSON input ends.
     login_time_tail: OnceLock<String>,
+    /// Each member of the event as a version 6 part (`binary_event::encode_member`), by its
+    /// index; made when the first version 6 rule that reads it runs.
+    member_parts: [OnceLock<Vec<u8>>; MEMBERS],
 }
+
+/// The members of the event (`Reads`' bits); the last two, `configuration` and `secrets`, are
+/// the rule's own and never encoded here.
+const MEMBERS: usize = 16;
 
 impl LoginEvent {
     /// Parse and check an event from JSON bytes, in one pass straight into the typed event.
@@ -136,6 +143,7 @@ impl LoginEvent {
             added: OnceLock::new(),
             added_v4: OnceLock::new(),
             login_time_tail: OnceLock::new(),
+            member_parts: Default::default(),
         }
     }
 
@@ -246,6 +254,36 @@ impl LoginEvent {
             bytes
         });
         [event, rule_part, added, added_v4.as_slice()]
+    }
+}
+
+impl LoginEvent {
+    /// The input for one version 6 rule that reads `reads`, as pieces: its `header`, the part
+    /// of each member of the login it reads (each encoded once per login, whichever rules read
+    /// it), then its own `rule_parts`; the first `.1` pieces are used.
+    pub(crate) fn binary_input_v6<'a>(
+        &'a self,
+        header: &'a [u8; 8],
+        reads: Reads,
+        rule_parts: &'a [u8],
+    ) -> ([&'a [u8]; MEMBERS], usize) {
+        let mut pieces: [&[u8]; MEMBERS] = [&[]; MEMBERS];
+        pieces[0] = header;
+        let mut len = 1;
+        let mut wanted = reads.without(Reads::PER_RULE).bits();
+        while wanted != 0 {
+            let index = wanted.trailing_zeros();
+            wanted &= wanted - 1;
+            let part = self.member_parts[index as usize].get_or_init(|| {
+                let mut bytes = Vec::new();
+                binary_event::encode_member(&self.event, index, &mut bytes);
+                bytes
+            });
+            pieces[len] = part;
+            len += 1;
+        }
+        pieces[len] = rule_parts;
+        (pieces, len + 1)
     }
 }
 

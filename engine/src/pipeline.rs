@@ -195,6 +195,8 @@ impl PipelineBuilder {
             pipeline.add_rule(spec, &bytes)?;
         }
         pipeline.plan_shadows()?;
+        let keep = pipeline.sandbox().prewarm as usize;
+        pipeline.engines.prewarm(keep).map_err(BuildError::Engine)?;
         Ok(pipeline)
     }
 }
@@ -606,6 +608,7 @@ mod tests {
     use super::*;
     use crate::error::RuleFailure;
     use crate::rule_run;
+    use crate::{Reads, RuleResult};
     use serde_json::json;
 
     /// An ABI version 1 module that sets `https://e.test/n` to `n` on the ID token and logs.
@@ -1096,5 +1099,171 @@ mod tests {
         };
         assert_eq!((config.engine_count(), config.slots_per_engine()), (2, 2));
         assert_eq!(pipeline(1).engines(), 1);
+    }
+
+    /// A version 6 module declaring `reads` in its `claimsmith.reads` section, returning no
+    /// commands; it traps if its memory shows a previous login (its first byte set), so an
+    /// instance used twice fails.
+    fn version_6(reads: &str) -> Vec<u8> {
+        let result = claimsmith_sdk::binary_result::encode(&RuleResult::default());
+        let escaped: String = result.iter().map(|b| format!("\\{b:02x}")).collect();
+        wat::parse_str(format!(
+            r#"(module
+  (@custom "claimsmith.reads" "{reads}")
+  (memory (export "memory") 2)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 6))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (if (i32.load8_u (i32.const 0)) (then unreachable))
+    (i32.store8 (i32.const 0) (i32.const 1))
+    (i64.const {packed}))
+  (data (i32.const 1024) "{escaped}"))"#,
+            packed = (1024u64 << 32) | result.len() as u64
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_version_6_rule_is_handed_the_members_it_declares_and_nothing_else() {
+        let p = Pipeline::builder()
+            .namespaces(["https://e.test/"])
+            .rule(
+                RuleSpec {
+                    name: "roles".into(),
+                    configuration: json!({"namespace": "https://e.test"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                    secrets: [("KEY".to_owned(), "s3cr3t".to_owned())].into(),
+                    ..RuleSpec::default()
+                },
+                version_6("authorization, configuration"),
+            )
+            .build()
+            .unwrap();
+        let rule = &p.rules()[0];
+        assert_eq!(rule.abi_version(), 6);
+        assert_eq!(
+            rule.reads().to_string(),
+            "authorization, login_time, configuration"
+        );
+        let event = p
+            .event_from_value(json!({
+                "user": {"user_id": "u1", "email": "ada@example.com"},
+                "client": {"client_id": "c"},
+                "authorization": {"roles": ["admin"]},
+                "login_time": 7
+            }))
+            .unwrap();
+        let input = rule.input(&event).pieces().concat();
+        let read = claimsmith_sdk::binary_event::decode_v6(&input, rule.reads()).unwrap();
+        assert_eq!(read.authorization.roles, ["admin"]);
+        assert_eq!(read.config_str("namespace"), Some("https://e.test"));
+        assert_eq!(read.login_time, 7);
+        assert_eq!(read.user, Default::default());
+        assert!(read.secrets.is_empty());
+        for absent in [&b"ada@example.com"[..], b"u1", b"s3cr3t"] {
+            assert!(
+                !input.windows(absent.len()).any(|w| w == absent),
+                "{}",
+                String::from_utf8_lossy(absent)
+            );
+        }
+        assert!(p.run(&event).is_ok());
+        // No section: every member.
+        let all = Pipeline::builder()
+            .namespaces(["https://e.test/"])
+            .rule(
+                RuleSpec {
+                    name: "all".into(),
+                    ..RuleSpec::default()
+                },
+                {
+                    let mut bytes = version_6("user");
+                    // Rename the section: the module then declares nothing.
+                    let at = bytes
+                        .windows(16)
+                        .position(|w| w == b"claimsmith.reads")
+                        .unwrap();
+                    bytes[at..at + 16].copy_from_slice(b"claimsmith.other");
+                    bytes
+                },
+            )
+            .build()
+            .unwrap();
+        assert_eq!(all.rules()[0].reads(), Reads::ALL);
+    }
+
+    #[test]
+    fn a_version_6_module_that_declares_an_unknown_member_is_refused_naming_it() {
+        let err = Pipeline::builder()
+            .namespaces(["https://e.test/"])
+            .rule(
+                RuleSpec {
+                    name: "r".into(),
+                    ..RuleSpec::default()
+                },
+                version_6("user emails"),
+            )
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rule `r`") && err.contains("`emails` is not a part of the login event"),
+            "{err}"
+        );
+    }
+
+    fn prewarmed(prewarm: u32, max_concurrent_instances: u32) -> Result<Pipeline, BuildError> {
+        let mut builder = Pipeline::builder()
+            .sandbox(SandboxConfig {
+                engines: 2,
+                max_concurrent_instances,
+                prewarm,
+                ..SandboxConfig::default()
+            })
+            .namespaces(["https://e.test/"]);
+        for name in ["a", "b", "c"] {
+            let spec = RuleSpec {
+                name: name.into(),
+                ..RuleSpec::default()
+            };
+            builder = builder.rule(spec, version_6("user"));
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn prewarmed_instances_serve_one_login_each_and_their_slots_come_back() {
+        // 2 engines of 16 slots; 3 rules with 1 ready each (and 1 used) hold 6 of 16. Hundreds
+        // of logins run through them: each instance serves one login (a second would trap), and
+        // the slots of used ones come back (or the logins would run out of them).
+        let p = prewarmed(1, 32).unwrap();
+        let event = event(&p);
+        for _ in 0..300 {
+            let outcome = p.run(&event).unwrap();
+            assert_eq!(outcome.rules.len(), 3);
+        }
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..200 {
+                        p.run(&event).unwrap();
+                    }
+                });
+            }
+        });
+        drop(p);
+    }
+
+    #[test]
+    fn prewarm_may_hold_at_most_half_of_an_engines_slots() {
+        let err = prewarmed(2, 32).unwrap_err().to_string();
+        assert!(
+            err.contains("prewarm = 2 keeps 6 instances ready per engine")
+                && err.contains("16 instance slots"),
+            "{err}"
+        );
+        assert!(prewarmed(1, 32).is_ok());
     }
 }

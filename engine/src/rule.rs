@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -11,12 +12,15 @@ use wasmtime::{InstancePre, ModuleExport};
 
 use crate::artifact_cache::ArtifactSource;
 use crate::claim_policy::ClaimPolicy;
+use crate::custom_section::custom_sections;
 use crate::engine::Engine;
 use crate::error::{LoadError, LoadErrorKind};
 use crate::limits::Limits;
 use crate::login_event::{LoginEvent, input_prefix};
+use crate::prewarm::{Prewarmer, Warm};
 use crate::rule_run::{self, RuleState};
 use crate::validated_module::{ValidatedModule, error_chain, exports};
+use claimsmith_sdk::{Event, Reads, binary_event};
 
 /// What happens to the login when a rule fails (traps, exceeds a limit, breaks the policy).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +114,10 @@ pub struct RuleSpec {
     pub shadows: Option<String>,
     /// The module's pinned SHA-256: bytes that hash to anything else are refused at load.
     pub sha256: Option<ModuleDigest>,
+    /// The members of the event the rule may read (`login_time` always): a module that declares
+    /// more, or declares nothing (ABI versions 1 to 5), is refused at load. `None` allows what
+    /// the module declares.
+    pub reads: Option<Reads>,
 }
 
 impl std::fmt::Debug for RuleSpec {
@@ -124,6 +132,7 @@ impl std::fmt::Debug for RuleSpec {
             .field("mode", &self.mode)
             .field("shadows", &self.shadows)
             .field("sha256", &self.sha256)
+            .field("reads", &self.reads)
             .finish()
     }
 }
@@ -151,10 +160,17 @@ pub(crate) enum RuleInput {
     BinaryV3(Vec<u8>),
     /// Version 4: version 3's input, followed by the fields added in version 4.
     BinaryV4(Vec<u8>),
+    /// Version 6: the header naming the members the module reads, the login's parts for each,
+    /// then the rule's own `configuration` and `secrets` parts where it reads them.
+    BinaryV6 {
+        header: [u8; 8],
+        reads: Reads,
+        rule_parts: Vec<u8>,
+    },
 }
 
 impl RuleInput {
-    fn for_version(version: i32, spec: &RuleSpec) -> Option<RuleInput> {
+    fn for_version(version: i32, spec: &RuleSpec, reads: Reads) -> Option<RuleInput> {
         match version {
             1 | 5 => {
                 let secrets: Map<String, Value> = spec
@@ -182,6 +198,25 @@ impl RuleInput {
                     _ => RuleInput::BinaryV4(part),
                 })
             }
+            6 => {
+                let own = Event {
+                    configuration: spec.configuration.clone(),
+                    secrets: spec.secrets.clone(),
+                    ..Event::default()
+                };
+                let mut rule_parts = Vec::new();
+                let mut own_members = reads.bits() & Reads::PER_RULE.bits();
+                while own_members != 0 {
+                    let index = own_members.trailing_zeros();
+                    own_members &= own_members - 1;
+                    binary_event::encode_member(&own, index, &mut rule_parts);
+                }
+                Some(RuleInput::BinaryV6 {
+                    header: binary_event::header_v6(reads),
+                    reads,
+                    rule_parts,
+                })
+            }
             _ => None,
         }
     }
@@ -194,6 +229,7 @@ impl RuleInput {
             RuleInput::Binary(_) => 2,
             RuleInput::BinaryV3(_) => 3,
             RuleInput::BinaryV4(_) => 4,
+            RuleInput::BinaryV6 { .. } => 6,
         }
     }
 }
@@ -210,6 +246,8 @@ pub struct Rule {
     pub(crate) pre: InstancePre<RuleState>,
     pub(crate) exports: AbiExports,
     module: ValidatedModule,
+    /// Its ready instances on its engine, with `[limits] prewarm`.
+    warm: Option<Arc<Warm>>,
 }
 
 impl std::fmt::Debug for Rule {
@@ -290,8 +328,9 @@ impl Rule {
         };
         let version = rule_run::abi_version(engine, &pre, &exports, &spec.limits)
             .map_err(|failure| LoadErrorKind::Start(failure.to_string()))?;
-        let input =
-            RuleInput::for_version(version, &spec).ok_or(LoadErrorKind::AbiVersion(version))?;
+        let reads = reads_of(bytes, version, spec.reads)?;
+        let input = RuleInput::for_version(version, &spec, reads)
+            .ok_or(LoadErrorKind::AbiVersion(version))?;
         Ok(Rule {
             name: spec.name,
             on_error: spec.on_error,
@@ -303,6 +342,7 @@ impl Rule {
             pre,
             exports,
             module,
+            warm: None,
         })
     }
 
@@ -314,10 +354,48 @@ impl Rule {
             RuleInput::Binary(part) => InputPieces::Binary(event.binary_input(part)),
             RuleInput::BinaryV3(part) => InputPieces::BinaryV3(event.binary_input_v3(part)),
             RuleInput::BinaryV4(part) => InputPieces::BinaryV4(event.binary_input_v4(part)),
+            RuleInput::BinaryV6 {
+                header,
+                reads,
+                rule_parts,
+            } => {
+                let (pieces, len) = event.binary_input_v6(header, *reads, rule_parts);
+                InputPieces::BinaryV6(pieces, len)
+            }
         }
     }
 
-    /// The guest ABI version the rule's module speaks (`claimsmith_abi_version`): 1, 2, 3 or 4.
+    /// Its ready instances, if the pipeline keeps some.
+    pub(crate) fn warm(&self) -> Option<&Warm> {
+        self.warm.as_deref()
+    }
+
+    /// Keep ready instances of this rule with `prewarmer` (`keep` of them) from now on.
+    pub(crate) fn prewarm(&mut self, engine: &Engine, prewarmer: &Prewarmer, keep: usize) {
+        let wasm = engine.wasm().clone();
+        let pre = self.pre.clone();
+        let limits = self.limits.clone();
+        let ticks = engine.deadline_ticks(limits.timeout);
+        self.warm = Some(prewarmer.warm(keep, move || {
+            rule_run::ready_instance(&wasm, &pre, &limits, ticks)
+        }));
+    }
+
+    /// Its ready instances, shared with the prewarm thread.
+    pub(crate) fn warm_handle(&self) -> Option<Arc<Warm>> {
+        self.warm.clone()
+    }
+
+    /// The members of the event the rule is handed: what its version 6 module declares it
+    /// reads, or every member for a module of an older version.
+    pub fn reads(&self) -> Reads {
+        match &self.input {
+            RuleInput::BinaryV6 { reads, .. } => *reads,
+            _ => Reads::ALL,
+        }
+    }
+
+    /// The guest ABI version the rule's module speaks (`claimsmith_abi_version`): 1 to 6.
     pub fn abi_version(&self) -> i32 {
         self.input.abi_version()
     }
@@ -394,6 +472,8 @@ pub(crate) enum InputPieces<'a> {
     Binary([&'a [u8]; 2]),
     BinaryV3([&'a [u8]; 3]),
     BinaryV4([&'a [u8]; 4]),
+    /// Version 6: the header, the login's member parts, the rule's; the first `.1` are used.
+    BinaryV6([&'a [u8]; 16], usize),
 }
 
 impl<'a> InputPieces<'a> {
@@ -403,6 +483,44 @@ impl<'a> InputPieces<'a> {
             InputPieces::Binary(pieces) => pieces,
             InputPieces::BinaryV3(pieces) => pieces,
             InputPieces::BinaryV4(pieces) => pieces,
+            InputPieces::BinaryV6(pieces, len) => &pieces[..*len],
+        }
+    }
+}
+
+/// What a module of ABI `version` in `bytes` is handed: the members its `claimsmith.reads`
+/// sections name (every member if it has none) for version 6, every member for the older ones;
+/// refused when the config's `allowed` does not cover it.
+fn reads_of(bytes: &[u8], version: i32, allowed: Option<Reads>) -> Result<Reads, LoadErrorKind> {
+    let declared = if version == 6 {
+        let sections = custom_sections(bytes, Reads::SECTION);
+        if sections.is_empty() {
+            Reads::ALL
+        } else {
+            let mut declared = Reads::ALWAYS;
+            for section in sections {
+                let text = String::from_utf8_lossy(section);
+                let named = Reads::parse(&text).map_err(LoadErrorKind::UnknownRead)?;
+                declared = Reads::union_of(&[declared, named]);
+            }
+            declared
+        }
+    } else {
+        Reads::ALL
+    };
+    match allowed {
+        None => Ok(declared),
+        Some(_) if version != 6 => Err(LoadErrorKind::ReadsUndeclared(version)),
+        Some(allowed) => {
+            let allowed = Reads::union_of(&[allowed]);
+            if allowed.contains(declared) {
+                Ok(declared)
+            } else {
+                Err(LoadErrorKind::ReadsMore {
+                    needs: declared.without(allowed),
+                    allowed,
+                })
+            }
         }
     }
 }

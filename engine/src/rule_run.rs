@@ -117,10 +117,22 @@ pub(crate) struct RuleRun {
     pub duration: Duration,
 }
 
-/// Run `rule` on its input, given as pieces written one after the other.
+/// Run `rule` on its input, given as pieces written one after the other: in a ready instance
+/// the prewarm thread made for it if there is one, in a fresh one otherwise.
 pub(crate) fn run(engine: &Engine, rule: &Rule, input: &[&[u8]]) -> RuleRun {
     let started = Instant::now();
-    let mut store = new_store(engine, &rule.limits);
+    let warm = rule.warm();
+    let (mut store, instance) = match warm.and_then(|warm| warm.take()) {
+        Some((mut store, instance)) => {
+            // Its budget and deadline start now, as a fresh store's would.
+            store
+                .set_fuel(rule.limits.fuel)
+                .expect("fuel is enabled in the engine");
+            store.set_epoch_deadline(engine.deadline_ticks(rule.limits.timeout));
+            (store, Some(instance))
+        }
+        None => (new_store(engine, &rule.limits), None),
+    };
     let size: usize = input.iter().map(|piece| piece.len()).sum();
     let result = if size > rule.limits.input_bytes {
         Err(RuleFailure::InputTooLarge {
@@ -128,10 +140,19 @@ pub(crate) fn run(engine: &Engine, rule: &Rule, input: &[&[u8]]) -> RuleRun {
             limit: rule.limits.input_bytes,
         })
     } else {
-        call(&mut store, rule, input, size).map_err(|e| classify(e, &store, engine, &rule.limits))
+        call(&mut store, rule, instance, input, size)
+            .map_err(|e| classify(e, &store, engine, &rule.limits))
     };
     let fuel_left = store.get_fuel().unwrap_or(0);
-    let state = store.into_data();
+    let state = match warm {
+        // Dropping a store resets its instance slot: the prewarm thread does that.
+        Some(warm) => {
+            let state = std::mem::replace(store.data_mut(), RuleState::new(&rule.limits));
+            warm.retire(store);
+            state
+        }
+        None => store.into_data(),
+    };
     let result = match (result, state.failure) {
         // A module that reported a failure through `claimsmith::fail` failed, whatever it returned.
         (_, Some(message)) => Err(RuleFailure::Panicked(message)),
@@ -145,6 +166,20 @@ pub(crate) fn run(engine: &Engine, rule: &Rule, input: &[&[u8]]) -> RuleRun {
         peak_memory: state.limiter.peak,
         duration: started.elapsed(),
     }
+}
+
+/// A fresh store on `wasm` with a fresh instance of `pre` in it, not yet called: what the
+/// prewarm thread keeps ready. `None` if it cannot be made now (its slots all taken, a start
+/// function that fails): the login then instantiates its own and meets the cause itself.
+pub(crate) fn ready_instance(
+    wasm: &wasmtime::Engine,
+    pre: &InstancePre<RuleState>,
+    limits: &Limits,
+    deadline_ticks: u64,
+) -> Option<(Store<RuleState>, Instance)> {
+    let mut store = store_on(wasm, limits, deadline_ticks);
+    let instance = pre.instantiate(&mut store).ok()?;
+    Some((store, instance))
 }
 
 /// Create a fresh store and instance of `rule` and drop them without calling it: the fixed cost
@@ -182,12 +217,16 @@ pub(crate) fn abi_version(
 }
 
 fn new_store(engine: &Engine, limits: &Limits) -> Store<RuleState> {
-    let mut store = Store::new(engine.wasm(), RuleState::new(limits));
+    store_on(engine.wasm(), limits, engine.deadline_ticks(limits.timeout))
+}
+
+fn store_on(wasm: &wasmtime::Engine, limits: &Limits, deadline_ticks: u64) -> Store<RuleState> {
+    let mut store = Store::new(wasm, RuleState::new(limits));
     store.limiter(|state| &mut state.limiter);
     store
         .set_fuel(limits.fuel)
         .expect("fuel is enabled in the engine");
-    store.set_epoch_deadline(engine.deadline_ticks(limits.timeout));
+    store.set_epoch_deadline(deadline_ticks);
     store.epoch_deadline_trap();
     store
 }
@@ -207,10 +246,14 @@ impl From<wasmtime::Error> for CallError {
 fn call(
     store: &mut Store<RuleState>,
     rule: &Rule,
+    ready: Option<Instance>,
     input: &[&[u8]],
     size: usize,
 ) -> Result<RuleResult, CallError> {
-    let instance = rule.pre.instantiate(&mut *store)?;
+    let instance = match ready {
+        Some(instance) => instance,
+        None => rule.pre.instantiate(&mut *store)?,
+    };
     let memory = match instance.get_module_export(&mut *store, &rule.exports.memory) {
         Some(Extern::Memory(memory)) => memory,
         _ => {

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::ConfigError;
 use claimsmith_engine::{
-    Limits, ModuleDigest, ObjectsOnly, OnError, RuleMode, RuleSpec, SandboxConfig,
+    Limits, ModuleDigest, ObjectsOnly, OnError, Reads, RuleMode, RuleSpec, SandboxConfig,
 };
 
 /// Token lifetimes must sit in this range, in seconds (one minute to thirty days).
@@ -141,6 +141,8 @@ struct RawRule {
     shadows: Option<String>,
     #[serde(default)]
     sha256: Option<String>,
+    #[serde(default)]
+    reads: Option<Vec<String>>,
 }
 
 /// A secret's value as a config gives it: the text itself, or `{ env = "NAME" }` to read it
@@ -230,6 +232,7 @@ struct RawLimits {
     claims_bytes: Option<usize>,
     max_concurrent_instances: Option<u32>,
     engines: Option<usize>,
+    prewarm: Option<u32>,
 }
 
 impl Config {
@@ -397,6 +400,7 @@ impl Check<'_> {
                 rule.limits.max_concurrent_instances.is_some(),
             ),
             ("engines", rule.limits.engines.is_some()),
+            ("prewarm", rule.limits.prewarm.is_some()),
         ] {
             if value {
                 return Err(self.invalid(
@@ -426,6 +430,13 @@ impl Check<'_> {
                     format!("{text:?} is not a SHA-256: 64 lowercase hex digits, as `claimsmith build` and `claimsmith check` print it"),
                 )
             })?),
+        };
+        let reads = match &rule.reads {
+            None => None,
+            Some(names) => Some(
+                Reads::from_names(names.iter().map(String::as_str))
+                    .map_err(|unknown| self.invalid(field("reads"), unknown.to_string()))?,
+            ),
         };
         let limits = limits_of(global, &rule.limits)
             .map_err(|(key, message)| self.invalid(field(&format!("limits.{key}")), message))?;
@@ -481,6 +492,7 @@ impl Check<'_> {
                 mode: rule.mode,
                 shadows: rule.shadows,
                 sha256,
+                reads,
             },
         })
     }
@@ -505,6 +517,7 @@ impl Check<'_> {
                 .max_concurrent_instances
                 .unwrap_or(defaults.max_concurrent_instances),
             engines: global.engines.unwrap_or(defaults.engines),
+            prewarm: global.prewarm.unwrap_or(defaults.prewarm),
         };
         if !(16 << 10..=64 << 20).contains(&sandbox.max_wasm_stack) {
             return Err(self.invalid("limits.stack_bytes", "must be between 16 KiB and 64 MiB"));
@@ -517,6 +530,12 @@ impl Check<'_> {
         }
         if !(1..=64).contains(&sandbox.engines) {
             return Err(self.invalid("limits.engines", "must be between 1 and 64"));
+        }
+        if let Err(why) = sandbox.check_prewarm(rules.len()) {
+            return Err(self.invalid(
+                "limits.prewarm",
+                format!("{why}: lower it or raise limits.max_concurrent_instances"),
+            ));
         }
         Ok(sandbox)
     }
@@ -696,7 +715,7 @@ private_key = "keys/signing.pem"
             ),
             (
                 // Every field of `limits` has to be given for the derive to take the array.
-                format!("{head}limits = [5, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"),
+                format!("{head}limits = [5, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"),
                 "a `limits` table",
                 3,
             ),
@@ -708,7 +727,7 @@ private_key = "keys/signing.pem"
                 3,
             ),
             (
-                format!("{head}{rule}limits = [9, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"),
+                format!("{head}{rule}limits = [9, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"),
                 "a `limits` table",
                 6,
             ),
@@ -801,6 +820,45 @@ private_key = "keys/signing.pem"
                 .to_string()
                 .contains("engine-wide")
         );
+    }
+
+    #[test]
+    fn reads_names_members_of_the_event_and_prewarm_is_engine_wide_and_bounded() {
+        let rule = "[[rules]]\nname = \"a\"\nmodule = \"a.wasm\"\n";
+        let config = parse(&format!("{BASE}{rule}")).unwrap();
+        assert_eq!(config.rules[0].spec.reads, None);
+        assert_eq!(config.sandbox.prewarm, 0);
+        let config = parse(&format!(
+            "{BASE}{rule}reads = [\"authorization\", \"configuration\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.rules[0].spec.reads.unwrap().to_string(),
+            "authorization, login_time, configuration"
+        );
+        let err = parse(&format!("{BASE}{rule}reads = [\"roles\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rules[0].reads")
+                && err.contains("`roles` is not a part of the login event"),
+            "{err}"
+        );
+        let config = parse(&format!("{BASE}[limits]\nprewarm = 2\nengines = 1\n{rule}")).unwrap();
+        assert_eq!(config.sandbox.prewarm, 2);
+        let err = parse(&format!(
+            "{BASE}[limits]\nprewarm = 2\nengines = 1\nmax_concurrent_instances = 7\n{rule}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("limits.prewarm") && err.contains("more than half of its 7"),
+            "{err}"
+        );
+        let err = parse(&format!("{BASE}{rule}[rules.limits]\nprewarm = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("engine-wide"), "{err}");
     }
 
     #[test]

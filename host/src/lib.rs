@@ -38,6 +38,6 @@ pub use keys::{Algorithm, KeyError, KeySet, SigningKey, generate_pem};
 pub use claimsmith_engine::{
     ArtifactSource, ChangeKind, ClaimChange, Denied, Diagnostic, Event, EventError, Limits,
     LoadError, LoadErrorKind, LoginError, LoginEvent, MetadataChange, ModuleDigest, OnError,
-    Outcome, Pipeline, PolicyViolation, Rule, RuleFailed, RuleFailure, RuleLog, RuleMode, RuleSpec,
-    RuleStatus, RuleTrace, SandboxConfig, ShadowChanges, ShadowReport, ShadowResult,
+    Outcome, Pipeline, PolicyViolation, Reads, Rule, RuleFailed, RuleFailure, RuleLog, RuleMode,
+    RuleSpec, RuleStatus, RuleTrace, SandboxConfig, ShadowChanges, ShadowReport, ShadowResult,
 };

@@ -63,6 +63,14 @@ impl PartWriter {
         }
     }
 
+    /// A writer whose buffers start at these capacities.
+    pub(crate) fn with_capacity(structure: usize, text: usize) -> PartWriter {
+        PartWriter {
+            structure: Vec::with_capacity(structure),
+            text: Vec::with_capacity(text),
+        }
+    }
+
     /// Append the finished part to `out`.
     pub(crate) fn finish_into(self, out: &mut Vec<u8>) {
         let len = u32::try_from(self.text.len()).expect("a part's text is far below 4 GiB");

@@ -1,5 +1,5 @@
-//! The login event in the binary form of guest ABI versions 2, 3 and 4 (`docs/abi.md`, sections
-//! 9, 10 and 11).
+//! The login event in the binary form of guest ABI versions 2, 3, 4 and 6 (`docs/abi.md`,
+//! sections 9, 10, 11 and 13).
 //!
 //! The host has already checked the event against [`Event`], so it hands each rule the typed
 //! fields in a fixed order instead of JSON text. The guest then builds its `Event` without
@@ -13,7 +13,12 @@
 //! rule's by that part and one more, the fields added in version 4. The field
 //! order of every part comes from the one table of the event's schema (`event.rs`). The SDK's
 //! export decodes the input of its own version with `decode_lent`, which is [`decode_version`]
-//! without a copy of each string. Rule authors never call this module.
+//! without a copy of each string.
+//!
+//! A version 6 rule's input holds only the members the rule declares it reads ([`Reads`]), each
+//! whole in a part of its own: [`header_v6`], then [`encode_member`]'s part for each, which the
+//! host encodes at most once per login whichever rules need it. Rule authors never call this
+//! module.
 //!
 //! ```
 //! use claimsmith_sdk::{Event, binary_event};
@@ -44,6 +49,7 @@ use serde_json::{Map, Value};
 pub use crate::binary::{DecodeError, MAX_DEPTH};
 use crate::binary::{PartWriter, Reader};
 use crate::event::Event;
+use crate::reads::Reads;
 use crate::wire::{BASE_PART, Wire};
 
 /// The first four bytes of every encoded event.
@@ -89,6 +95,59 @@ pub fn encode_added_part(event: &Event, version: i32, out: &mut Vec<u8>) {
     w.finish_into(out);
 }
 
+/// The first four bytes of a version 6 module's input, whose parts are the members the module
+/// declares it reads ([`Reads`]).
+pub const MAGIC_V6: [u8; 4] = *b"CSE6";
+
+/// How a version 6 module's input opens: [`MAGIC_V6`], then the set of members that follow as a
+/// `u32` ([`Reads::bits`]).
+pub fn header_v6(reads: Reads) -> [u8; 8] {
+    let mut header = [0; 8];
+    header[..4].copy_from_slice(&MAGIC_V6);
+    header[4..].copy_from_slice(&reads.bits().to_le_bytes());
+    header
+}
+
+/// Append member `index` of the event (its position in [`Reads`]' order: `user` is 0,
+/// `secrets` 15) as one part, whole: every field of every version in it. A version 6 module's
+/// input is [`header_v6`] followed by the parts of the members it reads, in that order.
+pub fn encode_member(event: &Event, index: u32, out: &mut Vec<u8>) {
+    let mut w = PartWriter::with_capacity(64, 128);
+    event.write_member(index, &mut w);
+    w.finish_into(out);
+}
+
+/// The whole input of a version 6 module that reads `reads`, for `event` (its `configuration`
+/// and `secrets` included, where `reads` has them).
+///
+/// ```
+/// use claimsmith_sdk::{Event, Reads, binary_event};
+/// let event: Event = serde_json::from_value(serde_json::json!({
+///     "user": {"user_id": "auth0|1", "email": "a@example.com"},
+///     "authorization": {"roles": ["admin"]}
+/// })).unwrap();
+/// let reads = Reads::parse("authorization").unwrap();
+/// let mut input = Vec::new();
+/// binary_event::encode_v6(&event, reads, &mut input);
+/// let read = binary_event::decode_v6(&input, reads).unwrap();
+/// assert_eq!(read.authorization.roles, ["admin"]);
+/// assert_eq!(read.user.email, None, "not declared, not sent");
+/// ```
+pub fn encode_v6(event: &Event, reads: Reads, out: &mut Vec<u8>) {
+    out.extend_from_slice(&header_v6(reads));
+    for index in 0..32 {
+        if reads.bits() >> index & 1 == 1 {
+            encode_member(event, index, out);
+        }
+    }
+}
+
+/// Read the input of a version 6 module that reads `reads`: the header must name exactly that
+/// set, and each member not in it reads as its default.
+pub fn decode_v6(bytes: &[u8], reads: Reads) -> Result<Event, DecodeError> {
+    read_v6(Reader::new(bytes), reads)
+}
+
 /// Read an event written by [`encode_event`] followed by [`encode_rule_part`]: the input of a
 /// version 2 module. The fields added since read as their defaults.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
@@ -115,7 +174,56 @@ pub fn decode_version(bytes: &[u8], version: i32) -> Result<Event, DecodeError> 
 #[cfg_attr(feature = "abi-v1", allow(dead_code))]
 pub(crate) unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, DecodeError> {
     // SAFETY: the caller's contract is `lending`'s; `read` forgets the event on error.
-    read(unsafe { Reader::lending(bytes) }, crate::ABI_VERSION as u32).map(ManuallyDrop::new)
+    let version = crate::ABI_VERSION.clamp(2, 4) as u32;
+    read(unsafe { Reader::lending(bytes) }, version).map(ManuallyDrop::new)
+}
+
+/// [`decode_v6`] without a copy of any string, as [`decode_lent`].
+///
+/// # Safety
+///
+/// As [`decode_lent`].
+#[cfg_attr(feature = "abi-v1", allow(dead_code))]
+pub(crate) unsafe fn decode_lent_v6(
+    bytes: &[u8],
+    reads: Reads,
+) -> Result<ManuallyDrop<Event>, DecodeError> {
+    // SAFETY: the caller's contract is `lending`'s; `read_v6` forgets the event on error.
+    read_v6(unsafe { Reader::lending(bytes) }, reads).map(ManuallyDrop::new)
+}
+
+/// Read a version 6 input: the header, then the part of each member in `reads`.
+#[inline(always)]
+fn read_v6(mut r: Reader<'_>, reads: Reads) -> Result<Event, DecodeError> {
+    r.magic(MAGIC_V6, "not a version 6 event (wrong magic)");
+    let sent = u32::from_le_bytes(r.array("the members sent"));
+    if sent != reads.bits() {
+        r.fail(
+            "the members sent",
+            "the host sent other members than the rule declares it reads",
+        );
+    }
+    let mut event = Event::default();
+    event.read_members(reads.bits(), &mut r);
+    finish(r, event)
+}
+
+/// The event read, or the first problem met (the event forgotten, not dropped, if its strings
+/// were lent).
+#[inline(always)]
+fn finish(r: Reader<'_>, event: Event) -> Result<Event, DecodeError> {
+    let lent = r.lends();
+    match r.finish() {
+        Ok(()) => Ok(event),
+        Err(problem) => {
+            if lent {
+                // Reads never stop early, so the event is whole; its lent strings must not be
+                // dropped.
+                std::mem::forget(event);
+            }
+            Err(problem)
+        }
+    }
 }
 
 /// Read the input of a module of ABI `version`: the event part, the rule part, then the part of
@@ -134,19 +242,7 @@ fn read(mut r: Reader<'_>, version: u32) -> Result<Event, DecodeError> {
         event.read_later(&mut r, part, BASE_PART);
         r.end_part("the added fields' text");
     }
-    let lent = r.lends();
-    let problem = r.finish();
-    match problem {
-        Ok(()) => Ok(event),
-        Err(problem) => {
-            if lent {
-                // Reads never stop early, so the event is whole; its lent strings must not be
-                // dropped.
-                std::mem::forget(event);
-            }
-            Err(problem)
-        }
-    }
+    finish(r, event)
 }
 
 #[cfg(test)]
@@ -197,9 +293,12 @@ mod tests {
     }
 
     /// The version `decode_lent` reads: the SDK's own (2 for a version 1 build, whose export
-    /// reads JSON and never calls it).
+    /// reads JSON and never calls it; 4 for a version 6 build, whose export calls
+    /// `decode_lent_v6`).
     const LENT: i32 = if crate::ABI_VERSION < 2 {
         2
+    } else if crate::ABI_VERSION > 4 {
+        4
     } else {
         crate::ABI_VERSION
     };
@@ -512,6 +611,109 @@ mod tests {
             let lent = unsafe { decode_lent(&v4) }.unwrap();
             assert_eq!(*lent, event);
         }
+    }
+
+    #[test]
+    fn version_6_carries_exactly_the_members_declared() {
+        let event = fixture_event();
+        // Every member: the whole event, every field of every version.
+        let mut all = Vec::new();
+        encode_v6(&event, Reads::ALL, &mut all);
+        assert_eq!(decode_v6(&all, Reads::ALL).unwrap(), event);
+        // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `all` goes.
+        let lent = unsafe { decode_lent_v6(&all, Reads::ALL) }.unwrap();
+        assert_eq!(*lent, event);
+        assert!(all.as_ptr_range().contains(&lent.user.user_id.as_ptr()));
+        // A subset: those members whole, every other one at its default, and the bytes of the
+        // others never sent.
+        let reads = Reads::parse("authorization configuration").unwrap();
+        let mut some = Vec::new();
+        encode_v6(&event, reads, &mut some);
+        let read = decode_v6(&some, reads).unwrap();
+        assert_eq!(read, reads.keep(&event));
+        assert_eq!(read.authorization, event.authorization);
+        assert_eq!(read.configuration, event.configuration);
+        assert_eq!(read.login_time, event.login_time);
+        assert_eq!(read.user, Default::default());
+        assert!(read.secrets.is_empty());
+        let email = event.user.email.as_deref().unwrap().as_bytes();
+        assert!(!some.windows(email.len()).any(|w| w == email));
+        // The parts are the members' own, in order, whatever else is sent beside them.
+        let mut pieces = header_v6(reads).to_vec();
+        for index in [1, 11, 14] {
+            encode_member(&event, index, &mut pieces);
+        }
+        assert_eq!(pieces, some);
+    }
+
+    #[test]
+    fn a_version_6_input_for_other_members_or_broken_is_refused() {
+        let event = fixture_event();
+        let reads = Reads::parse("user").unwrap();
+        let mut bytes = Vec::new();
+        encode_v6(&event, reads, &mut bytes);
+        let other = Reads::parse("client").unwrap();
+        let err = decode_v6(&bytes, other).unwrap_err();
+        assert_eq!(err.field, "the members sent");
+        assert_eq!(
+            decode_v6(&bytes[..6], reads).unwrap_err().field,
+            "the members sent"
+        );
+        let err = decode_v6(&bytes[..bytes.len() - 1], reads).unwrap_err();
+        assert_eq!(err.field, "login_time");
+        for cut in 0..bytes.len() {
+            let owned = decode_v6(&bytes[..cut], reads).unwrap_err();
+            // SAFETY: nothing is returned on error; the event was forgotten inside.
+            assert_eq!(
+                unsafe { decode_lent_v6(&bytes[..cut], reads) }.unwrap_err(),
+                owned
+            );
+        }
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0xA5;
+            // SAFETY: as above; a success is only compared, then forgotten.
+            match (
+                unsafe { decode_lent_v6(&bad, reads) },
+                decode_v6(&bad, reads),
+            ) {
+                (Ok(lent), Ok(owned)) => assert_eq!(*lent, owned),
+                (Err(lent), Err(owned)) => assert_eq!(lent, owned),
+                (lent, owned) => panic!("byte {i}: lent {lent:?}, owned {owned:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn version_6_bytes_are_pinned() {
+        // Modules built by this SDK read exactly these bytes: any change of order or form of a
+        // member fails here. One block per member, after the header.
+        let pinned = hex_parts(include_str!("../tests/fixtures/full_event.v6.hex"));
+        let event = fixture_event();
+        let mut blocks = vec![header_v6(Reads::ALL).to_vec()];
+        for index in 0..16 {
+            let mut part = Vec::new();
+            encode_member(&event, index, &mut part);
+            blocks.push(part);
+        }
+        if std::env::var_os("CLAIMSMITH_WRITE_PINNED").is_some() {
+            let text: Vec<String> = blocks
+                .iter()
+                .map(|block| block.iter().map(|b| format!("{b:02x}")).collect())
+                .collect();
+            std::fs::write(
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/full_event.v6.hex"
+                ),
+                format!(
+                    "# ABI version 6: the header, then each member of full_event.json whole\n{}\n",
+                    text.join("\n--\n")
+                ),
+            )
+            .unwrap();
+        }
+        assert_eq!(pinned, blocks);
     }
 
     #[test]

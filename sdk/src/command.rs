@@ -321,12 +321,12 @@ impl RuleResult {
     /// The scopes the rule removed and did not add again.
     ///
     /// ```
-    /// let result = claimsmith_sdk::testing::run(
-    ///     |_, api| {
-    ///         api.access_token().remove_scope("a").remove_scope("b").add_scope("b");
-    ///     },
-    ///     &Default::default(),
-    /// );
+    /// use claimsmith_sdk::{Api, Event};
+    /// fn rule(_: &Event, api: &mut Api) {
+    ///     api.access_token().remove_scope("a").remove_scope("b").add_scope("b");
+    /// }
+    /// claimsmith_sdk::export_rule!(rule);
+    /// let result = claimsmith_sdk::testing::run(RULE, &Default::default());
     /// assert_eq!(result.scopes_removed(), ["a"]);
     /// assert_eq!(result.scopes_added(), ["b"]);
     /// ```

@@ -1,14 +1,16 @@
 //! The module side of the guest ABI: what [`export_rule!`](crate::export_rule) expands to.
 //!
-//! Version 4 (the default) reads the event in the host's binary form
-//! ([`binary_event`](crate::binary_event)), the fields added by versions 3 and 4 each in a part
-//! of their own; with the `abi-v3` feature the module speaks version 3 (the same without version
-//! 4's part), with `abi-v2` version 2 (without either), and with `abi-v1` version 1, parsing the
-//! event from JSON, for hosts that predate those versions.
+//! Version 6 (the default) reads the event in the host's binary form
+//! ([`binary_event`](crate::binary_event)), only the members the rule declares it reads
+//! ([`Reads`]), each whole in a part of its own; with the `abi-v4` feature the module speaks
+//! version 4 (every member, the fields added by versions 3 and 4 each in a part of their own),
+//! with `abi-v3` version 3 (without version 4's part), with `abi-v2` version 2 (without either),
+//! and with `abi-v1` version 1, parsing the event from JSON, for hosts that predate those
+//! versions.
 //!
 //! Not for rule authors to call: `export_rule!(my_rule)` is the whole interface.
 
-use crate::{Api, Event};
+use crate::{Api, Event, Reads};
 
 /// Allocate `len` writable bytes for the host's input. Never freed: the instance is discarded
 /// after the login.
@@ -22,12 +24,47 @@ pub fn alloc(len: i32) -> i32 {
     ptr as usize as i32
 }
 
+/// A rule as [`export_rule!`](crate::export_rule) exports it: its function and the members of
+/// the event it reads. The macro names it `RULE`; [`testing::run`](crate::testing::run) takes it,
+/// so a native test sees the event as the module does.
+#[derive(Clone, Copy, Debug)]
+pub struct ExportedRule {
+    /// The rule's function.
+    pub function: fn(&Event, &mut Api),
+    /// What it declares it reads ([`Reads::ALL`] when it declares nothing).
+    pub reads: Reads,
+}
+
+impl ExportedRule {
+    /// What the rule is handed, as this SDK builds it: what it declares with ABI version 6,
+    /// every member with the older versions its features may select.
+    pub const fn handed(&self) -> Reads {
+        if crate::ABI_VERSION >= 6 {
+            self.reads
+        } else {
+            Reads::ALL
+        }
+    }
+}
+
+/// The bytes of a `claimsmith.reads` custom section: `text`, as an array.
+pub const fn section_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
 /// Run `rule` on the event at `ptr..ptr+len` and return the packed location of its result
-/// (both binary for ABI versions 2 to 4, both JSON for version 1).
+/// (both binary for ABI versions 2 to 6, both JSON for version 1).
 ///
 /// # Safety
 /// `ptr..ptr+len` must be the bytes `alloc` handed out and the host filled in.
-pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i32) -> i64 {
+pub unsafe fn on_execute_post_login(rule: ExportedRule, ptr: i32, len: i32) -> i64 {
     install_panic_reporter();
     let input: &[u8] = if len <= 0 {
         &[]
@@ -35,7 +72,7 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
         // SAFETY: the caller guarantees the range is the allocation it filled in.
         unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }
     };
-    let event = match decode_event(input) {
+    let event = match decode_event(input, rule.reads) {
         Ok(event) => event,
         Err(err) => panic!("the login event does not fit the SDK's Event: {err}"),
     };
@@ -43,7 +80,7 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
     // The event stays in its `ManuallyDrop` and is never dropped: its strings may be lent from
     // the input (`binary_event::decode_lent`), and the instance is discarded after this call
     // anyway.
-    rule(&event, &mut api);
+    (rule.function)(&event, &mut api);
     let output = encode_result(&api.into_result());
     let out_len = output.len() as u64;
     let out_ptr = output.as_ptr() as usize as u64;
@@ -54,14 +91,24 @@ pub unsafe fn on_execute_post_login(rule: fn(&Event, &mut Api), ptr: i32, len: i
 #[cfg(not(feature = "abi-v1"))]
 fn decode_event(
     input: &[u8],
+    reads: Reads,
 ) -> Result<std::mem::ManuallyDrop<Event>, crate::binary_event::DecodeError> {
     // SAFETY: the input is the allocation the host filled for this call, which nothing frees;
     // the caller lends the event to the rule by shared reference and never drops it.
-    unsafe { crate::binary_event::decode_lent(input) }
+    unsafe {
+        if crate::ABI_VERSION >= 6 {
+            crate::binary_event::decode_lent_v6(input, reads)
+        } else {
+            crate::binary_event::decode_lent(input)
+        }
+    }
 }
 
 #[cfg(feature = "abi-v1")]
-fn decode_event(input: &[u8]) -> Result<std::mem::ManuallyDrop<Event>, serde_json::Error> {
+fn decode_event(
+    input: &[u8],
+    _reads: Reads,
+) -> Result<std::mem::ManuallyDrop<Event>, serde_json::Error> {
     serde_json::from_slice(input).map(std::mem::ManuallyDrop::new)
 }
 
@@ -96,17 +143,48 @@ fn install_panic_reporter() {
 fn install_panic_reporter() {}
 
 /// Export a rule function `fn(&Event, &mut Api)` as a claimsmith module (ABI version
-/// [`ABI_VERSION`](crate::ABI_VERSION)).
+/// [`ABI_VERSION`](crate::ABI_VERSION)), declaring which members of the event it reads.
 ///
 /// ```ignore
 /// fn on_execute_post_login(event: &claimsmith_sdk::Event, api: &mut claimsmith_sdk::Api) { /* ... */ }
-/// claimsmith_sdk::export_rule!(on_execute_post_login);
+/// claimsmith_sdk::export_rule!(on_execute_post_login, reads = [authorization, configuration]);
 /// ```
-/// The exports exist only when building for `wasm32`; natively the crate stays a plain library
-/// whose rule function the [`testing`](crate::testing) harness calls.
+///
+/// `reads` names the members of [`Event`](crate::Event) the rule reads (`user`,
+/// `authorization`, `authentication`, `client`, `connection`, `organization`, `request`,
+/// `transaction`, `resource_server`, `stats`, `issuer_claims`, `tenant`, `session`,
+/// `configuration`, `secrets`; `login_time` is always read): the host hands the module those and
+/// no others, and every other member reads as empty. Without `reads` the rule reads every member.
+/// A name that is not a member does not compile.
+///
+/// The macro defines `RULE` ([`ExportedRule`]) in the calling module, for
+/// [`testing::run`](crate::testing::run), which hands a native test the same members. The exports
+/// exist only when building for `wasm32`; natively the crate stays a plain library.
 #[macro_export]
 macro_rules! export_rule {
-    ($rule:path) => {
+    ($rule:path $(,)?) => {
+        $crate::export_rule!(@export $rule, $crate::Reads::ALL);
+    };
+    ($rule:path, reads = [$($part:ident),* $(,)?] $(,)?) => {
+        $crate::export_rule!(@export $rule, $crate::Reads::union_of(&[$($crate::parts::$part),*]));
+
+        // The declaration, for the host: the members' names in a custom section.
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            const TEXT: &str = concat!("login_time" $(, " ", stringify!($part))*);
+            #[used]
+            #[unsafe(link_section = "claimsmith.reads")]
+            static CLAIMSMITH_READS: [u8; TEXT.len()] = $crate::export::section_bytes(TEXT);
+        };
+    };
+    (@export $rule:path, $reads:expr) => {
+        /// The rule as exported: its function and the members of the event it reads. Hand it to
+        /// `claimsmith_sdk::testing::run` in tests.
+        pub const RULE: $crate::ExportedRule = $crate::ExportedRule {
+            function: $rule,
+            reads: $reads,
+        };
+
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             #[unsafe(no_mangle)]
@@ -122,7 +200,7 @@ macro_rules! export_rule {
             #[unsafe(no_mangle)]
             pub extern "C" fn claimsmith_on_execute_post_login(ptr: i32, len: i32) -> i64 {
                 // SAFETY: the host calls this once, with the range it filled in after `claimsmith_alloc`.
-                unsafe { $crate::export::on_execute_post_login($rule, ptr, len) }
+                unsafe { $crate::export::on_execute_post_login(RULE, ptr, len) }
             }
         };
     };

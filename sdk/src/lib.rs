@@ -14,15 +14,17 @@
 //!     api.access_token().set_custom_claim(format!("{namespace}/roles"), roles);
 //! }
 //!
-//! // One line makes it a claimsmith rule module when built for wasm32-unknown-unknown.
-//! claimsmith_sdk::export_rule!(on_execute_post_login);
+//! // One line makes it a claimsmith rule module when built for wasm32-unknown-unknown, reading
+//! // only the roles and its own configuration (every other member of the event reads as empty).
+//! claimsmith_sdk::export_rule!(on_execute_post_login, reads = [authorization, configuration]);
 //!
-//! // The native harness runs the same function without wasm, for `cargo test`.
+//! // The native harness runs the same function without wasm, for `cargo test`, on the members
+//! // it declares: the user here never reaches it.
 //! let event: Event = serde_json::from_value(serde_json::json!({
 //!     "user": { "user_id": "auth0|1" },
 //!     "authorization": { "roles": ["admin"] }
 //! })).unwrap();
-//! let result = claimsmith_sdk::testing::run(on_execute_post_login, &event);
+//! let result = claimsmith_sdk::testing::run(RULE, &event);
 //! assert_eq!(
 //!     result.id_token_claim("https://example.com/roles"),
 //!     Some(&serde_json::json!(["admin"]))
@@ -30,14 +32,15 @@
 //! ```
 //!
 //! The wire format between a module and the host is the claimsmith guest ABI (`docs/abi.md`).
-//! Modules built with this SDK speak version 4: the host hands them the event in a binary form
-//! ([`binary_event`]) that costs far less to read than JSON, with the fields added by version 3
-//! ([`IssuerClaims`], `user.groups`) and by version 4 (the login's time, [`Session`], [`Tenant`],
-//! enrolled factors, the risk assessment) each in a part of their own. [`Command`] and
-//! [`RuleResult`] are the result types, shared with the engine. The `abi-v3` feature builds a
-//! version 3 module instead (the same binary form without version 4's part, whose fields then
-//! read as empty, and without its commands, which the host refuses from it), `abi-v2` a version 2
-//! module, and `abi-v1` a version 1 module (JSON input), for hosts that predate those versions.
+//! Modules built with this SDK speak version 6: the host hands them, in a binary form
+//! ([`binary_event`]) that costs far less to read than JSON, only the members of the event the
+//! rule declares it reads (`export_rule!(f, reads = [authorization, configuration])`, see
+//! [`Reads`]); every other member reads as empty, in the module and in [`testing::run`] alike.
+//! [`Command`] and [`RuleResult`] are the result types, shared with the engine. The `abi-v4`
+//! feature builds a version 4 module instead (every member, whatever the rule declares), `abi-v3`
+//! a version 3 module (without version 4's fields, which then read as empty, and without its
+//! commands, which the host refuses from it), `abi-v2` a version 2 module, and `abi-v1` a version
+//! 1 module (JSON input), for hosts that predate those versions.
 //!
 //! On `wasm32` the SDK installs a bump allocator as the module's global allocator (default
 //! feature `login-heap`): an instance serves one login and is thrown away, so allocation is a
@@ -58,6 +61,7 @@ mod event;
 pub mod export;
 #[cfg(all(target_arch = "wasm32", feature = "login-heap"))]
 pub mod login_heap;
+mod reads;
 pub mod testing;
 pub mod time;
 
@@ -68,22 +72,29 @@ pub use api::{
 pub use command::{Command, Factor, LogLevel, RuleResult, TokenKind};
 #[doc(hidden)]
 pub use event::CallerEvent;
+#[doc(hidden)]
+pub use event::parts;
 pub use event::{
     Authentication, AuthenticationMethod, Authorization, Client, Connection, EnrolledFactor, Event,
     IssuerClaims, Organization, Request, ResourceServer, RiskAssessment, Session, SessionClient,
     SessionDevice, Stats, Tenant, Transaction, User,
 };
+pub use export::ExportedRule;
+pub use reads::{Reads, UnknownPart};
 
-/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it: 4, or 3 with the
-/// `abi-v3` feature, 2 with `abi-v2`, or 1 with `abi-v1` (the oldest version named wins).
+/// The ABI version this SDK speaks; `claimsmith_abi_version` returns it: 6, or 4 with the
+/// `abi-v4` feature, 3 with `abi-v3`, 2 with `abi-v2`, or 1 with `abi-v1` (the oldest version
+/// named wins).
 pub const ABI_VERSION: i32 = if cfg!(feature = "abi-v1") {
     1
 } else if cfg!(feature = "abi-v2") {
     2
 } else if cfg!(feature = "abi-v3") {
     3
-} else {
+} else if cfg!(feature = "abi-v4") {
     4
+} else {
+    6
 };
 
 /// Re-exported so rules can build claim values without naming serde_json themselves.

@@ -74,11 +74,12 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
             .build()?;
         let rule = &pipeline.rules()[0];
         eprintln!(
-            "built {}: {} bytes, exports {}\n  sha256 = \"{}\"",
+            "built {}: {} bytes, exports {}\n  sha256 = \"{}\"\n  {}",
             built.package,
             bytes.len(),
             rule.export_names().join(", "),
-            rule.sha256()
+            rule.sha256(),
+            super::check::reads_line(rule)
         );
         println!("{}", built.module.display());
     }

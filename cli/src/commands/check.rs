@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use claimsmith::Issuer;
+use claimsmith::{Issuer, Reads, Rule};
 
 pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
     let issuer = Issuer::from_config_file(config)?;
@@ -23,6 +23,7 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
             (claimsmith::RuleMode::Shadow, Some(target)) => format!(" (shadow of {target})"),
         };
         println!("rule {}{mode}: sha256 = \"{}\"", rule.name(), rule.sha256());
+        println!("  {}", reads_line(rule));
     }
     for hook in hooks.unwrap_or_default() {
         println!(
@@ -34,4 +35,21 @@ pub fn run(config: &Path) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a rule reads of the event, for `check` and `build`: `reads: authorization, login_time,
+/// configuration (ABI version 6)`, or `reads: every member of the event (ABI version 4: ...)`.
+pub(super) fn reads_line(rule: &Rule) -> String {
+    let reads = rule.reads();
+    let version = rule.abi_version();
+    if reads == Reads::ALL {
+        let why = if version == 6 {
+            "declares no `reads`"
+        } else {
+            "only version 6 modules declare what they read"
+        };
+        format!("reads: every member of the event (ABI version {version}: {why})")
+    } else {
+        format!("reads: {reads} (ABI version {version})")
+    }
 }

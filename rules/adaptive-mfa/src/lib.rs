@@ -61,7 +61,10 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
         .challenge_with_additional("otp", others);
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [user, authentication, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -80,14 +83,14 @@ mod tests {
     #[test]
     fn low_confidence_challenges_with_otp_and_offers_the_other_factors() {
         let result = testing::run(
-            on_execute_post_login,
+            RULE,
             &event("low", json!([{"type": "otp"}, {"type": "phone"}])),
         );
         assert!(result.commands.contains(&Command::ChallengeWith {
             factor: Factor::new("otp"),
             additional_factors: vec![Factor::new("phone")],
         }));
-        let none = testing::run(on_execute_post_login, &event("low", json!([])));
+        let none = testing::run(RULE, &event("low", json!([])));
         assert!(
             matches!(&none.commands[1], Command::EnrollWith { factor, .. } if factor.kind == "otp")
         );
@@ -96,18 +99,11 @@ mod tests {
     #[test]
     fn high_confidence_passes_unless_a_watched_assessment_is_low() {
         let high = event("high", json!([{"type": "otp"}]));
-        assert!(
-            testing::run(on_execute_post_login, &high)
-                .commands
-                .is_empty()
-        );
+        assert!(testing::run(RULE, &high).commands.is_empty());
         let mut watched = high;
         watched
             .configuration
             .insert("assessments".into(), json!(["NewDevice"]));
-        assert_eq!(
-            testing::run(on_execute_post_login, &watched).commands.len(),
-            2
-        );
+        assert_eq!(testing::run(RULE, &watched).commands.len(), 2);
     }
 }

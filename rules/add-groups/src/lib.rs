@@ -27,7 +27,10 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     }
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [user, issuer_claims, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -40,7 +43,7 @@ mod tests {
             "user": {"user_id": "auth0|1", "groups": ["engineering", "admins"]},
             "configuration": {"namespace": "https://acme.test/"}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         for claim in [
             result.id_token_claim("https://acme.test/groups"),
             result.access_token_claim("https://acme.test/groups"),
@@ -55,7 +58,7 @@ mod tests {
             "user": {"user_id": "auth0|1", "groups": ["engineering"]},
             "issuer_claims": {"id_token": {"https://example.com/groups": ["from-the-issuer"]}}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.id_token_claim("https://example.com/groups"), None);
         assert_eq!(
             result.access_token_claim("https://example.com/groups"),
@@ -66,7 +69,7 @@ mod tests {
     #[test]
     fn a_user_without_groups_gets_no_claim() {
         let event = testing::event(json!({"user": {"user_id": "auth0|2"}}));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert!(result.commands.is_empty());
     }
 }

@@ -25,7 +25,10 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     api.access_token().set_custom_claim(claim, &roles);
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [authorization, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -39,7 +42,7 @@ mod tests {
             "authorization": {"roles": ["admin", "editor"]},
             "configuration": {"drop": "editor"}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.id_token_claim("https://example.com/roles"),
             Some(&json!(["admin"]))

@@ -18,7 +18,10 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     api.access_token().set_custom_claim(claim, roles);
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [authorization, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -32,7 +35,7 @@ mod tests {
             "authorization": {"roles": ["admin", "editor"]},
             "configuration": {"namespace": "https://acme.test/"}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.id_token_claim("https://acme.test/roles"),
             Some(&json!(["admin", "editor"]))
@@ -46,7 +49,7 @@ mod tests {
     #[test]
     fn a_user_without_roles_gets_an_empty_list_not_a_missing_claim() {
         let event = testing::event(json!({"user": {"user_id": "auth0|2"}}));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.id_token_claim("https://example.com/roles"),
             Some(&json!([]))

@@ -74,7 +74,10 @@ fn capabilities(event: &Event) -> Vec<(&str, Vec<&str>)> {
         .collect()
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [authorization, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -97,7 +100,7 @@ mod tests {
             "resource_server": {"identifier": "https://api.example.com"},
             "configuration": {"namespace": "https://acme.test/", "capabilities": mapping()}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         // delete-user needs delete:users too, which the user lacks.
         assert_eq!(
             result.id_token_claim("https://acme.test/capabilities"),
@@ -112,7 +115,7 @@ mod tests {
             "authorization": {"permissions": ["read:reports"]},
             "configuration": {"capabilities": mapping()}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.id_token_claim("https://example.com/capabilities"),
             Some(&json!([]))
@@ -127,7 +130,7 @@ mod tests {
             "resource_server": {"identifier": "https://api.example.com"},
             "configuration": {"capabilities": mapping()}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.commands.len(), 1);
         assert!(matches!(
             &result.commands[0],
@@ -144,7 +147,7 @@ mod tests {
     #[should_panic(expected = "configuration `capabilities` is missing")]
     fn a_missing_mapping_fails_the_rule() {
         let event = testing::event(json!({"user": {"user_id": "auth0|4"}}));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 
     #[test]
@@ -154,7 +157,7 @@ mod tests {
             "user": {"user_id": "auth0|5"},
             "configuration": {"capabilities": ["export-report"]}
         }));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 
     #[test]
@@ -164,7 +167,7 @@ mod tests {
             "user": {"user_id": "auth0|6"},
             "configuration": {"capabilities": {"edit-user": "update:users"}}
         }));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 
     #[test]
@@ -174,6 +177,6 @@ mod tests {
             "user": {"user_id": "auth0|7"},
             "configuration": {"capabilities": {"everything": []}}
         }));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 }

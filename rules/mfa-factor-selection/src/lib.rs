@@ -62,7 +62,7 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     }
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(on_execute_post_login, reads = [user, client, configuration]);
 
 #[cfg(test)]
 mod tests {
@@ -78,10 +78,7 @@ mod tests {
             }))
         };
         let phone = json!({"type": "phone", "options": {"preferredMethod": "voice"}});
-        let result = testing::run(
-            on_execute_post_login,
-            &event("phone", json!([{"type": "otp"}, phone])),
-        );
+        let result = testing::run(RULE, &event("phone", json!([{"type": "otp"}, phone])));
         assert_eq!(
             result.commands,
             [Command::ChallengeWith {
@@ -89,17 +86,14 @@ mod tests {
                 additional_factors: vec![Factor::new("otp")],
             }]
         );
-        let any = testing::run(
-            on_execute_post_login,
-            &event("email", json!([{"type": "otp"}])),
-        );
+        let any = testing::run(RULE, &event("email", json!([{"type": "otp"}])));
         assert_eq!(
             any.commands,
             [Command::ChallengeWithAny {
                 factors: vec![Factor::new("otp")]
             }]
         );
-        let none = testing::run(on_execute_post_login, &event("otp", json!([])));
+        let none = testing::run(RULE, &event("otp", json!([])));
         assert!(
             matches!(&none.commands[0], Command::EnrollWith { factor, .. } if factor.kind == "otp")
         );

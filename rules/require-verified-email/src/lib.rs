@@ -54,7 +54,10 @@ fn exempt_connections(event: &Event) -> Vec<&str> {
         })
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [user, connection, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -67,7 +70,7 @@ mod tests {
             "user": {"user_id": "auth0|1", "email": "ada@example.com", "email_verified": true},
             "connection": {"name": "Username-Password-Authentication"}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.denied(), None);
         assert!(result.commands.is_empty());
     }
@@ -78,7 +81,7 @@ mod tests {
             "user": {"user_id": "auth0|2", "email": "bob@example.com", "email_verified": false},
             "connection": {"name": "Username-Password-Authentication"}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.denied(), Some(DEFAULT_REASON));
     }
 
@@ -88,7 +91,7 @@ mod tests {
             "user": {"user_id": "auth0|3", "email": "bob@example.com"},
             "configuration": {"reason": "Check your inbox first."}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.denied(), Some("Check your inbox first."));
     }
 
@@ -99,7 +102,7 @@ mod tests {
                 "user": {"user_id": "auth0|4", "email": email, "email_verified": true},
                 "connection": {"name": "Username-Password-Authentication"}
             }));
-            let result = testing::run(on_execute_post_login, &event);
+            let result = testing::run(RULE, &event);
             assert_eq!(result.denied(), Some(DEFAULT_REASON), "email {email}");
         }
     }
@@ -112,7 +115,7 @@ mod tests {
             "connection": {"name": "acme-saml", "strategy": "samlp"},
             "configuration": config
         }));
-        assert_eq!(testing::run(on_execute_post_login, &exempt).denied(), None);
+        assert_eq!(testing::run(RULE, &exempt).denied(), None);
 
         let not_exempt = testing::event(json!({
             "user": {"user_id": "auth0|5", "email": "eve@example.com", "email_verified": false},
@@ -120,7 +123,7 @@ mod tests {
             "configuration": config
         }));
         assert_eq!(
-            testing::run(on_execute_post_login, &not_exempt).denied(),
+            testing::run(RULE, &not_exempt).denied(),
             Some(DEFAULT_REASON)
         );
     }
@@ -132,7 +135,7 @@ mod tests {
             "user": {"user_id": "auth0|6", "email": "a@example.com", "email_verified": true},
             "configuration": {"exempt_connections": "acme-saml"}
         }));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 
     #[test]
@@ -142,6 +145,6 @@ mod tests {
             "user": {"user_id": "auth0|7", "email": "a@example.com", "email_verified": true},
             "configuration": {"reason": 42}
         }));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 }

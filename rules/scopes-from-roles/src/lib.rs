@@ -86,7 +86,10 @@ fn scopes_by_role(event: &Event) -> Vec<(&str, Vec<&str>)> {
         .collect()
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [authorization, transaction, resource_server, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -119,7 +122,7 @@ mod tests {
             json!(["openid"]),
             json!({"scopes_by_role": mapping()}),
         );
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.scopes_added(),
             ["delete:users", "read:reports", "write:reports"]
@@ -150,7 +153,7 @@ mod tests {
             ]),
             json!({"scopes_by_role": mapping(), "remove_unlisted": true}),
         );
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.scopes_added(), ["read:reports"]);
         assert_eq!(result.scopes_removed(), ["delete:users"]);
     }
@@ -162,7 +165,7 @@ mod tests {
             json!(["openid", "write:reports", "write:reports"]),
             json!({"scopes_by_role": mapping(), "remove_unlisted": true}),
         );
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert!(result.scopes_added().is_empty());
         assert_eq!(result.scopes_removed(), ["write:reports"]);
     }
@@ -175,7 +178,7 @@ mod tests {
             json!({"scopes_by_role": mapping()}),
         );
         event.resource_server = None;
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert!(result.scopes_added().is_empty());
         assert!(result.scopes_removed().is_empty());
     }
@@ -184,7 +187,7 @@ mod tests {
     #[should_panic(expected = "configuration `scopes_by_role` is missing")]
     fn a_missing_mapping_fails_the_rule() {
         let event = event_with(json!(["admin"]), json!([]), json!({}));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 
     #[test]
@@ -195,7 +198,7 @@ mod tests {
             json!([]),
             json!({"scopes_by_role": {"admin": "read:reports"}}),
         );
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 
     #[test]
@@ -206,6 +209,6 @@ mod tests {
             json!([]),
             json!({"scopes_by_role": mapping(), "remove_unlisted": "yes"}),
         );
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 }

@@ -46,7 +46,10 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     }
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [user, session, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -62,7 +65,7 @@ mod tests {
             "user": {"app_metadata": {"session_timeout_hours": 8}},
             "configuration": {"session_timeout_hours": 24, "idle_timeout_hours": 0.5}
         }));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.commands,
             [
@@ -85,9 +88,9 @@ mod tests {
                 "configuration": {"max_session_age_hours": 12}
             }))
         };
-        let old = testing::run(on_execute_post_login, &event("2026-12-03T17:29:59Z"));
+        let old = testing::run(RULE, &event("2026-12-03T17:29:59Z"));
         assert!(old.denied().is_some());
-        let young = testing::run(on_execute_post_login, &event("2026-12-04T06:00:00Z"));
+        let young = testing::run(RULE, &event("2026-12-04T06:00:00Z"));
         assert!(young.denied().is_none() && young.commands.is_empty());
     }
 }

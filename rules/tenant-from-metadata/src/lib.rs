@@ -57,7 +57,10 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     }
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(
+    on_execute_post_login,
+    reads = [user, resource_server, configuration]
+);
 
 #[cfg(test)]
 mod tests {
@@ -79,7 +82,7 @@ mod tests {
             json!({"tenant": "acme", "plan": "pro"}),
             json!({"namespace": "https://acme.test/"}),
         );
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(
             result.access_token_claim("https://acme.test/tenant"),
             Some(&json!("acme"))
@@ -91,7 +94,7 @@ mod tests {
     #[test]
     fn without_a_tenant_the_default_is_a_warning_and_no_claim() {
         let event = event_with(json!({"plan": "free"}), json!({}));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.denied(), None);
         assert_eq!(
             result.access_token_claim("https://example.com/tenant"),
@@ -112,7 +115,7 @@ mod tests {
             json!({"tenant": null}),
         ] {
             let event = event_with(metadata.clone(), json!({"required": true}));
-            let result = testing::run(on_execute_post_login, &event);
+            let result = testing::run(RULE, &event);
             assert_eq!(
                 result.denied(),
                 Some(NO_TENANT_REASON),
@@ -128,7 +131,7 @@ mod tests {
     #[test]
     fn required_lets_a_user_with_a_tenant_through() {
         let event = event_with(json!({"tenant": "globex"}), json!({"required": true}));
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert_eq!(result.denied(), None);
         assert_eq!(
             result.claim(TokenKind::AccessToken, "https://example.com/tenant"),
@@ -140,7 +143,7 @@ mod tests {
     fn without_an_api_no_claim_is_set() {
         let mut event = event_with(json!({"tenant": "acme"}), json!({}));
         event.resource_server = None;
-        let result = testing::run(on_execute_post_login, &event);
+        let result = testing::run(RULE, &event);
         assert!(result.commands.is_empty());
     }
 
@@ -148,6 +151,6 @@ mod tests {
     #[should_panic(expected = "configuration `required` must be a boolean")]
     fn required_as_a_string_fails_the_rule() {
         let event = event_with(json!({"tenant": "acme"}), json!({"required": "true"}));
-        testing::run(on_execute_post_login, &event);
+        testing::run(RULE, &event);
     }
 }

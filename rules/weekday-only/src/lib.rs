@@ -27,7 +27,7 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     }
 }
 
-claimsmith_sdk::export_rule!(on_execute_post_login);
+claimsmith_sdk::export_rule!(on_execute_post_login, reads = [configuration]);
 
 #[cfg(test)]
 mod tests {
@@ -40,12 +40,9 @@ mod tests {
     #[test]
     fn a_weekday_login_passes_and_a_weekend_one_is_denied() {
         let friday = testing::event(json!({"login_time": FRIDAY_LATE}));
-        assert_eq!(testing::run(on_execute_post_login, &friday).denied(), None);
+        assert_eq!(testing::run(RULE, &friday).denied(), None);
         let saturday = testing::event(json!({"login_time": FRIDAY_LATE + 3_600_000}));
-        assert_eq!(
-            testing::run(on_execute_post_login, &saturday).denied(),
-            Some(DEFAULT_REASON)
-        );
+        assert_eq!(testing::run(RULE, &saturday).denied(), Some(DEFAULT_REASON));
     }
 
     #[test]
@@ -55,15 +52,12 @@ mod tests {
             "login_time": FRIDAY_LATE,
             "configuration": {"utc_offset_minutes": 60, "reason": "closed"}
         }));
-        assert_eq!(
-            testing::run(on_execute_post_login, &event).denied(),
-            Some("closed")
-        );
+        assert_eq!(testing::run(RULE, &event).denied(), Some("closed"));
         // Still Friday in UTC−05:00 an hour later.
         let event = testing::event(json!({
             "login_time": FRIDAY_LATE + 3_600_000,
             "configuration": {"utc_offset_minutes": -300}
         }));
-        assert_eq!(testing::run(on_execute_post_login, &event).denied(), None);
+        assert_eq!(testing::run(RULE, &event).denied(), None);
     }
 }
