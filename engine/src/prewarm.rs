@@ -7,6 +7,7 @@
 //! Off by default: the ready instances hold instance slots and memory, and the thread competes
 //! with logins for CPUs (docs/performance.md gives what it costs and what it saves).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -40,13 +41,17 @@ impl std::fmt::Debug for Warm {
 }
 
 impl Warm {
-    /// A ready instance, if one is left; the thread is told to make another.
+    /// A ready instance, if one is left. The thread is told to make more once half of them
+    /// are gone: one wake-up for every `keep / 2` logins, not one for each.
     pub(crate) fn take(&self) -> Option<Ready> {
-        let ready = lock(&self.ready).pop();
-        if ready.is_some() {
+        let mut ready = lock(&self.ready);
+        let taken = ready.pop();
+        let low = ready.len() <= self.keep / 2;
+        drop(ready);
+        if taken.is_some() && low {
             self.signal.wake();
         }
-        ready
+        taken
     }
 
     /// Hand back a store a login has used, to be dropped off the login path; dropped here if
@@ -55,8 +60,11 @@ impl Warm {
         let mut spent = lock(&self.spent);
         if spent.len() < self.keep {
             spent.push(store);
+            let many = spent.len() > self.keep / 2;
             drop(spent);
-            self.signal.wake();
+            if many {
+                self.signal.wake();
+            }
         } else {
             drop(spent);
             drop(store);
@@ -84,9 +92,12 @@ impl Warm {
     }
 }
 
-/// Wakes the thread: a ready instance was taken, or a used store is to be dropped.
+/// Wakes the thread: ready instances are running low, or used stores are piling up.
 #[derive(Default)]
 struct Signal {
+    /// Set by a login that wants the thread, cleared by the thread when it wakes: while set,
+    /// further logins need not take the lock.
+    woken: AtomicBool,
     state: Mutex<SignalState>,
     wake: Condvar,
 }
@@ -94,14 +105,13 @@ struct Signal {
 #[derive(Default)]
 struct SignalState {
     stop: bool,
-    woken: bool,
 }
 
 impl Signal {
     fn wake(&self) {
-        let mut state = lock(&self.state);
-        if !state.woken {
-            state.woken = true;
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            // Under the lock, so the thread is either working (and will see `woken`) or waiting.
+            let _state = lock(&self.state);
             self.wake.notify_one();
         }
     }
@@ -178,6 +188,7 @@ impl Drop for Prewarmer {
 
 /// The thread: drop what logins used, top every rule up, sleep until woken.
 fn run(signal: &Signal, warms: &[Arc<Warm>]) {
+    idle_priority();
     loop {
         let mut all_filled = true;
         for warm in warms {
@@ -189,7 +200,7 @@ fn run(signal: &Signal, warms: &[Arc<Warm>]) {
             if state.stop {
                 return;
             }
-            if state.woken {
+            if signal.woken.load(Ordering::Acquire) {
                 break;
             }
             if all_filled {
@@ -208,9 +219,29 @@ fn run(signal: &Signal, warms: &[Arc<Warm>]) {
                 }
             }
         }
-        state.woken = false;
+        signal.woken.store(false, Ordering::Release);
     }
 }
+
+/// Run this thread only when a CPU would otherwise idle (Linux's `SCHED_IDLE`): a refill woken
+/// by a login then never preempts a login on that login's CPU. Under full load the ready
+/// instances run out and logins make their own, as without prewarm.
+#[cfg(target_os = "linux")]
+fn idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain syscall on the calling thread (pid 0) with a valid parameter.
+    let done = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if done != 0 {
+        tracing::debug!(
+            target: "claimsmith::load",
+            "prewarm thread keeps the normal priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn idle_priority() {}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex

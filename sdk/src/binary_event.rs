@@ -183,7 +183,7 @@ pub(crate) unsafe fn decode_lent(bytes: &[u8]) -> Result<ManuallyDrop<Event>, De
 /// # Safety
 ///
 /// As [`decode_lent`].
-#[cfg_attr(feature = "abi-v1", allow(dead_code))]
+#[cfg(test)]
 pub(crate) unsafe fn decode_lent_v6(
     bytes: &[u8],
     reads: Reads,
@@ -192,9 +192,36 @@ pub(crate) unsafe fn decode_lent_v6(
     read_v6(unsafe { Reader::lending(bytes) }, reads).map(ManuallyDrop::new)
 }
 
+/// [`decode_lent_v6`] into `event`, which holds the defaults of every member and is never
+/// moved: the SDK's export decodes into an event on the heap that the rule borrows, so the large
+/// `Event` is not copied on its way (each copy is about a thousand wasm instructions).
+///
+/// # Safety
+///
+/// As [`decode_lent`], for `event` whatever this returns: it may hold lent strings on error too.
+#[cfg_attr(feature = "abi-v1", allow(dead_code))]
+pub(crate) unsafe fn decode_lent_v6_into(
+    bytes: &[u8],
+    reads: Reads,
+    event: &mut Event,
+) -> Result<(), DecodeError> {
+    // SAFETY: the caller's contract is `lending`'s.
+    let mut r = unsafe { Reader::lending(bytes) };
+    read_v6_into(&mut r, reads, event);
+    r.finish()
+}
+
 /// Read a version 6 input: the header, then the part of each member in `reads`.
 #[inline(always)]
 fn read_v6(mut r: Reader<'_>, reads: Reads) -> Result<Event, DecodeError> {
+    let mut event = Event::default();
+    read_v6_into(&mut r, reads, &mut event);
+    finish(r, event)
+}
+
+/// The header, then the part of each member in `reads`, into `event`.
+#[inline(always)]
+fn read_v6_into(r: &mut Reader<'_>, reads: Reads, event: &mut Event) {
     r.magic(MAGIC_V6, "not a version 6 event (wrong magic)");
     let sent = u32::from_le_bytes(r.array("the members sent"));
     if sent != reads.bits() {
@@ -203,9 +230,7 @@ fn read_v6(mut r: Reader<'_>, reads: Reads) -> Result<Event, DecodeError> {
             "the host sent other members than the rule declares it reads",
         );
     }
-    let mut event = Event::default();
-    event.read_members(reads.bits(), &mut r);
-    finish(r, event)
+    event.read_members(reads.bits(), r);
 }
 
 /// The event read, or the first problem met (the event forgotten, not dropped, if its strings
@@ -623,6 +648,10 @@ mod tests {
         // SAFETY: `lent` is only read, then forgotten by its `ManuallyDrop`, before `all` goes.
         let lent = unsafe { decode_lent_v6(&all, Reads::ALL) }.unwrap();
         assert_eq!(*lent, event);
+        let mut in_place = std::mem::ManuallyDrop::new(Event::default());
+        // SAFETY: as above.
+        unsafe { decode_lent_v6_into(&all, Reads::ALL, &mut in_place) }.unwrap();
+        assert_eq!(*in_place, event);
         assert!(all.as_ptr_range().contains(&lent.user.user_id.as_ptr()));
         // A subset: those members whole, every other one at its default, and the bytes of the
         // others never sent.

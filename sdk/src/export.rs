@@ -72,15 +72,12 @@ pub unsafe fn on_execute_post_login(rule: ExportedRule, ptr: i32, len: i32) -> i
         // SAFETY: the caller guarantees the range is the allocation it filled in.
         unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len as usize) }
     };
-    let event = match decode_event(input, rule.reads) {
-        Ok(event) => event,
-        Err(err) => panic!("the login event does not fit the SDK's Event: {err}"),
-    };
     let mut api = Api::new();
-    // The event stays in its `ManuallyDrop` and is never dropped: its strings may be lent from
-    // the input (`binary_event::decode_lent`), and the instance is discarded after this call
-    // anyway.
-    (rule.function)(&event, &mut api);
+    // The event is never dropped: its strings may be lent from the input
+    // (`binary_event::decode_lent`), and the instance is discarded after this call anyway.
+    if let Err(err) = decode_event(input, rule.reads, |event| (rule.function)(event, &mut api)) {
+        panic!("the login event does not fit the SDK's Event: {err}");
+    }
     let output = encode_result(&api.into_result());
     let out_len = output.len() as u64;
     let out_ptr = output.as_ptr() as usize as u64;
@@ -88,28 +85,34 @@ pub unsafe fn on_execute_post_login(rule: ExportedRule, ptr: i32, len: i32) -> i
     ((out_ptr << 32) | out_len) as i64
 }
 
+/// Decode the event from `input` and lend it to `rule`; never dropped (the instance is
+/// discarded after the call).
 #[cfg(not(feature = "abi-v1"))]
 fn decode_event(
     input: &[u8],
     reads: Reads,
-) -> Result<std::mem::ManuallyDrop<Event>, crate::binary_event::DecodeError> {
-    // SAFETY: the input is the allocation the host filled for this call, which nothing frees;
-    // the caller lends the event to the rule by shared reference and never drops it.
-    unsafe {
-        if crate::ABI_VERSION >= 6 {
-            crate::binary_event::decode_lent_v6(input, reads)
-        } else {
-            crate::binary_event::decode_lent(input)
-        }
+    rule: impl FnOnce(&Event),
+) -> Result<(), crate::binary_event::DecodeError> {
+    if crate::ABI_VERSION >= 6 {
+        // Decoded in place on the heap, so the large `Event` is never copied on its way.
+        let event: &'static mut Event = Box::leak(Box::default());
+        // SAFETY: the input is the allocation the host filled for this call, which nothing
+        // frees; the event is leaked, so nothing it lends is ever dropped.
+        unsafe { crate::binary_event::decode_lent_v6_into(input, reads, event) }?;
+        rule(event);
+    } else {
+        // SAFETY: as above; the event stays in its `ManuallyDrop`.
+        let event = unsafe { crate::binary_event::decode_lent(input) }?;
+        rule(&event);
     }
+    Ok(())
 }
 
 #[cfg(feature = "abi-v1")]
-fn decode_event(
-    input: &[u8],
-    _reads: Reads,
-) -> Result<std::mem::ManuallyDrop<Event>, serde_json::Error> {
-    serde_json::from_slice(input).map(std::mem::ManuallyDrop::new)
+fn decode_event(input: &[u8], _reads: Reads, rule: impl FnOnce(&Event)) -> serde_json::Result<()> {
+    let event: std::mem::ManuallyDrop<Event> = serde_json::from_slice(input)?;
+    rule(&event);
+    Ok(())
 }
 
 #[cfg(not(feature = "abi-v1"))]
