@@ -1,7 +1,8 @@
 //! The peer harness: the same add-roles logic on the same event, per login, in
 //! - claimsmith: a fresh wasm instance per login, from the event's JSON bytes (the host parses
 //!   and checks them, as every peer parses its JSON) to a policy-checked outcome; and, for
-//!   reference, the rules alone on an event the issuer already parsed;
+//!   reference, the rules alone on an event the issuer already parsed; and from the JSON bytes
+//!   again with `prewarm = 8` (ready instances made, and torn down, on a background thread);
 //! - native Rust: the rule crate called directly, with the same JSON in and out;
 //! - claimsmith running `benches/peer/add-roles.js`, the very action Node.js runs, unchanged, as a
 //!   JavaScript rule (Boa inside the module, a fresh instance of its snapshot per login), from
@@ -44,7 +45,7 @@ struct Row {
 }
 
 /// The runtimes, in table order; the last two are Node.js's.
-const RUNTIMES: [(&str, &str); 6] = [
+const RUNTIMES: [(&str, &str); 7] = [
     (
         "claimsmith (wasm), from JSON bytes",
         "fresh instance per login",
@@ -55,6 +56,10 @@ const RUNTIMES: [(&str, &str); 6] = [
     ),
     ("native Rust, called directly", "none"),
     (
+        "claimsmith (wasm), from JSON bytes, prewarm = 8",
+        "fresh instance per login, made ahead",
+    ),
+    (
         "claimsmith, the same JavaScript action (Boa in wasm), from JSON bytes",
         "fresh instance per login",
     ),
@@ -64,9 +69,10 @@ const RUNTIMES: [(&str, &str); 6] = [
 const FROM_JSON: usize = 0;
 const RULES_ONLY: usize = 1;
 const NATIVE: usize = 2;
-const JAVASCRIPT: usize = 3;
-const NODE_FRESH: usize = 4;
-const NODE_SHARED: usize = 5;
+const PREWARMED: usize = 3;
+const JAVASCRIPT: usize = 4;
+const NODE_FRESH: usize = 5;
+const NODE_SHARED: usize = 6;
 
 fn main() {
     let iterations = support::env_count("PEER_ITERATIONS", 20_000);
@@ -83,7 +89,14 @@ fn main() {
     let event = claimsmith_engine::internals::event_from_json(&event_bytes).expect("bench event");
     let input = support::native_input();
     let javascript = support::js_pipeline();
-    let mut ours: [Box<dyn FnMut() + '_>; 4] = [
+    let prewarmed = support::pipeline_with(
+        claimsmith_engine::SandboxConfig {
+            prewarm: 8,
+            ..claimsmith_engine::SandboxConfig::default()
+        },
+        &["add-roles"],
+    );
+    let mut ours: [Box<dyn FnMut() + '_>; 5] = [
         Box::new(|| {
             // As an issuer parses each login (`Issuer::login_json`).
             let event = pipeline
@@ -96,6 +109,12 @@ fn main() {
         }),
         Box::new(|| {
             black_box(support::native_login(&input));
+        }),
+        Box::new(|| {
+            let event = prewarmed
+                .event_from_json(black_box(&event_bytes))
+                .expect("bench event");
+            black_box(prewarmed.run(&event).expect("add-roles passes"));
         }),
         Box::new(|| {
             let event = javascript
@@ -124,12 +143,12 @@ fn main() {
                 None
             }
         };
-    let runtimes = if node.is_some() { 6 } else { 4 };
+    let runtimes = if node.is_some() { 7 } else { 5 };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); runtimes];
     let mut round_p50s: Vec<Vec<f64>> = vec![Vec::new(); runtimes];
     for round in 0..rounds {
         for runtime in support::turns(round, runtimes) {
-            let batch = if runtime <= NATIVE {
+            let batch = if runtime <= PREWARMED {
                 time(per_round, &mut ours[runtime])
             } else if runtime == JAVASCRIPT {
                 time(node_fresh_per_round, &mut ours[runtime])
@@ -200,6 +219,11 @@ fn main() {
     };
     ratio("claimsmith rules only / native", RULES_ONLY, NATIVE);
     ratio("claimsmith from JSON bytes / native", FROM_JSON, NATIVE);
+    ratio(
+        "claimsmith from JSON bytes, prewarm / native",
+        PREWARMED,
+        NATIVE,
+    );
     if node.is_some() {
         ratio(
             "Node.js fresh context / claimsmith from JSON bytes",
@@ -220,6 +244,16 @@ fn main() {
             "claimsmith rules only / Node.js shared context",
             RULES_ONLY,
             NODE_SHARED,
+        );
+        ratio(
+            "claimsmith from JSON bytes, prewarm / Node.js shared context",
+            PREWARMED,
+            NODE_SHARED,
+        );
+        ratio(
+            "Node.js fresh context / claimsmith from JSON bytes, prewarm",
+            NODE_FRESH,
+            PREWARMED,
         );
         ratio(
             "Node.js fresh context / claimsmith JavaScript action",
