@@ -181,11 +181,18 @@ fn modules_of_every_version_of_the_same_rules_decide_the_same() {
 fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_version_carries() {
     // add-groups puts `user.groups` into each token where `issuer_claims` does not already hold
     // the claim: a module that sees both sets the access token's only.
+    // Version 5 is what the JavaScript runtime speaks; a hand-made module stands in for it here
+    // (tests/js_actions.rs runs real ones): it finds `login_time` last in its JSON input and
+    // sets a claim only then.
+    let dir = tempfile::tempdir().unwrap();
+    let v5 = dir.path().join("v5.wasm");
+    std::fs::write(&v5, version_5_module()).unwrap();
     let modules: Vec<_> = [
         (1, version_1_module("add-groups")),
         (2, version_2_module("add-groups")),
         (3, module_of_version("add-groups", 3)),
         (4, module_of_version("add-groups", 4)),
+        (5, v5),
         (6, support::module("add-groups")),
     ]
     .into_iter()
@@ -193,7 +200,7 @@ fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_versi
     .collect();
     let pipeline = named_pipeline(&modules);
     let versions: Vec<_> = pipeline.rules().iter().map(|r| r.abi_version()).collect();
-    assert_eq!(versions, [1, 2, 3, 4, 6]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
 
     let mut event = support::event("alice");
     event["user"]["groups"] = json!(["engineering", "CN=Admins,OU=Groups,DC=acme"]);
@@ -217,8 +224,14 @@ fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_versi
     assert_eq!(commands[0], access_token_only, "version 1");
     assert_eq!(commands[2], access_token_only, "version 3");
     assert_eq!(commands[3], access_token_only, "version 4");
+    assert_eq!(
+        commands[4],
+        json!([{"op": "set_claim", "token": "access_token", "name": "https://example.com/v5",
+                "value": true}]),
+        "version 5"
+    );
     // Version 6 reads `user` and `issuer_claims`, as it declares.
-    assert_eq!(commands[4], access_token_only, "version 6");
+    assert_eq!(commands[5], access_token_only, "version 6");
     // Version 2's binary form has neither field: no groups, so nothing to do.
     assert_eq!(commands[1], json!([]), "version 2");
     assert_eq!(
@@ -356,4 +369,41 @@ fn a_version_6_module_is_handed_what_it_declares_and_the_config_may_narrow_it_on
     .unwrap_err()
     .to_string();
     assert!(err.contains("ABI version 4"), "{err}");
+}
+
+/// A version 5 module (JSON in and out, `login_time` the input's last member) in WAT: it sets
+/// `https://example.com/v5` on the access token when its input ends with `,"login_time":N}`
+/// (it checks for the member's name in the input's last 40 bytes), and nothing otherwise.
+fn version_5_module() -> Vec<u8> {
+    let result = r#"{"commands":[{"op":"set_claim","token":"access_token","name":"https://example.com/v5","value":true}]}"#;
+    let empty = r#"{"commands":[]}"#;
+    let escape = |text: &str| text.replace('"', "\\\"");
+    wat::parse_str(format!(
+        r#"(module
+  (memory (export "memory") 4)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 5))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 65536))
+  (func (export "claimsmith_on_execute_post_login") (param $ptr i32) (param $len i32) (result i64)
+    (local $at i32) (local $end i32)
+    ;; look for `"login_time":` in the last 40 bytes
+    (local.set $end (i32.add (local.get $ptr) (local.get $len)))
+    (local.set $at (i32.sub (local.get $end) (i32.const 40)))
+    (block $found
+      (loop $scan
+        (br_if $found (i32.and
+          (i64.eq (i64.load (local.get $at)) (i64.load (i32.const 512)))
+          (i32.eq (i32.load (i32.add (local.get $at) (i32.const 8))) (i32.load (i32.const 520)))))
+        (local.set $at (i32.add (local.get $at) (i32.const 1)))
+        (br_if $scan (i32.lt_u (local.get $at) (i32.sub (local.get $end) (i32.const 12)))))
+      (return (i64.const {empty_packed})))
+    (i64.const {packed}))
+  (data (i32.const 512) "\"login_time\"")
+  (data (i32.const 1024) "{result}")
+  (data (i32.const 2048) "{empty}"))"#,
+        result = escape(result),
+        empty = escape(empty),
+        packed = (1024u64 << 32) | result.len() as u64,
+        empty_packed = (2048u64 << 32) | empty.len() as u64,
+    ))
+    .unwrap()
 }

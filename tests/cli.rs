@@ -416,6 +416,72 @@ fn keygen_writes_a_private_key_once() {
 }
 
 #[test]
+fn prewarmed_logins_get_the_same_tokens_and_too_many_ready_instances_are_refused() {
+    let setup = Setup::with_header("EdDSA", "[limits]\nprewarm = 1\n", ALL_RULES);
+    let alice = setup.write("alice.json", event("alice").to_string());
+    let config = setup.config.to_str().unwrap();
+    let out = claimsmith(
+        &[
+            "bench",
+            "--config",
+            config,
+            "--event",
+            alice.to_str().unwrap(),
+            "--iterations",
+            "300",
+            "--threads",
+            "2",
+            "--warmup",
+            "5",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        out.json()["failed_logins"],
+        json!({"denied": 0, "rule_failed": 0, "other": 0})
+    );
+    // The same decisions as without prewarm.
+    let plain = Setup::new("EdDSA", ALL_RULES);
+    assert_eq!(
+        explained_claims(&setup, &event("alice")),
+        explained_claims(&plain, &event("alice"))
+    );
+    // Ready instances, and as many used ones, may hold at most half of an engine's slots.
+    let greedy = Setup::with_header("EdDSA", "[limits]\nprewarm = 100\n", ALL_RULES);
+    let out = claimsmith(
+        &["check", "--config", greedy.config.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("limits.prewarm") && out.stderr.contains("more than half"),
+        "{out:?}"
+    );
+}
+
+/// What the rules put in a login's tokens under `setup` (the custom claims of both, and the
+/// scopes), from `run`'s JSON.
+fn explained_claims(setup: &Setup, event: &Value) -> Value {
+    let out = setup.run(event);
+    assert_eq!(out.code, 0, "{out:?}");
+    let tokens = out.json();
+    let custom = |token: &str| -> Value {
+        let claims = tokens["claims"][token].as_object().unwrap();
+        claims
+            .iter()
+            .filter(|(name, _)| name.starts_with("https://"))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect::<serde_json::Map<String, Value>>()
+            .into()
+    };
+    let decided = json!([custom("id_token"), custom("access_token"), tokens["scopes"]]);
+    assert_ne!(decided[0], json!({}), "the rules set claims: {tokens}");
+    decided
+}
+
+#[test]
 fn bench_reports_percentiles_throughput_and_per_rule_times_as_json() {
     let setup = Setup::new("EdDSA", ALL_RULES);
     let alice = setup.write("alice.json", event("alice").to_string());
@@ -545,11 +611,11 @@ fn test_with_a_config_runs_fixtures_under_that_rules_limits() {
     // The config gives add-roles far too little fuel: its fixtures fail the way logins would.
     let setup = Setup::new(
         "EdDSA",
-        "[[rules]]\nname = \"add-roles\"\nmodule = \"{add-roles}\"\n[rules.limits]\nfuel = 5000\n",
+        "[[rules]]\nname = \"add-roles\"\nmodule = \"{add-roles}\"\n[rules.limits]\nfuel = 500\n",
     );
     let config = setup.config.to_str().unwrap();
     let out = claimsmith(&["test", "rules/add-roles", "--config", config], None);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("fuel limit 5000"), "{}", out.stdout);
+    assert!(out.stdout.contains("fuel limit 500)"), "{}", out.stdout);
     assert!(out.stdout.contains("0 passed, 3 failed"), "{}", out.stdout);
 }

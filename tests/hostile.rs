@@ -1120,6 +1120,65 @@ fn a_wrong_abi_version_is_refused_at_load() {
     assert!(matches!(kind, LoadErrorKind::AbiVersion(7)), "{kind:?}");
 }
 
+/// A version 6 module that declares `reads` in a `claimsmith.reads` custom section (appended:
+/// a custom section may stand anywhere in a module).
+fn declaring(reads: &str) -> Vec<u8> {
+    let mut bytes = Wasm::commands(json!([]))
+        .abi_version("(i32.const 6)")
+        .bytes();
+    let name = b"claimsmith.reads";
+    let mut section = vec![name.len() as u8];
+    section.extend(name);
+    section.extend(reads.as_bytes());
+    bytes.push(0);
+    bytes.push(section.len() as u8);
+    bytes.extend(section);
+    bytes
+}
+
+#[test]
+fn a_version_6_module_that_declares_an_unknown_member_is_refused_at_load() {
+    let setup = one_rule("greedy", declaring("user emails"), "");
+    let kind = expect_load_error(
+        &setup,
+        "greedy",
+        &[
+            "claimsmith.reads",
+            "`emails` is not a part of the login event",
+        ],
+    );
+    assert!(matches!(kind, LoadErrorKind::UnknownRead(_)), "{kind:?}");
+}
+
+#[test]
+fn a_module_that_reads_more_than_the_config_allows_is_refused_at_load() {
+    let setup = one_rule(
+        "nosy",
+        declaring("user, authorization"),
+        "reads = [\"authorization\"]",
+    );
+    let kind = expect_load_error(
+        &setup,
+        "nosy",
+        &[
+            "its module reads user",
+            "reads = [authorization, login_time]",
+        ],
+    );
+    assert!(matches!(kind, LoadErrorKind::ReadsMore { .. }), "{kind:?}");
+    // A module of an older version is handed every member: it cannot be narrowed.
+    let setup = one_rule(
+        "old",
+        Wasm::commands(json!([])).bytes(),
+        "reads = [\"authorization\"]",
+    );
+    let kind = expect_load_error(&setup, "old", &["ABI version 1", "`reads`"]);
+    assert!(
+        matches!(kind, LoadErrorKind::ReadsUndeclared(1)),
+        "{kind:?}"
+    );
+}
+
 #[test]
 fn an_abi_version_that_never_returns_is_stopped_at_load() {
     let module = Wasm::commands(json!([])).abi_version("(loop $spin (br $spin)) (i32.const 1)");

@@ -110,7 +110,7 @@ fn decode_event(
 
 #[cfg(feature = "abi-v1")]
 fn decode_event(input: &[u8], _reads: Reads, rule: impl FnOnce(&Event)) -> serde_json::Result<()> {
-    let event: std::mem::ManuallyDrop<Event> = serde_json::from_slice(input)?;
+    let event = std::mem::ManuallyDrop::new(serde_json::from_slice::<Event>(input)?);
     rule(&event);
     Ok(())
 }
