@@ -119,8 +119,7 @@ impl Engines {
         let mut warms = Vec::new();
         for loaded in &mut self.loaded {
             for rule in &mut loaded.rules {
-                rule.prewarm(&loaded.engine, &prewarmer, keep);
-                warms.extend(rule.warm_handle());
+                warms.push(rule.prewarm(&loaded.engine, &prewarmer, keep));
             }
         }
         prewarmer.start(warms)?;

@@ -35,9 +35,14 @@ pub struct LoginEvent {
     member_parts: [OnceLock<Vec<u8>>; MEMBERS],
 }
 
-/// The members of the event (`Reads`' bits); the last two, `configuration` and `secrets`, are
-/// the rule's own and never encoded here.
-const MEMBERS: usize = 16;
+/// The members of the event (`Reads`' bits); `configuration` and `secrets` are the rule's own
+/// and never encoded here.
+const MEMBERS: usize = Reads::ALL.bits().count_ones() as usize;
+
+/// The most pieces a version 6 rule's input has: its header, a part for each member of the
+/// login, and its own parts (written as one piece).
+pub(crate) const V6_PIECES: usize =
+    1 + (MEMBERS - Reads::PER_RULE.bits().count_ones() as usize) + 1;
 
 impl LoginEvent {
     /// Parse and check an event from JSON bytes, in one pass straight into the typed event.
@@ -266,14 +271,11 @@ impl LoginEvent {
         header: &'a [u8; 8],
         reads: Reads,
         rule_parts: &'a [u8],
-    ) -> ([&'a [u8]; MEMBERS], usize) {
-        let mut pieces: [&[u8]; MEMBERS] = [&[]; MEMBERS];
+    ) -> ([&'a [u8]; V6_PIECES], usize) {
+        let mut pieces: [&[u8]; V6_PIECES] = [&[]; V6_PIECES];
         pieces[0] = header;
         let mut len = 1;
-        let mut wanted = reads.without(Reads::PER_RULE).bits();
-        while wanted != 0 {
-            let index = wanted.trailing_zeros();
-            wanted &= wanted - 1;
+        for index in binary_event::member_indices(reads.without(Reads::PER_RULE)) {
             let part = self.member_parts[index as usize].get_or_init(|| {
                 let mut bytes = Vec::new();
                 binary_event::encode_member(&self.event, index, &mut bytes);

@@ -16,7 +16,7 @@ use crate::custom_section::custom_sections;
 use crate::engine::Engine;
 use crate::error::{LoadError, LoadErrorKind};
 use crate::limits::Limits;
-use crate::login_event::{LoginEvent, input_prefix};
+use crate::login_event::{LoginEvent, V6_PIECES, input_prefix};
 use crate::prewarm::{Prewarmer, Warm};
 use crate::rule_run::{self, RuleState};
 use crate::validated_module::{ValidatedModule, error_chain, exports};
@@ -205,12 +205,11 @@ impl RuleInput {
                     ..Event::default()
                 };
                 let mut rule_parts = Vec::new();
-                let mut own_members = reads.bits() & Reads::PER_RULE.bits();
-                while own_members != 0 {
-                    let index = own_members.trailing_zeros();
-                    own_members &= own_members - 1;
-                    binary_event::encode_member(&own, index, &mut rule_parts);
-                }
+                binary_event::encode_members(
+                    &own,
+                    reads.intersection(Reads::PER_RULE),
+                    &mut rule_parts,
+                );
                 Some(RuleInput::BinaryV6 {
                     header: binary_event::header_v6(reads),
                     reads,
@@ -370,20 +369,23 @@ impl Rule {
         self.warm.as_deref()
     }
 
-    /// Keep ready instances of this rule with `prewarmer` (`keep` of them) from now on.
-    pub(crate) fn prewarm(&mut self, engine: &Engine, prewarmer: &Prewarmer, keep: usize) {
+    /// Keep ready instances of this rule with `prewarmer` (`keep` of them) from now on; the
+    /// handle the prewarm thread fills.
+    pub(crate) fn prewarm(
+        &mut self,
+        engine: &Engine,
+        prewarmer: &Prewarmer,
+        keep: usize,
+    ) -> Arc<Warm> {
         let wasm = engine.wasm().clone();
         let pre = self.pre.clone();
         let limits = self.limits.clone();
         let ticks = engine.deadline_ticks(limits.timeout);
-        self.warm = Some(prewarmer.warm(keep, move || {
+        let warm = prewarmer.warm(keep, move || {
             rule_run::ready_instance(&wasm, &pre, &limits, ticks)
-        }));
-    }
-
-    /// Its ready instances, shared with the prewarm thread.
-    pub(crate) fn warm_handle(&self) -> Option<Arc<Warm>> {
-        self.warm.clone()
+        });
+        self.warm = Some(warm.clone());
+        warm
     }
 
     /// The members of the event the rule is handed: what its version 6 module declares it
@@ -473,7 +475,7 @@ pub(crate) enum InputPieces<'a> {
     BinaryV3([&'a [u8]; 3]),
     BinaryV4([&'a [u8]; 4]),
     /// Version 6: the header, the login's member parts, the rule's; the first `.1` are used.
-    BinaryV6([&'a [u8]; 16], usize),
+    BinaryV6([&'a [u8]; V6_PIECES], usize),
 }
 
 impl<'a> InputPieces<'a> {
@@ -500,8 +502,7 @@ fn reads_of(bytes: &[u8], version: i32, allowed: Option<Reads>) -> Result<Reads,
             let mut declared = Reads::ALWAYS;
             for section in sections {
                 let text = String::from_utf8_lossy(section);
-                let named = Reads::parse(&text).map_err(LoadErrorKind::UnknownRead)?;
-                declared = Reads::union_of(&[declared, named]);
+                declared = declared.union(Reads::parse(&text).map_err(LoadErrorKind::UnknownRead)?);
             }
             declared
         }
@@ -512,7 +513,8 @@ fn reads_of(bytes: &[u8], version: i32, allowed: Option<Reads>) -> Result<Reads,
         None => Ok(declared),
         Some(_) if version != 6 => Err(LoadErrorKind::ReadsUndeclared(version)),
         Some(allowed) => {
-            let allowed = Reads::union_of(&[allowed]);
+            // `login_time` is always handed over, allowed or not.
+            let allowed = allowed.union(Reads::ALWAYS);
             if allowed.contains(declared) {
                 Ok(declared)
             } else {

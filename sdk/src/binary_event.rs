@@ -135,11 +135,26 @@ pub fn encode_member(event: &Event, index: u32, out: &mut Vec<u8>) {
 /// ```
 pub fn encode_v6(event: &Event, reads: Reads, out: &mut Vec<u8>) {
     out.extend_from_slice(&header_v6(reads));
-    for index in 0..32 {
-        if reads.bits() >> index & 1 == 1 {
-            encode_member(event, index, out);
-        }
+    encode_members(event, reads, out);
+}
+
+/// Append the part of each member in `reads`, in order ([`encode_member`] for each).
+pub fn encode_members(event: &Event, reads: Reads, out: &mut Vec<u8>) {
+    for index in member_indices(reads) {
+        encode_member(event, index, out);
     }
+}
+
+/// The indices of the members in `reads`, in order.
+pub fn member_indices(reads: Reads) -> impl Iterator<Item = u32> {
+    let mut left = reads.bits();
+    std::iter::from_fn(move || {
+        (left != 0).then(|| {
+            let index = left.trailing_zeros();
+            left &= left - 1;
+            index
+        })
+    })
 }
 
 /// Read the input of a version 6 module that reads `reads`: the header must name exactly that

@@ -127,6 +127,16 @@ impl Reads {
         index_of(name).is_some_and(|index| self.0 >> index & 1 == 1)
     }
 
+    /// The members of either set.
+    pub const fn union(self, other: Reads) -> Reads {
+        Reads(self.0 | other.0)
+    }
+
+    /// The members of both sets.
+    pub const fn intersection(self, other: Reads) -> Reads {
+        Reads(self.0 & other.0)
+    }
+
     /// The members of this set that are not in `other`.
     pub const fn without(self, other: Reads) -> Reads {
         Reads(self.0 & !other.0)

@@ -349,6 +349,86 @@ macro_rules! wire_struct {
     };
 }
 
+/// What guest ABI version 6 needs of the event's members (`Event`'s own fields, then the
+/// per-rule ones, in order: bit `i` for member `i`): their names, each written or read whole as a
+/// part of its own, a copy with only some of them, and one constant per member for
+/// `export_rule!(f, reads = [..])`.
+macro_rules! event_members {
+    ( $( $member:ident, )* ) => {
+        impl Event {
+            /// The event's members in the order of the table, then the per-rule ones: the parts
+            /// a version 6 module declares it reads ([`Reads`](crate::Reads)), bit `i` for
+            /// member `i`.
+            pub(crate) const MEMBERS: &'static [&'static str] = &[$( stringify!($member), )*];
+
+            /// Write member `index` of [`Event::MEMBERS`] as a whole value, every field of every
+            /// version in it (a part of guest ABI version 6).
+            #[inline]
+            pub(crate) fn write_member(&self, index: u32, w: &mut $crate::binary::PartWriter) {
+                let mut i = 0u32;
+                $(
+                    if i == index {
+                        $crate::wire::Wire::write(&self.$member, w, $crate::wire::WHOLE);
+                        return;
+                    }
+                    i += 1;
+                )*
+                let _ = i;
+                unreachable!("the event has no member {index}");
+            }
+
+            /// Read the members whose bits are set in `reads`, in order, each a part of its
+            /// own, into this event (whose members hold their defaults until then).
+            #[inline(always)]
+            pub(crate) fn read_members(
+                &mut self,
+                reads: u32,
+                r: &mut $crate::binary::Reader<'_>,
+            ) {
+                let mut i = 0u32;
+                $(
+                    if reads >> i & 1 == 1 {
+                        r.begin_part(stringify!($member));
+                        let value = $crate::wire::Wire::read(
+                            r,
+                            stringify!($member),
+                            $crate::wire::WHOLE,
+                        );
+                        $crate::wire::fill(&mut self.$member, value);
+                        r.end_part(stringify!($member));
+                    }
+                    i += 1;
+                )*
+                let _ = i;
+            }
+
+            /// A copy of this event with only the members whose bits are set in `reads`; every
+            /// other member holds its default, as a version 6 module that did not declare it
+            /// reads it.
+            pub(crate) fn keep_members(&self, reads: u32) -> Event {
+                let mut kept = Event::default();
+                let mut i = 0u32;
+                $(
+                    if reads >> i & 1 == 1 {
+                        kept.$member = self.$member.clone();
+                    }
+                    i += 1;
+                )*
+                let _ = i;
+                kept
+            }
+        }
+
+        /// One constant per member of the event, for `export_rule!(f, reads = [..])`: a name
+        /// that is not a member fails to compile, naming it.
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        pub mod parts {
+            $( pub const $member: $crate::Reads = $crate::Reads::member(stringify!($member)); )*
+        }
+    };
+}
+
 /// The event's schema: `Event` first, its `per_rule` fields apart, then every struct it holds,
 /// each with its path in the event (`in "user"`). See the module's docs, and `event.rs`.
 macro_rules! event_schema {
@@ -410,105 +490,7 @@ macro_rules! event_schema {
             }
         }
 
-        impl Event {
-            /// The event's members in the order of the table, then the per-rule ones: the parts
-            /// a version 6 module declares it reads ([`Reads`](crate::Reads)), bit `i` for
-            /// member `i`.
-            pub(crate) const MEMBERS: &'static [&'static str] =
-                &[$( stringify!($field), )* $( stringify!($rule_field), )*];
-
-            /// Write member `index` of [`Event::MEMBERS`] as a whole value, every field of every
-            /// version in it (a part of guest ABI version 6).
-            #[inline]
-            pub(crate) fn write_member(&self, index: u32, w: &mut $crate::binary::PartWriter) {
-                let mut i = 0u32;
-                $(
-                    if i == index {
-                        $crate::wire::Wire::write(&self.$field, w, $crate::wire::WHOLE);
-                        return;
-                    }
-                    i += 1;
-                )*
-                $(
-                    if i == index {
-                        $crate::wire::Wire::write(&self.$rule_field, w, $crate::wire::WHOLE);
-                        return;
-                    }
-                    i += 1;
-                )*
-                let _ = i;
-                unreachable!("the event has no member {index}");
-            }
-
-            /// Read the members whose bits are set in `reads`, in order, each a part of its
-            /// own, into this event (whose members hold their defaults until then).
-            #[inline(always)]
-            pub(crate) fn read_members(
-                &mut self,
-                reads: u32,
-                r: &mut $crate::binary::Reader<'_>,
-            ) {
-                let mut i = 0u32;
-                $(
-                    if reads >> i & 1 == 1 {
-                        r.begin_part(stringify!($field));
-                        let value = $crate::wire::Wire::read(
-                            r,
-                            stringify!($field),
-                            $crate::wire::WHOLE,
-                        );
-                        $crate::wire::fill(&mut self.$field, value);
-                        r.end_part(stringify!($field));
-                    }
-                    i += 1;
-                )*
-                $(
-                    if reads >> i & 1 == 1 {
-                        r.begin_part(stringify!($rule_field));
-                        let value = $crate::wire::Wire::read(
-                            r,
-                            stringify!($rule_field),
-                            $crate::wire::WHOLE,
-                        );
-                        $crate::wire::fill(&mut self.$rule_field, value);
-                        r.end_part(stringify!($rule_field));
-                    }
-                    i += 1;
-                )*
-                let _ = i;
-            }
-
-            /// A copy of this event with only the members whose bits are set in `reads`; every
-            /// other member holds its default, as a version 6 module that did not declare it
-            /// reads it.
-            pub(crate) fn keep_members(&self, reads: u32) -> Event {
-                let mut kept = Event::default();
-                let mut i = 0u32;
-                $(
-                    if reads >> i & 1 == 1 {
-                        kept.$field = self.$field.clone();
-                    }
-                    i += 1;
-                )*
-                $(
-                    if reads >> i & 1 == 1 {
-                        kept.$rule_field = self.$rule_field.clone();
-                    }
-                    i += 1;
-                )*
-                let _ = i;
-                kept
-            }
-        }
-
-        /// One constant per member of the event, for `export_rule!(f, reads = [..])`: a name
-        /// that is not a member fails to compile, naming it.
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals)]
-        pub mod parts {
-            $( pub const $field: $crate::Reads = $crate::Reads::member(stringify!($field)); )*
-            $( pub const $rule_field: $crate::Reads = $crate::Reads::member(stringify!($rule_field)); )*
-        }
+        event_members! { $( $field, )* $( $rule_field, )* }
 
         /// The event as a caller hands it to the host: [`Event`] without the members the host
         /// sets per rule (`configuration` and `secrets`), which, like any member the host does not
