@@ -318,6 +318,15 @@ fn config_errors_exit_2_naming_file_field_and_cause() {
     let out = claimsmith(&["check", "--config", base.config.to_str().unwrap()], None);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("add-roles"));
+    // Each rule's members of the event, as its module declares them.
+    assert!(
+        out.stdout.contains("rule add-roles: sha256 = \"",)
+            && out
+                .stdout
+                .contains("\n  reads: authorization, login_time, configuration (ABI version 6)\n"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

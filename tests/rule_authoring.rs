@@ -118,6 +118,12 @@ fn a_new_rule_goes_from_scaffold_to_a_claim_in_a_signed_token() {
     let module = out.stdout.trim().to_owned();
     assert!(module.ends_with("email_domain.wasm"), "{module}");
     assert!(out.stderr.contains("bytes, exports"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("  reads: user, stats, login_time, configuration (ABI version 6)"),
+        "{}",
+        out.stderr
+    );
 
     // 6. Add it to (a copy of) the example config and log Alice in.
     let examples = workspace().join("examples");
