@@ -431,13 +431,12 @@ impl Check<'_> {
                 )
             })?),
         };
-        let reads = match &rule.reads {
-            None => None,
-            Some(names) => Some(
-                Reads::from_names(names.iter().map(String::as_str))
-                    .map_err(|unknown| self.invalid(field("reads"), unknown.to_string()))?,
-            ),
-        };
+        let reads = rule
+            .reads
+            .as_ref()
+            .map(|names| Reads::from_names(names.iter().map(String::as_str)))
+            .transpose()
+            .map_err(|unknown| self.invalid(field("reads"), unknown.to_string()))?;
         let limits = limits_of(global, &rule.limits)
             .map_err(|(key, message)| self.invalid(field(&format!("limits.{key}")), message))?;
         let Ok(Value::Object(configuration)) = serde_json::to_value(&rule.config) else {
