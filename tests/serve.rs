@@ -460,23 +460,101 @@ fn sighup_swaps_in_a_good_config_and_keeps_the_old_one_on_a_broken_one() {
     assert_eq!(post(&url, &[], &event("alice").to_string()).status, 404);
 }
 
+/// One HTTP/1.1 response read off `stream`: its head, and its body by `Content-Length`.
+fn read_response(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut buffer).unwrap();
+        assert!(read > 0, "the connection closed mid-response: {bytes:?}");
+        bytes.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                return text;
+            }
+        }
+    }
+}
+
+/// Wait until the server's `claimsmith_in_flight_requests` gauge reads `count`.
+fn wait_in_flight(server: &Server, count: usize) {
+    let line = format!("claimsmith_in_flight_requests {count}\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !get(&server.url("/metrics")).text.contains(&line) {
+        assert!(
+            Instant::now() < deadline,
+            "never {count} requests in flight"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn sigterm_finishes_requests_in_flight_and_exits_0() {
-    // A rule that spins for most of its deadline keeps requests in flight when SIGTERM comes.
+    // A rule that spins until its deadline keeps requests in flight when SIGTERM comes.
     let setup = Setup::new("EdDSA", "");
     let module = setup.write("slow.wasm", spin_module());
     let text = std::fs::read_to_string(&setup.config).unwrap()
         + &format!(
-            "[limits]\ntimeout_ms = 300\nfuel = 100_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n{}",
+            "[limits]\ntimeout_ms = 3000\nfuel = 1_000_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n{}",
             module.display(),
             server_table(OPEN_HOOK)
+                .replace("request_timeout_ms = 2000", "request_timeout_ms = 10000")
         );
     std::fs::write(&setup.config, text).unwrap();
     let mut server = Server::start(&setup.config, &[]);
-    let traffic = load(server.url("/hooks/login"), event("alice").to_string(), 4, 1);
-    std::thread::sleep(Duration::from_millis(100));
+    let body = event("alice").to_string();
+    let whole = format!(
+        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // A keep-alive connection that has been answered once and waits, idle, for its next request.
+    let mut idle = TcpStream::connect(server.address).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: claimsmith\r\n\r\n")
+        .unwrap();
+    assert!(read_response(&mut idle).starts_with("HTTP/1.1 200"));
+    // A connection made before the signal whose request is still on its way (sent after the
+    // signal). Connections are accepted in the order they were made, so this one is accepted
+    // before any of the four below is read.
+    let mut fresh = TcpStream::connect(server.address).unwrap();
+    fresh
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+
+    let traffic = load(server.url("/hooks/login"), body.clone(), 4, 1);
+    wait_in_flight(&server, 4);
     server.signal("TERM");
-    assert_eq!(server.wait(Duration::from_secs(20)), 0);
+    // The idle connection is closed at once. (Were it left open until the process exits, this
+    // would wait out its read timeout: the process cannot exit before `fresh` is answered.)
+    let mut more = Vec::new();
+    idle.read_to_end(&mut more).unwrap();
+    assert!(more.is_empty(), "{}", String::from_utf8_lossy(&more));
+    // The connection made before the signal is answered, and closed after its answer.
+    fresh.write_all(whole.as_bytes()).unwrap();
+    let mut fresh_answer = String::new();
+    fresh.read_to_string(&mut fresh_answer).unwrap();
+    assert!(fresh_answer.starts_with("HTTP/1.1 200"), "{fresh_answer}");
+    assert!(
+        fresh_answer
+            .to_ascii_lowercase()
+            .contains("connection: close"),
+        "{fresh_answer}"
+    );
+    // New connections are refused.
+    assert!(TcpStream::connect(server.address).is_err());
+
+    assert_eq!(server.wait(Duration::from_secs(30)), 0);
     let statuses = traffic.join().unwrap();
     // The spinning rule is skipped at its deadline: every login still gets its tokens.
     assert_eq!(statuses, vec![200; 4]);
@@ -584,13 +662,13 @@ fn more_requests_than_max_in_flight_get_503_with_retry_after() {
     let module = setup.write("slow.wasm", spin_module());
     let text = std::fs::read_to_string(&setup.config).unwrap()
         + &format!(
-            "[limits]\ntimeout_ms = 400\nfuel = 100_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n[server]\nmax_in_flight = 2\n\n{OPEN_HOOK}",
+            "[limits]\ntimeout_ms = 3000\nfuel = 1_000_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n[server]\nmax_in_flight = 2\nrequest_timeout_ms = 10000\n\n{OPEN_HOOK}",
             module.display(),
         );
     std::fs::write(&setup.config, text).unwrap();
     let server = Server::start(&setup.config, &[]);
     let busy = load(server.url("/hooks/login"), event("alice").to_string(), 2, 1);
-    std::thread::sleep(Duration::from_millis(150));
+    wait_in_flight(&server, 2);
     let refused = post(
         &server.url("/hooks/login"),
         &[],

@@ -2,6 +2,11 @@
 //! connections and answer them, reload the config on SIGHUP (swapped in only once it loaded
 //! whole), and on SIGTERM or SIGINT stop accepting, finish what is in flight within the grace
 //! period, and return.
+//!
+//! In flight, at shutdown, means every request the server has started to answer, and the first
+//! request of every connection it has accepted: a client that has just connected has a request on
+//! its way, and closing on it would drop a login that reached the server before the signal. Those
+//! are answered with `Connection: close`; keep-alive connections idle between requests are closed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,13 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hyper::header::{CONNECTION, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::answer::answer;
 use crate::deployment::{Current, Deployment};
@@ -38,6 +44,9 @@ pub(crate) struct Shared {
     pub inline: InlineSeats,
     /// Set once the server answers, cleared when it starts shutting down (`/readyz`).
     pub ready: AtomicBool,
+    /// Set when the server starts shutting down: every connection finishes what it has started
+    /// and closes.
+    draining: watch::Sender<bool>,
     /// Set while a reload runs, so that SIGHUPs in a burst load once at a time.
     reloading: AtomicBool,
     config: PathBuf,
@@ -77,6 +86,7 @@ pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError
         current: Current::new(deployment),
         metrics: Metrics::new(),
         ready: AtomicBool::new(false),
+        draining: watch::Sender::new(false),
         reloading: AtomicBool::new(false),
         config: config.to_owned(),
         listen,
@@ -105,11 +115,12 @@ async fn run(
     shared.ready.store(true, Ordering::Release);
     tracing::info!(target: "claimsmith::server", %bound, "serving");
     eprintln!("listening on {scheme}://{bound}");
-    let graceful = GracefulShutdown::new();
+    // Each connection's task holds a sender; once all of them are dropped, every one has ended.
+    let (open, mut ended) = mpsc::channel::<()>(1);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => connection(&shared, &graceful, acceptor.clone(), stream, peer),
+                Ok((stream, peer)) => connection(&shared, &open, acceptor.clone(), stream, peer),
                 Err(error) => {
                     // Out of file descriptors, say: back off instead of spinning.
                     tracing::warn!(target: "claimsmith::server", %error, "accept failed");
@@ -124,8 +135,10 @@ async fn run(
     shared.ready.store(false, Ordering::Release);
     drop(listener);
     tracing::info!(target: "claimsmith::server", grace_ms = grace.as_millis() as u64, "shutting down: finishing requests in flight");
+    shared.draining.send_replace(true);
+    drop(open);
     tokio::select! {
-        _ = graceful.shutdown() => {
+        _ = ended.recv() => {
             tracing::info!(target: "claimsmith::server", "every request finished; stopped");
         }
         _ = tokio::time::sleep(grace) => {
@@ -138,19 +151,34 @@ async fn run(
 /// Serve one connection on a task of its own.
 fn connection(
     shared: &Arc<Shared>,
-    graceful: &GracefulShutdown,
+    open: &mpsc::Sender<()>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     stream: TcpStream,
     peer: SocketAddr,
 ) {
     let _ = stream.set_nodelay(true);
     let shared = Arc::clone(shared);
-    let watcher = graceful.watcher();
+    let open = open.clone();
     tokio::spawn(async move {
-        let service = service_fn(move |request| {
-            let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(answer(shared, request).await) }
-        });
+        let _open = open;
+        let draining = shared.draining.subscribe();
+        let served = Arc::new(AtomicBool::new(false));
+        let service = {
+            let served = Arc::clone(&served);
+            service_fn(move |request| {
+                served.store(true, Ordering::Release);
+                let shared = Arc::clone(&shared);
+                async move {
+                    let mut response = answer(Arc::clone(&shared), request).await;
+                    if *shared.draining.borrow() {
+                        response
+                            .headers_mut()
+                            .insert(CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        };
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -159,13 +187,13 @@ fn connection(
         let result = match acceptor {
             None => {
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
-                watcher.watch(connection).await
+                until_drained(connection, draining, &served).await
             }
             Some(acceptor) => {
                 match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => {
                         let connection = builder.serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(connection).await
+                        until_drained(connection, draining, &served).await
                     }
                     Ok(Err(error)) => {
                         tracing::debug!(target: "claimsmith::server", %peer, %error, "TLS handshake failed");
@@ -182,6 +210,30 @@ fn connection(
             tracing::debug!(target: "claimsmith::server", %peer, %error, "connection ended with an error");
         }
     });
+}
+
+/// Serve `connection` until it ends; once the server drains, close it if it is idle between
+/// requests, else after the request it is answering. A connection that has not yet sent its first
+/// request is left to send it (within [`HEADER_TIMEOUT`]): that one is answered with
+/// `Connection: close`.
+async fn until_drained<C: GracefulConnection>(
+    connection: C,
+    mut draining: watch::Receiver<bool>,
+    served: &AtomicBool,
+) -> Result<(), C::Error> {
+    let mut connection = std::pin::pin!(connection);
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            ended = connection.as_mut() => return ended,
+            _ = draining.wait_for(|draining| *draining), if !asked => {
+                asked = true;
+                if served.load(Ordering::Acquire) {
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
 }
 
 /// Load the config again and swap it in if all of it loads; otherwise keep serving the old.
