@@ -1123,17 +1123,61 @@ fn a_wrong_abi_version_is_refused_at_load() {
 /// A version 6 module that declares `reads` in a `claimsmith.reads` custom section (appended:
 /// a custom section may stand anywhere in a module).
 fn declaring(reads: &str) -> Vec<u8> {
-    let mut bytes = Wasm::commands(json!([]))
+    let bytes = Wasm::commands(json!([]))
         .abi_version("(i32.const 6)")
         .bytes();
+    with_reads_section(bytes, reads.as_bytes())
+}
+
+/// `module` with a `claimsmith.reads` custom section holding `reads` appended.
+fn with_reads_section(mut module: Vec<u8>, reads: &[u8]) -> Vec<u8> {
     let name = b"claimsmith.reads";
     let mut section = vec![name.len() as u8];
     section.extend(name);
-    section.extend(reads.as_bytes());
-    bytes.push(0);
-    bytes.push(section.len() as u8);
-    bytes.extend(section);
-    bytes
+    section.extend(reads);
+    module.push(0);
+    let mut size = section.len();
+    loop {
+        let byte = (size & 0x7f) as u8;
+        size >>= 7;
+        module.push(if size == 0 { byte } else { byte | 0x80 });
+        if size == 0 {
+            break;
+        }
+    }
+    module.extend(section);
+    module
+}
+
+#[test]
+fn a_version_6_modules_reads_section_is_one_short_list_and_its_names_are_quoted_safely() {
+    // Two sections: refused, not merged.
+    let twice = with_reads_section(declaring("authorization"), b"user");
+    let setup = one_rule("twice", twice, "");
+    let kind = expect_load_error(&setup, "twice", &["`claimsmith.reads` sections (2,"]);
+    assert!(
+        matches!(kind, LoadErrorKind::ReadsSection { sections: 2, .. }),
+        "{kind:?}"
+    );
+    // One section far longer than every member's name: refused without reading it.
+    let long = declaring(&"user ".repeat(400));
+    let setup = one_rule("long", long, "");
+    let kind = expect_load_error(&setup, "long", &["(1, 2000 bytes)"]);
+    assert!(
+        matches!(
+            kind,
+            LoadErrorKind::ReadsSection {
+                sections: 1,
+                bytes: 2000
+            }
+        ),
+        "{kind:?}"
+    );
+    // A name with terminal escapes in it is escaped and cut short in the error.
+    let hostile = format!("user \u{1b}[2J{}", "x".repeat(200));
+    let setup = one_rule("escapes", declaring(&hostile), "");
+    let kind = expect_load_error(&setup, "escapes", &["`\\u{1b}[2Jxxx", "…` is not a part"]);
+    assert!(matches!(kind, LoadErrorKind::UnknownRead(_)), "{kind:?}");
 }
 
 #[test]

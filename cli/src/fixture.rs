@@ -227,10 +227,11 @@ impl Fixture {
             .namespaces
             .clone()
             .unwrap_or_else(|| settings.namespaces.clone());
-        // One fixture, one login at a time: one engine is enough.
+        // One fixture, one login at a time: one engine is enough, and nothing to prewarm.
         let mut builder = Pipeline::builder()
             .sandbox(SandboxConfig {
                 engines: 1,
+                prewarm: 0,
                 ..settings.sandbox.clone()
             })
             .namespaces(namespaces)
@@ -263,6 +264,7 @@ impl Fixture {
                 let mut shadow_builder = Pipeline::builder()
                     .sandbox(SandboxConfig {
                         engines: 1,
+                        prewarm: 0,
                         ..settings.sandbox.clone()
                     })
                     .namespaces(

@@ -81,6 +81,18 @@ pub enum LoadErrorKind {
     /// of the event.
     #[error("its `claimsmith.reads` section declares {0}")]
     UnknownRead(claimsmith_sdk::UnknownPart),
+    /// A version 6 module has more than one `claimsmith.reads` section, or one too long to be a
+    /// list of the event's members.
+    #[error(
+        "its `claimsmith.reads` sections ({sections}, {bytes} bytes) are not one list of the \
+         event's members: a module declares what it reads once (`export_rule!`)"
+    )]
+    ReadsSection {
+        /// How many `claimsmith.reads` sections the module has.
+        sections: usize,
+        /// Their bytes in all.
+        bytes: usize,
+    },
     /// The module reads members of the event that the config's `reads` does not allow.
     #[error(
         "its module reads {needs}, which the config's `reads = [{allowed}]` does not allow; \
@@ -96,7 +108,8 @@ pub enum LoadErrorKind {
     #[error(
         "the config's `reads` needs a module that declares what it reads (ABI version 6); this \
          module speaks ABI version {0} and is handed every member of the event: rebuild it with \
-         the current SDK (`claimsmith build`)"
+         the current SDK (`claimsmith build`); a JavaScript action is always handed every member, \
+         so leave `reads` out for it"
     )]
     ReadsUndeclared(i32),
     /// The module's initial memory is over its memory limit.

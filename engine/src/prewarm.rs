@@ -22,9 +22,10 @@ pub(crate) type Ready = (Store<RuleState>, Instance);
 /// The ready instances of one rule on one engine.
 pub(crate) struct Warm {
     ready: Mutex<Vec<Ready>>,
-    /// Used stores waiting for the thread to drop them: at most `keep`, so that ready and used
-    /// instances together hold at most twice `keep` slots; past that a login drops its own.
-    spent: Mutex<Vec<Store<RuleState>>>,
+    /// Used stores waiting for the thread to drop them, and how many it is dropping now: at
+    /// most `keep` together, so that ready and used instances hold at most twice `keep` slots;
+    /// past that a login drops its own.
+    spent: Mutex<Spent>,
     /// How many to keep ready.
     keep: usize,
     /// What makes one: the rule's pre-linked module on its engine, and its limits.
@@ -38,6 +39,14 @@ impl std::fmt::Debug for Warm {
             .field("keep", &self.keep)
             .finish_non_exhaustive()
     }
+}
+
+/// The used stores of a [`Warm`].
+#[derive(Default)]
+struct Spent {
+    stores: Vec<Store<RuleState>>,
+    /// Taken by the thread and being dropped: they still hold their slots.
+    dropping: usize,
 }
 
 impl Warm {
@@ -58,9 +67,9 @@ impl Warm {
     /// the thread is `keep` stores behind.
     pub(crate) fn retire(&self, store: Store<RuleState>) {
         let mut spent = lock(&self.spent);
-        if spent.len() < self.keep {
-            spent.push(store);
-            let many = spent.len() > self.keep / 2;
+        if spent.stores.len() + spent.dropping < self.keep {
+            spent.stores.push(store);
+            let many = spent.stores.len() > self.keep / 2;
             drop(spent);
             if many {
                 self.signal.wake();
@@ -73,15 +82,24 @@ impl Warm {
 
     /// Drop the used stores handed back so far.
     fn tear_down(&self) {
-        let spent = std::mem::take(&mut *lock(&self.spent));
-        drop(spent);
+        let stores = {
+            let mut spent = lock(&self.spent);
+            let stores = std::mem::take(&mut spent.stores);
+            spent.dropping = stores.len();
+            stores
+        };
+        drop(stores);
+        lock(&self.spent).dropping = 0;
     }
 
-    /// Top up to `keep`; false if an instance could not be made (slots taken, a start function
-    /// that fails), in which case logins instantiate their own until the next try.
+    /// Top up to `keep`, making at most as many as were missing when it began (logins taking
+    /// them as fast as they are made do not keep the thread here); false if an instance could
+    /// not be made (slots taken, a start function that fails), in which case logins
+    /// instantiate their own until the next try. Stops early once the pipeline is dropped.
     fn fill(&self) -> bool {
-        loop {
-            if lock(&self.ready).len() >= self.keep {
+        let missing = self.keep.saturating_sub(lock(&self.ready).len());
+        for _ in 0..missing {
+            if self.signal.stopping.load(Ordering::Acquire) {
                 return true;
             }
             match (self.make)() {
@@ -89,6 +107,7 @@ impl Warm {
                 None => return false,
             }
         }
+        true
     }
 }
 
@@ -98,6 +117,8 @@ struct Signal {
     /// Set by a login that wants the thread, cleared by the thread when it wakes: while set,
     /// further logins need not take the lock.
     woken: AtomicBool,
+    /// Set when the pipeline is dropped: the thread stops between two instances.
+    stopping: AtomicBool,
     state: Mutex<SignalState>,
     wake: Condvar,
 }
@@ -117,7 +138,9 @@ impl Signal {
     }
 }
 
-/// The thread that keeps every [`Warm`] of a pipeline topped up; stopped and joined on drop.
+/// The thread that keeps every [`Warm`] of a pipeline topped up; told to stop on drop, and left
+/// to end on its own (after the instance it is making, if any), so that dropping an old config's
+/// pipeline never waits for it.
 pub(crate) struct Prewarmer {
     signal: Arc<Signal>,
     thread: Option<JoinHandle<()>>,
@@ -129,8 +152,11 @@ impl std::fmt::Debug for Prewarmer {
     }
 }
 
-/// How long the thread waits before trying again to make an instance it could not make.
+/// How long the thread waits before trying again to make an instance it could not make; doubled
+/// after each failed try in a row, up to [`RETRY_MAX`] (a start function that always fails
+/// must not keep a CPU busy).
 const RETRY: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 impl Prewarmer {
     /// A prewarmer not yet started, to make the [`Warm`] of each rule with.
@@ -150,7 +176,10 @@ impl Prewarmer {
     ) -> Arc<Warm> {
         Arc::new(Warm {
             ready: Mutex::new(Vec::with_capacity(keep)),
-            spent: Mutex::new(Vec::with_capacity(keep)),
+            spent: Mutex::new(Spent {
+                stores: Vec::with_capacity(keep),
+                dropping: 0,
+            }),
             keep,
             make: Box::new(make),
             signal: self.signal.clone(),
@@ -175,26 +204,33 @@ impl Prewarmer {
 
 impl Drop for Prewarmer {
     fn drop(&mut self) {
-        {
-            let mut state = lock(&self.signal.state);
-            state.stop = true;
-            self.signal.wake.notify_one();
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.signal.stopping.store(true, Ordering::Release);
+        let mut state = lock(&self.signal.state);
+        state.stop = true;
+        self.signal.wake.notify_one();
+        // Not joined: the thread holds what it needs (the `Warm`s, and through them the
+        // engines and modules), and ends at its next check.
+        drop(self.thread.take());
     }
 }
 
 /// The thread: drop what logins used, top every rule up, sleep until woken.
 fn run(signal: &Signal, warms: &[Arc<Warm>]) {
     idle_priority();
+    let mut failures = 0u32;
     loop {
         let mut all_filled = true;
         for warm in warms {
+            if signal.stopping.load(Ordering::Acquire) {
+                return;
+            }
             warm.tear_down();
             all_filled &= warm.fill();
         }
+        failures = if all_filled { 0 } else { failures + 1 };
+        let retry = RETRY
+            .saturating_mul(1 << failures.clamp(1, 10).saturating_sub(1))
+            .min(RETRY_MAX);
         let mut state = lock(&signal.state);
         loop {
             if state.stop {
@@ -211,7 +247,7 @@ fn run(signal: &Signal, warms: &[Arc<Warm>]) {
             } else {
                 let (next, timeout) = signal
                     .wake
-                    .wait_timeout(state, RETRY)
+                    .wait_timeout(state, retry)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 state = next;
                 if timeout.timed_out() {

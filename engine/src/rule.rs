@@ -490,21 +490,26 @@ impl<'a> InputPieces<'a> {
     }
 }
 
+/// The longest `claimsmith.reads` section taken: every member's name once, with room to spare.
+const MAX_READS_SECTION: usize = 512;
+
 /// What a module of ABI `version` in `bytes` is handed: the members its `claimsmith.reads`
-/// sections name (every member if it has none) for version 6, every member for the older ones;
+/// section names (every member if it has none) for version 6, every member for the older ones;
 /// refused when the config's `allowed` does not cover it.
 fn reads_of(bytes: &[u8], version: i32, allowed: Option<Reads>) -> Result<Reads, LoadErrorKind> {
     let declared = if version == 6 {
-        let sections = custom_sections(bytes, Reads::SECTION);
-        if sections.is_empty() {
-            Reads::ALL
-        } else {
-            let mut declared = Reads::ALWAYS;
-            for section in sections {
+        match custom_sections(bytes, Reads::SECTION)[..] {
+            [] => Reads::ALL,
+            [section] if section.len() <= MAX_READS_SECTION => {
                 let text = String::from_utf8_lossy(section);
-                declared = declared.union(Reads::parse(&text).map_err(LoadErrorKind::UnknownRead)?);
+                Reads::ALWAYS.union(Reads::parse(&text).map_err(LoadErrorKind::UnknownRead)?)
             }
-            declared
+            ref sections => {
+                return Err(LoadErrorKind::ReadsSection {
+                    sections: sections.len(),
+                    bytes: sections.iter().map(|s| s.len()).sum(),
+                });
+            }
         }
     } else {
         Reads::ALL

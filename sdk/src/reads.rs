@@ -35,10 +35,13 @@ pub struct UnknownPart(pub String);
 
 impl fmt::Display for UnknownPart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The name may come from a hostile module's section: escaped, and cut short.
+        let name: String = self.0.chars().take(40).collect();
+        let cut = if name.len() < self.0.len() { "…" } else { "" };
         write!(
             f,
-            "`{}` is not a part of the login event (one of {})",
-            self.0,
+            "`{}{cut}` is not a part of the login event (one of {})",
+            name.escape_debug(),
             Event::MEMBERS.join(", ")
         )
     }

@@ -170,7 +170,9 @@ fn connection(
                 let shared = Arc::clone(&shared);
                 async move {
                     let mut response = answer(Arc::clone(&shared), request).await;
-                    if *shared.draining.borrow() {
+                    // Not ready once the server drains (an atomic, not the watch's lock, on
+                    // every request).
+                    if !shared.ready.load(Ordering::Acquire) {
                         response
                             .headers_mut()
                             .insert(CONNECTION, HeaderValue::from_static("close"));
