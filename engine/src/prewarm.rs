@@ -117,22 +117,18 @@ struct Signal {
     /// Set by a login that wants the thread, cleared by the thread when it wakes: while set,
     /// further logins need not take the lock.
     woken: AtomicBool,
-    /// Set when the pipeline is dropped: the thread stops between two instances.
+    /// Set when the pipeline is dropped: the thread stops between two instances, or at once if
+    /// it waits (set before `lock` is taken to notify, so the wake-up is never lost).
     stopping: AtomicBool,
-    state: Mutex<SignalState>,
+    lock: Mutex<()>,
     wake: Condvar,
-}
-
-#[derive(Default)]
-struct SignalState {
-    stop: bool,
 }
 
 impl Signal {
     fn wake(&self) {
         if !self.woken.swap(true, Ordering::AcqRel) {
             // Under the lock, so the thread is either working (and will see `woken`) or waiting.
-            let _state = lock(&self.state);
+            let _lock = lock(&self.lock);
             self.wake.notify_one();
         }
     }
@@ -205,8 +201,7 @@ impl Prewarmer {
 impl Drop for Prewarmer {
     fn drop(&mut self) {
         self.signal.stopping.store(true, Ordering::Release);
-        let mut state = lock(&self.signal.state);
-        state.stop = true;
+        let _lock = lock(&self.signal.lock);
         self.signal.wake.notify_one();
         // Not joined: the thread holds what it needs (the `Warm`s, and through them the
         // engines and modules), and ends at its next check.
@@ -217,7 +212,7 @@ impl Drop for Prewarmer {
 /// The thread: drop what logins used, top every rule up, sleep until woken.
 fn run(signal: &Signal, warms: &[Arc<Warm>]) {
     idle_priority();
-    let mut failures = 0u32;
+    let mut retry = RETRY;
     loop {
         let mut all_filled = true;
         for warm in warms {
@@ -227,30 +222,30 @@ fn run(signal: &Signal, warms: &[Arc<Warm>]) {
             warm.tear_down();
             all_filled &= warm.fill();
         }
-        failures = if all_filled { 0 } else { failures + 1 };
-        let retry = RETRY
-            .saturating_mul(1 << failures.clamp(1, 10).saturating_sub(1))
-            .min(RETRY_MAX);
-        let mut state = lock(&signal.state);
+        if all_filled {
+            retry = RETRY;
+        }
+        let mut guard = lock(&signal.lock);
         loop {
-            if state.stop {
+            if signal.stopping.load(Ordering::Acquire) {
                 return;
             }
             if signal.woken.load(Ordering::Acquire) {
                 break;
             }
             if all_filled {
-                state = signal
+                guard = signal
                     .wake
-                    .wait(state)
+                    .wait(guard)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             } else {
                 let (next, timeout) = signal
                     .wake
-                    .wait_timeout(state, retry)
+                    .wait_timeout(guard, retry)
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                state = next;
+                guard = next;
                 if timeout.timed_out() {
+                    retry = (retry * 2).min(RETRY_MAX);
                     break;
                 }
             }

@@ -28,7 +28,7 @@ use crate::server::Shared;
 pub(crate) type Answer = Response<Full<Bytes>>;
 
 /// Answer one request.
-pub(crate) async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
+pub(crate) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answer {
     let deployment = shared.current.get();
     let path = request.uri().path().to_owned();
     if RESERVED_PATHS.contains(&path.as_str()) {
@@ -78,7 +78,7 @@ pub(crate) async fn answer(shared: Arc<Shared>, request: Request<Incoming>) -> A
     in_flight.inc();
     let deadline = tokio::time::Instant::now() + deployment.server.request_timeout;
     let (response, outcome) =
-        hook_request(&shared, &deployment, hook, request, deadline, permit).await;
+        hook_request(shared, &deployment, hook, request, deadline, permit).await;
     in_flight.dec();
     let took = started.elapsed();
     shared.metrics.request(&hook.path, outcome, took);

@@ -169,7 +169,7 @@ fn connection(
                 served.store(true, Ordering::Release);
                 let shared = Arc::clone(&shared);
                 async move {
-                    let mut response = answer(Arc::clone(&shared), request).await;
+                    let mut response = answer(&shared, request).await;
                     // Not ready once the server drains (an atomic, not the watch's lock, on
                     // every request).
                     if !shared.ready.load(Ordering::Acquire) {
