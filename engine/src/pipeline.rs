@@ -21,6 +21,7 @@ use crate::outcome::{Diagnostic, Outcome, RuleStatus, RuleTrace};
 use crate::rule::{OnError, Rule, RuleMode, RuleSpec, read_module};
 use crate::rule_logs::LogSink;
 use crate::shadow::{self, ShadowReport, ShadowResult};
+use claimsmith_sdk::Reads;
 use claimsmith_sdk::{Command, Event};
 
 /// The configured rules and the policy they run under. `Send + Sync`: build once with
@@ -46,6 +47,11 @@ pub struct Pipeline {
     engines: Engines,
     /// Whether a version 1 rule is loaded: only those need the caller's event bytes.
     has_version_1: bool,
+    /// Whether every rule loaded is of version 6 or later: then an event from JSON is parsed
+    /// in its borrowed form, straight into the parts those rules read.
+    only_version_6: bool,
+    /// The members the rules read, together: the parts an event from JSON is written into.
+    reads: Reads,
     /// Indexes of the enforcing rules, in order: the ones [`Pipeline::run`] applies.
     enforced: Vec<usize>,
     /// The shadow rules, in config order; empty: a login does nothing more than the rules.
@@ -187,6 +193,8 @@ impl PipelineBuilder {
             policy,
             engines: Engines::new(engine),
             has_version_1: false,
+            only_version_6: true,
+            reads: Reads::ALWAYS,
             enforced: Vec::new(),
             shadows: Vec::new(),
             shadow_values: self.shadow_values,
@@ -223,6 +231,8 @@ impl Pipeline {
         let secrets = spec.secrets.clone();
         let rule = self.engines.add_rule(&self.policy, spec, bytes)?;
         self.has_version_1 |= matches!(rule.abi_version(), 1 | 5);
+        self.only_version_6 &= rule.abi_version() >= 6;
+        self.reads = self.reads.union(rule.reads());
         self.policy.add_secrets(secrets);
         Ok(())
     }
@@ -310,8 +320,22 @@ impl Pipeline {
     /// The required fields (`user.user_id`, `client.client_id`, and `resource_server.identifier`
     /// when `resource_server` is given) must be non-empty, and each struct of the event must be
     /// a JSON object. The caller's bytes are kept only when a version 1 rule is loaded (only
-    /// those rules see the event's unknown members).
+    /// those rules see the event's unknown members). When every rule is of ABI version 6, the
+    /// event is parsed once, its strings borrowed from `bytes`, straight into the parts the
+    /// rules read: the typed [`LoginEvent::event`] is made only if asked for. A caller that
+    /// will ask for it (to sign tokens from it) parses with
+    /// [`Pipeline::event_from_json_typed`] instead.
     pub fn event_from_json(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
+        if self.only_version_6 {
+            return LoginEvent::parse_json_parts(bytes, self.reads);
+        }
+        self.event_from_json_typed(bytes)
+    }
+
+    /// [`Pipeline::event_from_json`] straight into the typed [`LoginEvent::event`], for a
+    /// caller that reads it (an issuer signs its tokens from it): the same events accepted and
+    /// refused, and the same input for every rule.
+    pub fn event_from_json_typed(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
         let event = LoginEvent::parse_json(bytes, self.has_version_1)?;
         event.check_required()?;
         Ok(event)
@@ -372,7 +396,7 @@ impl Pipeline {
         event: &LoginEvent,
         rules: impl Iterator<Item = usize>,
     ) -> Result<Outcome, LoginError> {
-        let requested = &event.event().transaction.requested_scopes;
+        let requested = event.requested_scopes();
         let mut draft = Draft::requesting(requested);
         let mut outcome = Outcome::default();
         // Only with a candidate configured: the draft before the rule it stands in for.

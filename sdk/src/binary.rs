@@ -50,7 +50,9 @@ impl std::error::Error for DecodeError {}
 /// buffer and the text of every string, in the same order, in another. The part is the text's
 /// length, the text, then the structure, so a reader checks all of the text's UTF-8 in one pass.
 #[derive(Default)]
-pub(crate) struct PartWriter {
+/// (`pub` only so that [`WireWrite`](crate::wire::WireWrite) can name it; its methods are the
+/// crate's own.)
+pub struct PartWriter {
     structure: Vec<u8>,
     text: Vec<u8>,
 }

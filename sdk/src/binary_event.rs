@@ -50,7 +50,7 @@ pub use crate::binary::{DecodeError, MAX_DEPTH};
 use crate::binary::{PartWriter, Reader};
 use crate::event::Event;
 use crate::reads::Reads;
-use crate::wire::{BASE_PART, Wire};
+use crate::wire::{BASE_PART, Wire, WireWrite};
 
 /// The first four bytes of every encoded event.
 pub const MAGIC: [u8; 4] = *b"CSE1";
@@ -112,6 +112,16 @@ pub fn header_v6(reads: Reads) -> [u8; 8] {
 /// `secrets` 15) as one part, whole: every field of every version in it. A version 6 module's
 /// input is [`header_v6`] followed by the parts of the members it reads, in that order.
 pub fn encode_member(event: &Event, index: u32, out: &mut Vec<u8>) {
+    let mut w = PartWriter::with_capacity(64, 128);
+    event.write_member(index, &mut w);
+    w.finish_into(out);
+}
+
+/// [`encode_member`] from the event as the host parsed it from a caller's JSON, its strings
+/// borrowed ([`BorrowedEvent`](crate::BorrowedEvent)): the same bytes, without an owned copy of
+/// the event. `index` is below the per-rule members (`configuration`, `secrets`).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn encode_borrowed_member(event: &crate::BorrowedEvent<'_>, index: u32, out: &mut Vec<u8>) {
     let mut w = PartWriter::with_capacity(64, 128);
     event.write_member(index, &mut w);
     w.finish_into(out);
@@ -556,6 +566,45 @@ mod tests {
 
     fn fixture_event() -> Event {
         serde_json::from_str(include_str!("../tests/fixtures/full_event.json")).unwrap()
+    }
+
+    #[test]
+    fn the_borrowed_form_writes_every_member_as_the_owned_one_does() {
+        // Every field of the table set, and strings with escapes (which the borrowed form owns)
+        // beside ones without (which it borrows).
+        let mut value: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/full_event.json")).unwrap();
+        value["user"]["name"] = json!("Ada \"the first\"\n\u{e9}");
+        value["authorization"]["roles"] = json!(["plain", "tab\there", "漢"]);
+        for text in [
+            include_str!("../tests/fixtures/full_event.json").to_owned(),
+            value.to_string(),
+            "{}".to_owned(),
+        ] {
+            let owned = serde_json::from_str::<crate::CallerEvent>(&text)
+                .unwrap()
+                .into_event();
+            let borrowed: crate::BorrowedEvent<'_> = serde_json::from_str(&text).unwrap();
+            for index in member_indices(Reads::ALL.without(Reads::PER_RULE)) {
+                let (mut from_owned, mut from_borrowed) = (Vec::new(), Vec::new());
+                encode_member(&owned, index, &mut from_owned);
+                encode_borrowed_member(&borrowed, index, &mut from_borrowed);
+                assert_eq!(
+                    from_borrowed,
+                    from_owned,
+                    "member {} of {text}",
+                    Event::MEMBERS[index as usize]
+                );
+            }
+        }
+        let text = value.to_string();
+        let borrowed: crate::BorrowedEvent<'_> = serde_json::from_str(&text).unwrap();
+        let within = |s: &str| text.as_bytes().as_ptr_range().contains(&s.as_ptr());
+        assert!(within(&borrowed.user.user_id), "a plain string is borrowed");
+        assert!(
+            !within(borrowed.user.name.as_deref().unwrap()),
+            "an escaped one is not"
+        );
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub use event::{
     IssuerClaims, Organization, Request, ResourceServer, RiskAssessment, Session, SessionClient,
     SessionDevice, Stats, Tenant, Transaction, User,
 };
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub use event::{BorrowedEvent, borrowed};
 pub use export::ExportedRule;
 pub use reads::{Reads, UnknownPart};
 

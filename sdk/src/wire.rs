@@ -2,7 +2,9 @@
 //! once, in `event.rs`, and generates from that one table the structs themselves (with their
 //! derives, serde attributes and docs), the binary encoder and decoder of every part of the input
 //! (`docs/abi.md`, section 9), and the form in which a caller hands the host an event
-//! ([`CallerEvent`](crate::CallerEvent): everything but the per-rule members).
+//! ([`CallerEvent`](crate::CallerEvent): everything but the per-rule members), owned and
+//! borrowed ([`BorrowedEvent`](crate::BorrowedEvent): its strings point into the caller's JSON,
+//! and it writes the same bytes as the owned event; hosts only, not built for wasm).
 //!
 //! The binary form of each field's type is the [`Wire`] trait, implemented here for the types
 //! the event's fields have and by the macro for each struct, its fields in declaration order.
@@ -63,22 +65,28 @@ pub(crate) fn fill<T>(field: &mut T, value: T) {
     std::mem::forget(std::mem::replace(field, value));
 }
 
-/// A type of the event's binary form.
+/// How a value of the event is written in its binary form: what [`Wire`] needs of a type, and
+/// all a borrowed form of one ([`Borrow`]) has.
 ///
-/// `write` and `read` carry a whole value as it arrives in `part`, less any of its fields that
-/// arrive in a later part; `write_later` and `read_later` carry those, for a value that arrived
-/// in part `since`, when part `part` is written or read. Every method is meant to be inlined:
-/// `part` and `since` are constants at every call, so each part's code is straight-line reads
-/// with no trace of the fields of other parts.
-pub(crate) trait Wire: Sized + Default {
-    /// The fewest structure bytes a value takes in the part it arrives in: counts of these are
-    /// checked against the bytes left before anything is reserved.
-    const MIN_BYTES: usize;
-
+/// `write` carries a whole value as it arrives in `part`, less any of its fields that arrive in
+/// a later part; `write_later` carries those, for a value that arrived in part `since`, when part
+/// `part` is written.
+pub trait WireWrite {
     fn write(&self, w: &mut PartWriter, part: u32);
 
     #[inline(always)]
     fn write_later(&self, _w: &mut PartWriter, _part: u32, _since: u32) {}
+}
+
+/// A type of the event's binary form.
+///
+/// `read` and `read_later` carry what [`WireWrite`]'s `write` and `write_later` wrote. Every
+/// method is meant to be inlined: `part` and `since` are constants at every call, so each
+/// part's code is straight-line reads with no trace of the fields of other parts.
+pub(crate) trait Wire: WireWrite + Sized + Default {
+    /// The fewest structure bytes a value takes in the part it arrives in: counts of these are
+    /// checked against the bytes left before anything is reserved.
+    const MIN_BYTES: usize;
 
     fn read(r: &mut Reader<'_>, field: &'static str, part: u32) -> Self;
 
@@ -91,17 +99,104 @@ pub(crate) trait Wire: Sized + Default {
     fn unset(&self, path: &'static str, out: &mut Vec<&'static str>);
 }
 
+/// The form of a field's type that the host parses a caller's event into, borrowing its strings
+/// from the JSON text where they have no escapes ([`Text`]); written exactly as the owned type
+/// is. Plain values, JSON values and maps are their own borrowed form.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait Borrow {
+    type Ref<'a>: WireWrite + Default;
+}
+
+/// A string of a caller's event: borrowed from the JSON text, or owned where the text has
+/// escapes.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Default)]
+pub struct Text<'a>(std::borrow::Cow<'a, str>);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl WireWrite for Text<'_> {
+    #[inline(always)]
+    fn write(&self, w: &mut PartWriter, _part: u32) {
+        w.str(&self.0);
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Borrow for String {
+    type Ref<'a> = Text<'a>;
+}
+
+/// Types that are their own borrowed form.
+macro_rules! owned_borrow {
+    ($($ty:ty),*) => {$(
+        #[cfg(not(target_arch = "wasm32"))]
+        impl Borrow for $ty {
+            type Ref<'a> = $ty;
+        }
+    )*};
+}
+
+owned_borrow!(bool, u64, i64, Value, Map<String, Value>, BTreeMap<String, String>);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Borrow> Borrow for Option<T> {
+    type Ref<'a> = Option<T::Ref<'a>>;
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Borrow> Borrow for Vec<T> {
+    type Ref<'a> = Vec<T::Ref<'a>>;
+}
+
 /// A field's type that is one value of the binary form, with no fields of its own.
 macro_rules! leaf {
     ($ty:ty, $min:expr, |$w:ident, $value:ident| $write:expr, |$r:ident, $field:ident| $read:expr) => {
-        impl Wire for $ty {
-            const MIN_BYTES: usize = $min;
-
+        impl WireWrite for $ty {
             #[inline(always)]
             fn write(&self, $w: &mut PartWriter, _part: u32) {
                 let $value = self;
                 $write
             }
+        }
+
+        impl Wire for $ty {
+            const MIN_BYTES: usize = $min;
 
             #[inline(always)]
             fn read($r: &mut Reader<'_>, $field: &'static str, _part: u32) -> Self {
@@ -155,9 +250,7 @@ leaf!(
 );
 
 /// `opt<T>`: a tag byte, `1` followed by the value or `0`.
-impl<T: Wire> Wire for Option<T> {
-    const MIN_BYTES: usize = 1;
-
+impl<T: WireWrite> WireWrite for Option<T> {
     #[inline(always)]
     fn write(&self, w: &mut PartWriter, part: u32) {
         match self {
@@ -175,6 +268,10 @@ impl<T: Wire> Wire for Option<T> {
             value.write_later(w, part, since);
         }
     }
+}
+
+impl<T: Wire> Wire for Option<T> {
+    const MIN_BYTES: usize = 1;
 
     #[inline(always)]
     fn read(r: &mut Reader<'_>, field: &'static str, part: u32) -> Self {
@@ -202,9 +299,7 @@ impl<T: Wire> Wire for Option<T> {
 }
 
 /// `list<T>`: a count, then that many values.
-impl<T: Wire> Wire for Vec<T> {
-    const MIN_BYTES: usize = 4;
-
+impl<T: WireWrite> WireWrite for Vec<T> {
     #[inline(always)]
     fn write(&self, w: &mut PartWriter, part: u32) {
         w.len(self.len());
@@ -219,6 +314,10 @@ impl<T: Wire> Wire for Vec<T> {
             item.write_later(w, part, since);
         }
     }
+}
+
+impl<T: Wire> Wire for Vec<T> {
+    const MIN_BYTES: usize = 4;
 
     #[inline(always)]
     fn read(r: &mut Reader<'_>, field: &'static str, part: u32) -> Self {
@@ -272,25 +371,16 @@ macro_rules! field_path {
     };
 }
 
-/// [`Wire`] for one struct, its fields in declaration order; `$prefix` is its path in the event
-/// in brackets (`["user"]`; `[]` for `Event`). Fields in `$skip` are not in the binary form of the struct (they are
-/// `Event`'s per-rule fields, read and written apart) and read as their defaults.
-macro_rules! wire_struct {
-    (
-        $name:ident $prefix:tt
-        { $( [$($since:literal)?] $field:ident : $ty:ty ),* }
-        skip { $( $skip:ident ),* }
-    ) => {
-        impl $crate::wire::Wire for $name {
-            const MIN_BYTES: usize = $crate::wire::min_bytes(&[
-                $( (since!($($since)?), <$ty as $crate::wire::Wire>::MIN_BYTES) ),*
-            ]);
-
+/// [`WireWrite`] for one struct (`$name`, or `$name<'a>` with `['a]`), its fields in declaration
+/// order: the owned structs of the event and their borrowed forms write the same bytes.
+macro_rules! wire_write {
+    ( [$($lt:lifetime)?] $name:ident { $( [$($since:literal)?] $field:ident ),* } ) => {
+        impl$(<$lt>)? $crate::wire::WireWrite for $name$(<$lt>)? {
             #[inline(always)]
             fn write(&self, w: &mut $crate::binary::PartWriter, part: u32) {
                 $(
                     if $crate::wire::arrives_with(since!($($since)?), part) {
-                        $crate::wire::Wire::write(&self.$field, w, part);
+                        $crate::wire::WireWrite::write(&self.$field, w, part);
                     }
                 )*
             }
@@ -300,12 +390,31 @@ macro_rules! wire_struct {
                 $(
                     let at = std::cmp::max(since, since!($($since)?));
                     if at == part {
-                        $crate::wire::Wire::write(&self.$field, w, part);
+                        $crate::wire::WireWrite::write(&self.$field, w, part);
                     } else if at < part {
-                        $crate::wire::Wire::write_later(&self.$field, w, part, at);
+                        $crate::wire::WireWrite::write_later(&self.$field, w, part, at);
                     }
                 )*
             }
+        }
+    };
+}
+
+/// [`Wire`] for one struct, its fields in declaration order; `$prefix` is its path in the event
+/// in brackets (`["user"]`; `[]` for `Event`). Fields in `$skip` are not in the binary form of the struct (they are
+/// `Event`'s per-rule fields, read and written apart) and read as their defaults.
+macro_rules! wire_struct {
+    (
+        $name:ident $prefix:tt
+        { $( [$($since:literal)?] $field:ident : $ty:ty ),* }
+        skip { $( $skip:ident ),* }
+    ) => {
+        wire_write! { [] $name { $( [$($since)?] $field ),* } }
+
+        impl $crate::wire::Wire for $name {
+            const MIN_BYTES: usize = $crate::wire::min_bytes(&[
+                $( (since!($($since)?), <$ty as $crate::wire::Wire>::MIN_BYTES) ),*
+            ]);
 
             #[inline(always)]
             fn read(
@@ -368,7 +477,7 @@ macro_rules! event_members {
                 let mut i = 0u32;
                 $(
                     if i == index {
-                        $crate::wire::Wire::write(&self.$member, w, $crate::wire::WHOLE);
+                        $crate::wire::WireWrite::write(&self.$member, w, $crate::wire::WHOLE);
                         return;
                     }
                     i += 1;
@@ -473,7 +582,7 @@ macro_rules! event_schema {
                 $( $rule_field: &$rule_ty, )*
                 w: &mut $crate::binary::PartWriter,
             ) {
-                $( $crate::wire::Wire::write($rule_field, w, $crate::wire::BASE_PART); )*
+                $( $crate::wire::WireWrite::write($rule_field, w, $crate::wire::BASE_PART); )*
             }
 
             /// Read the rule part's fields into an event read from the event part.
@@ -513,6 +622,59 @@ macro_rules! event_schema {
             }
         }
 
+        /// [`CallerEvent`] in its borrowed form: how the host parses a caller's event once,
+        /// its strings borrowed from the JSON text where they have no escapes, and writes each
+        /// member's part of the binary form from it (`binary_event::encode_borrowed_member`)
+        /// without an owned copy of the event. Fields the table marks `since N` included.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(default, rename = "Event")]
+        pub struct BorrowedEvent<'a> {
+            $( #[serde(borrow)] pub $field: <$ty as $crate::wire::Borrow>::Ref<'a>, )*
+        }
+
+        #[cfg(not(target_arch = "wasm32"))]
+        impl BorrowedEvent<'_> {
+            /// Write member `index` of [`Event::MEMBERS`] (not a per-rule one) whole, as
+            /// [`Event::write_member`] writes it.
+            #[inline]
+            pub(crate) fn write_member(&self, index: u32, w: &mut $crate::binary::PartWriter) {
+                let mut i = 0u32;
+                $(
+                    if i == index {
+                        $crate::wire::WireWrite::write(&self.$field, w, $crate::wire::WHOLE);
+                        return;
+                    }
+                    i += 1;
+                )*
+                let _ = i;
+                unreachable!("the caller's event has no member {index}");
+            }
+        }
+
+        /// The borrowed form of each struct of the event, in a module of the struct's name, as
+        /// `Ref`.
+        #[cfg(not(target_arch = "wasm32"))]
+        #[doc(hidden)]
+        pub mod borrowed {
+            $(
+                #[allow(non_snake_case)]
+                pub mod $name {
+                    #[allow(unused_imports)]
+                    use super::super::*;
+
+                    #[derive(Debug, Default, serde::Deserialize)]
+                    #[serde(default)]
+                    pub struct Ref<'a> {
+                        $( $(#[$sfield_meta])* #[serde(borrow)] pub $sfield: <$sty as $crate::wire::Borrow>::Ref<'a>, )*
+                    }
+
+                    wire_write! { ['a] Ref { $( [$($ssince)?] $sfield ),* } }
+                }
+            )*
+        }
+
         $(
             $(#[$struct_meta])*
             pub struct $name {
@@ -521,6 +683,11 @@ macro_rules! event_schema {
 
             wire_struct! {
                 $name [$prefix] { $( [$($ssince)?] $sfield: $sty ),* } skip {}
+            }
+
+            #[cfg(not(target_arch = "wasm32"))]
+            impl $crate::wire::Borrow for $name {
+                type Ref<'a> = borrowed::$name::Ref<'a>;
             }
         )*
     };

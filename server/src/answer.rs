@@ -172,6 +172,13 @@ async fn hook_request(
         },
     };
     let event = match &mut issuer_request {
+        // Signed tokens are made from the typed event; the outcome alone needs only the parts
+        // the rules read.
+        None if hook.format == Format::Outcome => deployment
+            .issuer
+            .pipeline()
+            .event_from_json(&body)
+            .map_err(Into::into),
         None => deployment.issuer.event_from_json(&body),
         // The response needs only the request's state, not the event built from it.
         Some(request) => deployment
