@@ -242,9 +242,14 @@ fn one_pipeline_runs_a_module_of_each_version_and_each_sees_the_fields_its_versi
 }
 
 #[test]
-fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules() {
+fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules_or_a_borrowed_parse() {
     let v1 = pipeline(&[("add-roles", version_1_module("add-roles"))]);
-    let v2 = pipeline(&[("add-roles", support::module("add-roles"))]);
+    let v2 = pipeline(&[("add-roles", version_2_module("add-roles"))]);
+    let v6 = pipeline(&[("add-roles", support::module("add-roles"))]);
+    let mixed = pipeline(&[
+        ("add-roles", support::module("add-roles")),
+        ("add-groups", version_2_module("add-groups")),
+    ]);
     let mut event = support::event("alice");
     event["something_new"] = json!({"kept": true});
     // Pinned: each parse would otherwise take the host's clock, and the events are compared.
@@ -261,21 +266,36 @@ fn a_pipeline_keeps_the_callers_event_bytes_only_for_version_1_rules() {
     let for_v1 = v1.event_from_json(&bytes).unwrap();
     assert_eq!(members(&for_v1)["something_new"], json!({"kept": true}));
     assert_eq!(members(&for_v1), members(&from_json));
-    // A pipeline of version 2 rules only has no use for the bytes: the same checked event,
-    // the same decisions.
-    let for_v2 = v2.event_from_json(&bytes).unwrap();
-    assert_eq!(for_v2.event(), for_v1.event());
-    assert!(members(&for_v2).get("something_new").is_none());
-    assert_eq!(decided(&v2, &for_v2), decided(&v2, &from_json));
+    // A pipeline of version 2 rules only (or with one) has no use for the bytes: the same
+    // checked event, the same decisions.
+    for typed in [&v2, &mixed] {
+        let for_v2 = typed.event_from_json(&bytes).unwrap();
+        assert_eq!(for_v2.event(), for_v1.event());
+        assert!(members(&for_v2).get("something_new").is_none());
+        assert_eq!(decided(typed, &for_v2), decided(typed, &from_json));
+    }
     assert_eq!(
-        decided(&v2, &for_v2)["id_token"]["https://example.com/roles"],
+        decided(&v2, &v2.event_from_json(&bytes).unwrap())["id_token"]["https://example.com/roles"],
         json!(["admin", "editor"])
     );
-    // Bad input is refused the same way.
-    let err = v2
-        .event_from_json(br#"{"user": {"app_metadata": []}}"#)
-        .unwrap_err();
-    assert!(err.to_string().contains("user.app_metadata"), "{err}");
+    // A pipeline of version 6 rules only parses borrowed, into the parts its rules read, and
+    // keeps the bytes for the typed event, if asked for: the same event, the same decisions.
+    let for_v6 = v6.event_from_json(&bytes).unwrap();
+    assert_eq!(decided(&v6, &for_v6), decided(&v6, &from_json));
+    assert_eq!(for_v6.event(), for_v1.event());
+    assert_eq!(members(&for_v6), members(&from_json));
+    let typed = v6.event_from_json_typed(&bytes).unwrap();
+    assert_eq!(typed.event(), for_v1.event());
+    assert!(members(&typed).get("something_new").is_none());
+    // Bad input is refused the same way, by every parse.
+    let bad = br#"{"user": {"app_metadata": []}}"#;
+    for err in [
+        v2.event_from_json(bad).unwrap_err(),
+        v6.event_from_json(bad).unwrap_err(),
+        v6.event_from_json_typed(bad).unwrap_err(),
+    ] {
+        assert!(err.to_string().contains("user.app_metadata"), "{err}");
+    }
 }
 
 #[test]

@@ -41,7 +41,8 @@ pub struct LoginEvent {
     /// `,"login_time":N}`: how a version 5 rule's JSON input ends.
     login_time_tail: OnceLock<String>,
     /// Each member of the event as a version 6 part (`binary_event::encode_member`), by its
-    /// index; made when the first version 6 rule that reads it runs.
+    /// index: made as the event is parsed for the members its pipeline's rules read
+    /// (`Source::Parts`), else when the first version 6 rule that reads it runs.
     member_parts: [OnceLock<Vec<u8>>; MEMBERS],
 }
 
@@ -68,7 +69,7 @@ impl LoginEvent {
     /// `keep_source` is set. Without it a version 1 rule would see the checked fields as the
     /// typed event serializes them (fields the caller left out as `null` or their defaults), and
     /// not the event's unknown members;
-    /// `Pipeline::event_from_json` sets it exactly when the
+    /// `Pipeline::event_from_json_typed` sets it exactly when the
     /// pipeline has a version 1 rule.
     pub(crate) fn parse_json(bytes: &[u8], keep_source: bool) -> Result<LoginEvent, EventError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
@@ -102,23 +103,23 @@ impl LoginEvent {
     /// 6 and read `reads`: once, into its borrowed form, from which the part of each member in
     /// `reads` is written at once (the login's time chosen first). Nothing owned is made of the
     /// event but a copy of `bytes` unless the host asks for it ([`LoginEvent::event`]), or a rule
-    /// reads a member outside `reads`. The same events are accepted and refused, with the same
-    /// errors, as by [`LoginEvent::parse_json`] and [`LoginEvent::check_required`] together.
+    /// reads a member outside `reads` (strings with escapes, the metadata maps and the scopes
+    /// requested are owned; the rest points into `bytes`). The same events are accepted and
+    /// refused, with the same errors, as by [`LoginEvent::parse_json`] and
+    /// [`LoginEvent::check_required`] together.
     pub(crate) fn parse_json_parts(bytes: &[u8], reads: Reads) -> Result<LoginEvent, EventError> {
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        let parsed = if first == Some(&b'{') {
-            std::str::from_utf8(bytes)
-                .ok()
-                .and_then(|text| borrowed_event_from_str(text).ok())
-        } else {
-            None
-        };
-        let Some(mut borrowed) = parsed else {
-            // The owned parse names what is wrong (or, for an event it takes after all, checks
-            // it as every other event is checked).
+        if first != Some(&b'{') {
+            // Not an object (or not JSON at all): the typed parse's slow path says which.
             let event = LoginEvent::parse_json(bytes, false)?;
             event.check_required()?;
             return Ok(event);
+        }
+        let parsed = std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| borrowed_event_from_str(text).ok());
+        let Some(mut borrowed) = parsed else {
+            return Err(LoginEvent::explain_json_error(bytes));
         };
         required(
             &borrowed.user.user_id,
@@ -291,7 +292,7 @@ impl LoginEvent {
     /// [`LoginEvent::input_for`] as the pieces that make it up, without copying them together.
     pub(crate) fn json_input<'a>(&'a self, prefix: &'a str) -> [&'a [u8]; 4] {
         let members = self.members.get_or_init(|| {
-            if matches!(self.source, Source::Typed | Source::Parts { .. }) {
+            if matches!(self.source, Source::Typed) {
                 tracing::warn!(
                     target: "claimsmith::login",
                     "a version 1 rule runs on an event parsed without its JSON (by a pipeline \
@@ -394,7 +395,8 @@ fn now_ms() -> u64 {
         .max(1)
 }
 
-/// Where a [`LoginEvent`] came from, kept for version 1 rules, which see the event as sent.
+/// Where a [`LoginEvent`] came from: what version 1 rules see (the event as sent), and, for one
+/// parsed for its parts, what its typed event is made from.
 #[derive(Debug, Clone)]
 enum Source {
     /// JSON bytes, checked to hold an object.
@@ -424,8 +426,8 @@ impl Source {
     fn members(&self) -> Option<String> {
         let json = match self {
             Source::Value(value) => serde_json::to_string(value).ok()?,
-            Source::Typed | Source::Built { .. } | Source::Parts { .. } => return None,
-            Source::Json(bytes) => {
+            Source::Typed | Source::Built { .. } => return None,
+            Source::Json(bytes) | Source::Parts { bytes, .. } => {
                 let mut value: Map<String, Value> = serde_json::from_slice(bytes).ok()?;
                 value.remove("configuration");
                 value.remove("secrets");

@@ -45,7 +45,8 @@ use claimsmith_sdk::{Command, Event};
 pub struct Pipeline {
     policy: ClaimPolicy,
     engines: Engines,
-    /// Whether a version 1 rule is loaded: only those need the caller's event bytes.
+    /// Whether a version 1 rule is loaded: only those need the caller's event bytes beside the
+    /// typed event.
     has_version_1: bool,
     /// Whether every rule loaded is of version 6 or later: then an event from JSON is parsed
     /// in its borrowed form, straight into the parts those rules read.
@@ -319,12 +320,11 @@ impl Pipeline {
     /// The one way into a login: parse and check an event from JSON bytes for this pipeline.
     /// The required fields (`user.user_id`, `client.client_id`, and `resource_server.identifier`
     /// when `resource_server` is given) must be non-empty, and each struct of the event must be
-    /// a JSON object. The caller's bytes are kept only when a version 1 rule is loaded (only
-    /// those rules see the event's unknown members). When every rule is of ABI version 6, the
-    /// event is parsed once, its strings borrowed from `bytes`, straight into the parts the
-    /// rules read: the typed [`LoginEvent::event`] is made only if asked for. A caller that
-    /// will ask for it (to sign tokens from it) parses with
-    /// [`Pipeline::event_from_json_typed`] instead.
+    /// a JSON object. When every rule is of ABI version 6, the event is parsed once, its
+    /// strings borrowed from `bytes`, straight into the parts the rules read, and a copy of
+    /// `bytes` is kept: the typed [`LoginEvent::event`] is parsed from it only if asked for. A
+    /// caller that will ask for it (to sign tokens from it) parses with
+    /// [`Pipeline::event_from_json_typed`] instead. Otherwise this is that parse.
     pub fn event_from_json(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
         if self.only_version_6 {
             return LoginEvent::parse_json_parts(bytes, self.reads);
@@ -334,7 +334,8 @@ impl Pipeline {
 
     /// [`Pipeline::event_from_json`] straight into the typed [`LoginEvent::event`], for a
     /// caller that reads it (an issuer signs its tokens from it): the same events accepted and
-    /// refused, and the same input for every rule.
+    /// refused, and the same input for every rule. The caller's bytes are kept only when a
+    /// version 1 rule is loaded (only those rules see the event's unknown members).
     pub fn event_from_json_typed(&self, bytes: &[u8]) -> Result<LoginEvent, EventError> {
         let event = LoginEvent::parse_json(bytes, self.has_version_1)?;
         event.check_required()?;

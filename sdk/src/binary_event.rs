@@ -608,6 +608,72 @@ mod tests {
     }
 
     #[test]
+    fn the_table_reads_each_struct_with_defaults_only_as_its_borrowed_form_does() {
+        // The borrowed structs (wire.rs) copy each field's attributes but not the struct's: they
+        // read with `#[serde(default)]` and nothing else, so every struct of the table must too
+        // (a `deny_unknown_fields` or `rename_all` here would make the two parses disagree).
+        let lines: Vec<&str> = include_str!("event.rs").lines().map(str::trim).collect();
+        let mut structs = 0;
+        for (i, line) in lines.iter().enumerate() {
+            if !line.starts_with("pub struct ") {
+                continue;
+            }
+            structs += 1;
+            let serde: Vec<&str> = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|above| above.starts_with("#[") || above.starts_with("///"))
+                .filter(|above| above.starts_with("#[serde"))
+                .copied()
+                .collect();
+            assert_eq!(serde, ["#[serde(default)]"], "{line}");
+        }
+        assert!(structs >= 19, "found {structs} structs in event.rs");
+    }
+
+    #[test]
+    fn the_borrowed_form_accepts_and_refuses_what_the_owned_one_does() {
+        let documents = [
+            r#"{"user": null}"#,
+            r#"{"authentication": null, "organization": null, "session": null}"#,
+            r#"{"user": {"email": null, "name": null, "groups": null}}"#,
+            r#"{"us\u0065r": {"user_\u0069d": "u1", "name": "\ud83e\udd80 crab"}}"#,
+            r#"{"user": {"user_id": "a"}, "user": {"user_id": "b"}}"#,
+            r#"{"user": {"enrolled_factors": [{"type": "otp", "type": "sms"}]}}"#,
+            r#"{"user": {"enrolled_factors": [{"type": "otp", "kind": "x"}]}}"#,
+            r#"{"login_time": 0}"#,
+            r#"{"login_time": -1}"#,
+            r#"{"login_time": 1.5}"#,
+            r#"{"stats": {"logins_count": 18446744073709551616}}"#,
+            r#"{"user": {"app_metadata": {"a": 1, "a": 2, "b": [1e400]}}}"#,
+            r#"{"user": {"app_metadata": {"a": 1, "a": 2}}}"#,
+            r#"{"request": {"geoip": "anything", "query": {"q": "\ud800"}}}"#,
+            r#"{"configuration": [1], "secrets": "x", "unknown": "\ud800"}"#,
+            r#"{"authorization": {"roles": ["a", 1]}}"#,
+            r#"{"authorization": {"roles": "admin"}}"#,
+            r#"{"user": {"email_verified": "true"}}"#,
+        ];
+        for text in documents {
+            let owned = serde_json::from_str::<crate::CallerEvent>(text).map(|e| e.into_event());
+            let borrowed = serde_json::from_str::<crate::BorrowedEvent<'_>>(text);
+            match (owned, borrowed) {
+                (Ok(owned), Ok(borrowed)) => {
+                    for index in member_indices(Reads::ALL.without(Reads::PER_RULE)) {
+                        let (mut from_owned, mut from_borrowed) = (Vec::new(), Vec::new());
+                        encode_member(&owned, index, &mut from_owned);
+                        encode_borrowed_member(&borrowed, index, &mut from_borrowed);
+                        assert_eq!(from_borrowed, from_owned, "member {index} of {text}");
+                    }
+                }
+                (Err(owned), Err(borrowed)) => {
+                    assert_eq!(borrowed.classify(), owned.classify(), "{text}");
+                }
+                (owned, borrowed) => panic!("{text}: owned {owned:?}, borrowed {borrowed:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn version_2_bytes_are_pinned() {
         // Written by the encoder before the schema became one table; modules built since then
         // by older SDKs read exactly these bytes, so any change of order or form fails here.
