@@ -10,6 +10,10 @@
 //! version N that first carries it; Auth0 fields added after version 4 need a new version),
 //! then its line in docs/abi.md's field table.
 //!
+//! Each struct reads with `#[serde(default)]` and no other struct-level serde attribute: the
+//! borrowed form the host parses (`BorrowedEvent`) copies the fields' attributes, not the
+//! structs', and a test holds the table to it.
+//!
 //! The host reads each of these structs from a JSON object only, never from an array of its
 //! fields in order (`claimsmith-engine`'s `objects_only`). That check follows maps, sequences,
 //! options and newtypes, not enums or `#[serde(flatten)]`: a field of either kind added here
