@@ -145,20 +145,16 @@ impl LoginEvent {
             .iter()
             .map(|scope| scope.to_string())
             .collect();
-        Ok(LoginEvent {
-            event: OnceLock::new(),
-            login_time: borrowed.login_time,
-            source: Source::Parts {
-                bytes: bytes.to_vec(),
-                requested_scopes,
-            },
-            members: OnceLock::new(),
-            binary: OnceLock::new(),
-            added: OnceLock::new(),
-            added_v4: OnceLock::new(),
-            login_time_tail: OnceLock::new(),
+        let source = Source::Parts {
+            bytes: bytes.to_vec(),
+            requested_scopes,
+        };
+        Ok(LoginEvent::made(
+            OnceLock::new(),
+            borrowed.login_time,
+            source,
             member_parts,
-        })
+        ))
     }
 
     /// Why `bytes` is not an acceptable event, with the dotted path of a field of the wrong type.
@@ -216,16 +212,32 @@ impl LoginEvent {
         if event.login_time == 0 {
             event.login_time = now_ms();
         }
+        let login_time = event.login_time;
+        LoginEvent::made(
+            OnceLock::from(event),
+            login_time,
+            source,
+            Default::default(),
+        )
+    }
+
+    /// A login event of these parts, every input to a rule still to be made but `member_parts`.
+    fn made(
+        event: OnceLock<Event>,
+        login_time: u64,
+        source: Source,
+        member_parts: [OnceLock<Vec<u8>>; MEMBERS],
+    ) -> LoginEvent {
         LoginEvent {
-            login_time: event.login_time,
-            event: OnceLock::from(event),
+            event,
+            login_time,
             source,
             members: OnceLock::new(),
             binary: OnceLock::new(),
             added: OnceLock::new(),
             added_v4: OnceLock::new(),
             login_time_tail: OnceLock::new(),
-            member_parts: Default::default(),
+            member_parts,
         }
     }
 

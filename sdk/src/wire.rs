@@ -172,7 +172,7 @@ macro_rules! owned_borrow {
     )*};
 }
 
-owned_borrow!(bool, u64, i64, Value, Map<String, Value>, BTreeMap<String, String>);
+owned_borrow!(bool, u64, i64, Value, Map<String, Value>);
 
 #[cfg(not(target_arch = "wasm32"))]
 impl<T: Borrow> Borrow for Option<T> {
@@ -458,6 +458,23 @@ macro_rules! wire_struct {
     };
 }
 
+/// The body of a `write_member(&self, index, w)`: member `index` of `$member`s written whole,
+/// every field of every version in it (a part of guest ABI version 6).
+macro_rules! write_member {
+    ($self:ident, $index:ident, $w:ident; $( $member:ident ),*) => {{
+        let mut i = 0u32;
+        $(
+            if i == $index {
+                $crate::wire::WireWrite::write(&$self.$member, $w, $crate::wire::WHOLE);
+                return;
+            }
+            i += 1;
+        )*
+        let _ = i;
+        unreachable!("the event has no member {}", $index);
+    }};
+}
+
 /// What guest ABI version 6 needs of the event's members (`Event`'s own fields, then the
 /// per-rule ones, in order: bit `i` for member `i`): their names, each written or read whole as a
 /// part of its own, a copy with only some of them, and one constant per member for
@@ -474,16 +491,7 @@ macro_rules! event_members {
             /// version in it (a part of guest ABI version 6).
             #[inline]
             pub(crate) fn write_member(&self, index: u32, w: &mut $crate::binary::PartWriter) {
-                let mut i = 0u32;
-                $(
-                    if i == index {
-                        $crate::wire::WireWrite::write(&self.$member, w, $crate::wire::WHOLE);
-                        return;
-                    }
-                    i += 1;
-                )*
-                let _ = i;
-                unreachable!("the event has no member {index}");
+                write_member!(self, index, w; $( $member ),*)
             }
 
             /// Read the members whose bits are set in `reads`, in order, each a part of its
@@ -640,16 +648,7 @@ macro_rules! event_schema {
             /// [`Event::write_member`] writes it.
             #[inline]
             pub(crate) fn write_member(&self, index: u32, w: &mut $crate::binary::PartWriter) {
-                let mut i = 0u32;
-                $(
-                    if i == index {
-                        $crate::wire::WireWrite::write(&self.$field, w, $crate::wire::WHOLE);
-                        return;
-                    }
-                    i += 1;
-                )*
-                let _ = i;
-                unreachable!("the caller's event has no member {index}");
+                write_member!(self, index, w; $( $field ),*)
             }
         }
 
