@@ -2,7 +2,8 @@
 //
 // Evaluated once per module, before the action. It defines `__claimsmith_load(fn)`, which runs
 // the action's wrapper function (CommonJS style: `exports`, `module`, `require`), and
-// `__claimsmith_run(event)`, which takes the input document (parsed by the runtime), runs `onExecutePostLogin` and
+// `__claimsmith_run(event)`, which takes the input document (parsed by the runtime, which also
+// gives the event the defaults an action reads without checking), runs `onExecutePostLogin` and
 // resolves to the result document `{"commands":[...]}` as a string. Commands are serialised
 // when the action calls the API, so a value that JSON cannot carry fails at that call.
 (function () {
@@ -17,9 +18,15 @@
     }
   }
 
+  // `what` names the call in an error: a string, or a function that words it (built only when
+  // the call fails: a login pays for every concatenation the interpreter runs).
+  function named(what) {
+    return typeof what === 'function' ? what() : what;
+  }
+
   function str(what, value) {
     if (typeof value !== 'string') {
-      throw new TypeError(what + ': expected a string, got ' + (value === null ? 'null' : typeof value));
+      throw new TypeError(named(what) + ': expected a string, got ' + (value === null ? 'null' : typeof value));
     }
     return stringify(value);
   }
@@ -29,10 +36,10 @@
     try {
       text = stringify(value);
     } catch (e) {
-      throw new TypeError(what + ': the value cannot be serialised to JSON (' + e.message + ')');
+      throw new TypeError(named(what) + ': the value cannot be serialised to JSON (' + e.message + ')');
     }
     if (text === undefined) {
-      throw new TypeError(what + ': the value cannot be serialised to JSON (' + typeof value + ')');
+      throw new TypeError(named(what) + ': the value cannot be serialised to JSON (' + typeof value + ')');
     }
     return text;
   }
@@ -115,10 +122,11 @@
   };
 
   function tokenApi(token, withScopes) {
+    const head = '{"op":"set_claim","token":"' + token + '","name":';
     const api = {
       setCustomClaim(name, value) {
-        const what = 'api.' + (token === 'id_token' ? 'idToken' : 'accessToken') + '.setCustomClaim(' + stringify(String(name)) + ')';
-        push('{"op":"set_claim","token":"' + token + '","name":' + str(what, name) + ',"value":' + json(what, value) + '}');
+        const what = () => 'api.' + (token === 'id_token' ? 'idToken' : 'accessToken') + '.setCustomClaim(' + stringify(String(name)) + ')';
+        push(head + str(what, name) + ',"value":' + json(what, value) + '}');
         return this;
       },
     };
@@ -137,7 +145,7 @@
 
   function metadata(op, what) {
     return function (key, value) {
-      const shown = what + '(' + stringify(String(key)) + ')';
+      const shown = () => what + '(' + stringify(String(key)) + ')';
       push('{"op":"' + op + '","key":' + str(shown, key) + ',"value":' + json(shown, value === undefined ? null : value) + '}');
       return this;
     };
@@ -265,43 +273,6 @@
     return String(Math.floor(ms));
   }
 
-  function object(value) {
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
-  }
-  function array(value) {
-    return Array.isArray(value) ? value : [];
-  }
-
-  // Defaults for the parts of the event an action reads without checking, as Auth0 sends them.
-  function withDefaults(event) {
-    event.user = object(event.user);
-    event.user.app_metadata = object(event.user.app_metadata);
-    event.user.user_metadata = object(event.user.user_metadata);
-    event.user.groups = array(event.user.groups);
-    event.user.multifactor = array(event.user.multifactor);
-    event.user.enrolledFactors = array(event.user.enrolledFactors);
-    event.authorization = object(event.authorization);
-    event.authorization.roles = array(event.authorization.roles);
-    event.authorization.permissions = array(event.authorization.permissions);
-    event.client = object(event.client);
-    event.client.metadata = object(event.client.metadata);
-    event.connection = object(event.connection);
-    event.connection.metadata = object(event.connection.metadata);
-    event.request = object(event.request);
-    event.request.query = object(event.request.query);
-    event.transaction = object(event.transaction);
-    event.transaction.requested_scopes = array(event.transaction.requested_scopes);
-    event.transaction.acr_values = array(event.transaction.acr_values);
-    event.stats = object(event.stats);
-    if (typeof event.stats.logins_count !== 'number') event.stats.logins_count = 0;
-    event.issuer_claims = object(event.issuer_claims);
-    event.tenant = object(event.tenant);
-    if (typeof event.tenant.id !== 'string') event.tenant.id = '';
-    event.configuration = object(event.configuration);
-    event.secrets = object(event.secrets);
-    return event;
-  }
-
   let handler = null;
   let api = null;
   global.__claimsmith_load = function (wrapper) {
@@ -319,7 +290,7 @@
     const mine = commands;
     let settled;
     try {
-      settled = Promise.resolve(handler(withDefaults(event), api));
+      settled = Promise.resolve(handler(event, api));
     } catch (e) {
       settled = Promise.reject(e);
     }
