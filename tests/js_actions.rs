@@ -186,6 +186,105 @@ fn every_supported_api_item_works() {
 }
 
 #[test]
+fn claim_values_are_written_as_json_stringify_writes_them() {
+    // The runtime writes plain values' JSON natively (js/runtime/src/commands.rs) and hands the
+    // rest to JSON.stringify: each claim must equal JSON.stringify's own text of the value.
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": "json"}),
+        &[],
+    );
+    let out = login(&p, user()).unwrap();
+    let names = [
+        "text", "numbers", "literals", "nested", "sparse", "odd", "date", "boxed", "map", "point",
+        "getter", "inPoint", "raw", "empty",
+    ];
+    for name in names {
+        let value = &out.id_token[&format!("https://example.com/value/{name}")];
+        let text = out.id_token[&format!("https://example.com/text/{name}")]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no text claim"));
+        let stringified: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(value, &stringified, "{name}: {text}");
+        assert_eq!(out.app_metadata[name], stringified, "{name} (app_metadata)");
+    }
+    assert_eq!(out.id_token["https://example.com/string"], "plain");
+    // A few by hand, so that the test does not rest on JSON.stringify alone.
+    assert_eq!(
+        out.id_token["https://example.com/value/point"],
+        json!({"x": 1, "key": ""}),
+        "a top-level value is the member \"\" of its holder"
+    );
+    assert_eq!(
+        out.id_token["https://example.com/value/inPoint"],
+        json!({"here": {"x": 1, "key": "here"}})
+    );
+    assert_eq!(
+        out.id_token["https://example.com/value/odd"],
+        json!([null, null, null])
+    );
+    assert_eq!(
+        out.id_token["https://example.com/value/sparse"],
+        json!([1, null, 3])
+    );
+    assert_eq!(
+        out.id_token["https://example.com/value/date"],
+        "2026-01-02T03:04:05.000Z"
+    );
+    assert_eq!(
+        out.id_token["https://example.com/value/boxed"],
+        json!([4, "s", false])
+    );
+    assert_eq!(
+        out.id_token["https://example.com/value/getter"],
+        json!({"computed": "got", "plain": 1})
+    );
+    assert_eq!(
+        out.id_token["https://example.com/value/nested"],
+        json!({"1": "one", "2": "two", "b": [1, {"c": "d"}], "a": {}})
+    );
+}
+
+#[test]
+fn the_event_is_built_as_it_is_read_and_looks_built_whole() {
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": "lazy"}),
+        &[],
+    );
+    let out = login(&p, user()).unwrap();
+    let claim = |name: &str| out.id_token[&format!("https://example.com/{name}")].clone();
+    let text: Value = serde_json::from_str(claim("text").as_str().unwrap()).unwrap();
+    let keys: Vec<String> = serde_json::from_value(claim("keys")).unwrap();
+    let in_text: Vec<String> = text.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, in_text, "Object.keys and JSON.stringify see the same members");
+    for member in ["user", "client", "secrets", "configuration", "tenant", "issuer_claims", "login_time"] {
+        assert!(keys.iter().any(|k| k == member), "{member} in {keys:?}");
+    }
+    assert_eq!(text["user"]["user_id"], "auth0|1");
+    assert_eq!(text["user"]["app_metadata"], json!({}));
+    assert_eq!(text["authorization"]["roles"], json!([]));
+    assert_eq!(text["stats"]["logins_count"], 0);
+    assert_eq!(claim("same"), true);
+    assert_eq!(claim("data"), true, "a member read is a data property");
+    assert_eq!(claim("assigned"), "assigned");
+    assert_eq!(claim("deleted"), false);
+    assert_eq!(claim("copy"), json!(["auth0|1", [], ""]));
+    assert_eq!(claim("frozen"), json!([true, {}, {}]));
+
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": "frozen-first"}),
+        &[],
+    );
+    let out = login(&p, user()).unwrap();
+    assert_eq!(
+        out.id_token["https://example.com/frozen"],
+        json!([true, "auth0|1", {}, false])
+    );
+}
+
+#[test]
 fn date_now_is_the_logins_time_for_the_whole_login() {
     let p = pipeline(
         &modules().surface,

@@ -8,6 +8,11 @@
 //! a rejected promise or a value JSON cannot carry becomes `claimsmith::fail` with the message
 //! and the action's line, then a trap.
 //!
+//! The interpreter costs about a thousand wasm instructions an operation, so what every login
+//! runs is Rust where it can be: the event is built as the action reads it (`event.rs`), with
+//! Auth0's defaults given in Rust; the commands are collected, and plain values written as JSON,
+//! by natives the shim calls (`commands.rs`).
+//!
 //! The action's source is compiled in (`build.rs`, from `CLAIMSMITH_JS_ACTION`), or written into
 //! memory before `wizer.initialize` with `claimsmith_js_source`; `wizer.initialize` evaluates the
 //! shim and the action, so a snapshot taken after it starts every login with both ready. Without a
@@ -19,6 +24,9 @@
 //! so a native `cargo test --workspace` does not build the JavaScript engine.
 #![cfg(target_arch = "wasm32")]
 
+mod commands;
+mod event;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -26,7 +34,7 @@ use boa_engine::builtins::promise::PromiseState;
 use boa_engine::context::time::JsInstant;
 use boa_engine::context::{Clock, HostHooks};
 use boa_engine::object::builtins::{JsFunction, JsPromise};
-use boa_engine::{Context, JsValue, Source, js_string};
+use boa_engine::{Context, JsString, JsValue, Source, js_string};
 
 /// Marks the module as a JavaScript rule, so the host gives it the JavaScript limits
 /// (`claimsmith_engine::JAVASCRIPT_SECTION`).
@@ -45,14 +53,14 @@ unsafe extern "C" {
 }
 
 /// Report `reason` to the host and trap.
-fn fail(reason: &str) -> ! {
+pub(crate) fn fail(reason: &str) -> ! {
     unsafe { host_fail(reason.as_ptr(), reason.len()) };
     std::process::abort()
 }
 
 thread_local! {
     /// The login's time, milliseconds since the epoch: set from the input before the action runs.
-    static LOGIN_TIME: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+    pub(crate) static LOGIN_TIME: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
 }
 
 /// The clock Boa reads: the login's time, frozen for the whole login.
@@ -99,6 +107,8 @@ unsafe extern "Rust" fn __getrandom_v03_custom(
 struct Runtime {
     context: Context,
     run: JsFunction,
+    /// The getter and setter of each of the event's lazy members, made before the snapshot.
+    members: Vec<(JsFunction, JsFunction)>,
 }
 
 thread_local! {
@@ -121,6 +131,13 @@ fn prepare() -> Runtime {
         .host_hooks(Rc::new(Hooks))
         .build()
         .unwrap_or_else(|e| fail(&format!("cannot start the JavaScript engine: {e}")));
+    for (name, length, body) in commands::natives() {
+        context
+            .register_global_callable(JsString::from(name), length, body)
+            .unwrap_or_else(|e| fail(&format!("cannot define {name}: {e}")));
+    }
+    commands::keep_stringify(&mut context)
+        .unwrap_or_else(|e| fail(&format!("cannot start the JavaScript engine: {e}")));
     context
         .eval(Source::from_bytes(SHIM).with_path("claimsmith-shim.js".as_ref()))
         .unwrap_or_else(|e| fail(&format!("the claimsmith shim failed: {e}")));
@@ -141,7 +158,12 @@ fn prepare() -> Runtime {
         fail(&describe(&e, &mut context));
     }
     let run = global_function(&mut context, "__claimsmith_run");
-    Runtime { context, run }
+    let members = event::accessors(&context);
+    Runtime {
+        context,
+        run,
+        members,
+    }
 }
 
 fn global_function(context: &mut Context, name: &str) -> JsFunction {
@@ -214,7 +236,10 @@ pub extern "C" fn claimsmith_alloc(len: usize) -> *mut u8 {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: usize) -> i64 {
     let input = unsafe { std::slice::from_raw_parts(ptr, len) };
-    let input = std::str::from_utf8(input).unwrap_or_else(|_| fail("the input is not UTF-8"));
+    // `'static`: the block `claimsmith_alloc` gave for the input is never freed, and the event's
+    // lazy members read their JSON from it for the rest of the call.
+    let input: &'static str =
+        std::str::from_utf8(input).unwrap_or_else(|_| fail("the input is not UTF-8"));
     let result = RUNTIME.with(|r| {
         let mut slot = r.borrow_mut();
         let runtime = slot.get_or_insert_with(prepare);
@@ -224,18 +249,9 @@ pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: u
     ((result.as_ptr() as i64) << 32) | result.len() as i64
 }
 
-fn run(runtime: &mut Runtime, input: &str) -> String {
+fn run(runtime: &mut Runtime, input: &'static str) -> String {
     let context = &mut runtime.context;
-    let mut event: serde_json::Value = serde_json::from_str(input)
-        .unwrap_or_else(|e| fail(&format!("the input is not JSON: {e}")));
-    let login_time = event
-        .get("login_time")
-        .and_then(serde_json::Value::as_i64)
-        .unwrap_or_else(|| fail("the input has no login_time (ABI version 5)"));
-    LOGIN_TIME.with(|t| t.set(login_time));
-    with_defaults(&mut event);
-    let event = JsValue::from_json(&event, context)
-        .unwrap_or_else(|e| fail(&format!("cannot build `event`: {e}")));
+    let event = event::event(context, &runtime.members, input);
     let promise = match runtime.run.call(&JsValue::undefined(), &[event], context) {
         Ok(value) => value,
         Err(e) => fail(&describe(&e, context)),
@@ -263,57 +279,4 @@ fn run(runtime: &mut Runtime, input: &str) -> String {
             "onExecutePostLogin's promise never settled: it awaits something that never happens (timers and network are not available)",
         ),
     }
-}
-
-/// Defaults for the parts of the event an action reads without checking, as Auth0 sends them:
-/// an object or an array where the input has none (or has something else), a zero login count,
-/// an empty tenant id. Done here rather than in the shim's JavaScript, where the same two dozen
-/// assignments cost about 430,000 wasm instructions a login (docs/performance-log.md).
-fn with_defaults(event: &mut serde_json::Value) {
-    use serde_json::{Map, Value};
-
-    fn object<'a>(parent: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-        let value = parent.entry(key).or_insert(Value::Null);
-        if !value.is_object() {
-            *value = Value::Object(Map::new());
-        }
-        value.as_object_mut().expect("an object was just put here")
-    }
-    fn array(parent: &mut Map<String, Value>, key: &str) {
-        let value = parent.entry(key).or_insert(Value::Null);
-        if !value.is_array() {
-            *value = Value::Array(Vec::new());
-        }
-    }
-
-    let Some(event) = event.as_object_mut() else {
-        fail("the input is not a JSON object")
-    };
-    let user = object(event, "user");
-    object(user, "app_metadata");
-    object(user, "user_metadata");
-    for key in ["groups", "multifactor", "enrolledFactors"] {
-        array(user, key);
-    }
-    let authorization = object(event, "authorization");
-    array(authorization, "roles");
-    array(authorization, "permissions");
-    for key in ["client", "connection"] {
-        object(object(event, key), "metadata");
-    }
-    object(object(event, "request"), "query");
-    let transaction = object(event, "transaction");
-    array(transaction, "requested_scopes");
-    array(transaction, "acr_values");
-    let stats = object(event, "stats");
-    if !stats.get("logins_count").is_some_and(Value::is_number) {
-        stats.insert("logins_count".into(), Value::from(0));
-    }
-    object(event, "issuer_claims");
-    let tenant = object(event, "tenant");
-    if !tenant.get("id").is_some_and(Value::is_string) {
-        tenant.insert("id".into(), Value::from(""));
-    }
-    object(event, "configuration");
-    object(event, "secrets");
 }

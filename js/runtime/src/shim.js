@@ -10,6 +10,16 @@
   'use strict';
   const global = globalThis;
   const stringify = JSON.stringify;
+  // The runtime's natives (src/commands.rs), kept here and taken off the global object: the
+  // login's commands are collected in Rust, and `json` writes what JSON.stringify writes.
+  const begin = global.__claimsmith_begin;
+  const end = global.__claimsmith_end;
+  const push = global.__claimsmith_push;
+  const claim = global.__claimsmith_claim;
+  const nativeJson = global.__claimsmith_json;
+  for (const name of ['__claimsmith_begin', '__claimsmith_end', '__claimsmith_push', '__claimsmith_claim', '__claimsmith_json']) {
+    delete global[name];
+  }
 
   class UnsupportedApiError extends Error {
     constructor(what) {
@@ -28,13 +38,13 @@
     if (typeof value !== 'string') {
       throw new TypeError(named(what) + ': expected a string, got ' + (value === null ? 'null' : typeof value));
     }
-    return stringify(value);
+    return nativeJson(value);
   }
 
   function json(what, value) {
     let text;
     try {
-      text = stringify(value);
+      text = nativeJson(value);
     } catch (e) {
       throw new TypeError(named(what) + ': the value cannot be serialised to JSON (' + e.message + ')');
     }
@@ -93,16 +103,9 @@
     return parts.join(' ');
   }
 
-  let commands = null;
-  function push(command) {
-    if (commands === null) {
-      throw new Error('the claimsmith api was used outside onExecutePostLogin');
-    }
-    commands.push(command);
-  }
   function log(level) {
     return function () {
-      push('{"op":"log","level":"' + level + '","message":' + stringify(text(arguments)) + '}');
+      push('{"op":"log","level":"' + level + '","message":' + nativeJson(text(arguments)) + '}');
     };
   }
 
@@ -125,8 +128,11 @@
     const head = '{"op":"set_claim","token":"' + token + '","name":';
     const api = {
       setCustomClaim(name, value) {
-        const what = () => 'api.' + (token === 'id_token' ? 'idToken' : 'accessToken') + '.setCustomClaim(' + stringify(String(name)) + ')';
-        push(head + str(what, name) + ',"value":' + json(what, value) + '}');
+        // The usual call is one native call; anything it does not take is worded here.
+        if (!claim(token, name, value)) {
+          const what = () => 'api.' + (token === 'id_token' ? 'idToken' : 'accessToken') + '.setCustomClaim(' + stringify(String(name)) + ')';
+          push(head + str(what, name) + ',"value":' + json(what, value) + '}');
+        }
         return this;
       },
     };
@@ -285,18 +291,19 @@
       throw new TypeError('the action does not export onExecutePostLogin (exports.onExecutePostLogin = async (event, api) => { ... })');
     }
   };
+  // The result document once the action's promise settles; after it the API is closed.
+  function rejected(e) {
+    end();
+    throw describe(e);
+  }
   global.__claimsmith_run = function (event) {
-    commands = [];
-    const mine = commands;
+    begin();
     let settled;
     try {
       settled = Promise.resolve(handler(event, api));
     } catch (e) {
       settled = Promise.reject(e);
     }
-    return settled.then(
-      function () { return '{"commands":[' + mine.join(',') + ']}'; },
-      function (e) { throw describe(e); },
-    );
+    return settled.then(end, rejected);
   };
 })();

@@ -78,5 +78,73 @@ exports.onExecutePostLogin = async (event, api) => {
     case "enroll-with-any":
       api.authentication.enrollWithAny([{ type: "otp" }]);
       return;
+    case "json": {
+      // Each value as a claim beside JSON.stringify's own text of it: the runtime writes the
+      // JSON of plain values itself, and must write what JSON.stringify writes.
+      class Point {
+        constructor() { this.x = 1; this.y = undefined; }
+        toJSON(key) { return { x: this.x, key }; }
+      }
+      const withGetter = { get computed() { return "got"; }, plain: 1 };
+      Object.defineProperty(withGetter, "hidden", { value: 2, enumerable: false });
+      const holes = [1, , 3];
+      holes.extra = "not an index";
+      const values = {
+        text: "quote \" backslash \\ newline \n tab \t control \u0001 del \u007f é 🎉",
+        numbers: [0, -0, 1, -1, 0.1, 1e-7, 123456789012, 2 ** 53 + 2, 1e21, 1.5e300, NaN, Infinity, -Infinity],
+        literals: [true, false, null],
+        nested: { b: [1, { c: "d" }], a: {}, "2": "two", "1": "one", skip: undefined, fn() {}, [Symbol("s")]: 1 },
+        sparse: holes,
+        odd: [undefined, () => 1, Symbol("t")],
+        date: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
+        boxed: [new Number(4), new String("s"), new Boolean(false)],
+        map: new Map([["k", "v"]]),
+        point: new Point(),
+        getter: withGetter,
+        inPoint: { here: new Point() },
+        raw: JSON.rawJSON ? JSON.rawJSON("12345678901234567890") : 12345678901234567890,
+        empty: [[], {}],
+      };
+      for (const name of Object.keys(values)) {
+        api.idToken.setCustomClaim(`${ns}/value/${name}`, values[name]);
+        api.idToken.setCustomClaim(`${ns}/text/${name}`, JSON.stringify(values[name]));
+        api.user.setAppMetadata(name, values[name]);
+      }
+      api.idToken.setCustomClaim(`${ns}/string`, "plain");
+      return;
+    }
+    case "lazy": {
+      // The event's members are built when first read; the event looks built whole.
+      const keys = Object.keys(event);
+      const text = JSON.stringify(event);
+      const same = event.user === event.user && event.authorization.roles === event.authorization.roles;
+      const described = Object.getOwnPropertyDescriptor(event, "user");
+      const copy = { ...event };
+      event.client = { client_id: "assigned" };
+      delete event.request;
+      const frozen = Object.freeze(event);
+      api.idToken.setCustomClaim(`${ns}/keys`, keys);
+      api.idToken.setCustomClaim(`${ns}/text`, text);
+      api.idToken.setCustomClaim(`${ns}/same`, same && frozen.stats === event.stats && frozen.user === copy.user);
+      api.idToken.setCustomClaim(`${ns}/data`, "value" in described && described.writable && described.enumerable && described.configurable);
+      api.idToken.setCustomClaim(`${ns}/assigned`, event.client.client_id);
+      api.idToken.setCustomClaim(`${ns}/deleted`, "request" in event);
+      api.idToken.setCustomClaim(`${ns}/copy`, [copy.user.user_id, copy.transaction.requested_scopes, copy.tenant.id]);
+      api.idToken.setCustomClaim(`${ns}/frozen`, [Object.isFrozen(event), event.connection.metadata, event.secrets]);
+      return;
+    }
+    case "frozen-first": {
+      // Frozen before any member is read: members still read, each the same object every time.
+      Object.freeze(event);
+      let assigned = true;
+      try { event.user = {}; } catch (e) { assigned = false; }
+      api.idToken.setCustomClaim(`${ns}/frozen`, [
+        event.user === event.user,
+        event.user.user_id,
+        event.user.app_metadata,
+        assigned,
+      ]);
+      return;
+    }
   }
 };

@@ -1,0 +1,308 @@
+//! The action's commands, collected in Rust rather than in a JavaScript array, and the JSON text
+//! of the values it hands the API.
+//!
+//! Each call the interpreter runs costs thousands of wasm instructions, so the login's hot path
+//! is native: `api.idToken.setCustomClaim` and `api.accessToken.setCustomClaim` write their
+//! command in one call ([`claim`]), every other API call pushes the command the shim wrote
+//! ([`push`]), and the JSON text of a value comes from [`json`], which writes what
+//! `JSON.stringify` writes for strings, numbers, booleans, null, plain objects and arrays and
+//! asks `JSON.stringify` itself for anything else (a `Date`, a `Map`, a boxed primitive, a proxy,
+//! a raw JSON object). `JSON.stringify` took about 27,000 instructions for a two-role array.
+
+use std::cell::RefCell;
+
+use boa_engine::object::builtins::JsFunction;
+use boa_engine::property::PropertyKey;
+use boa_engine::string::CodePoint;
+use boa_engine::{
+    Context, JsError, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction,
+    js_string,
+};
+
+thread_local! {
+    /// The login's commands, each a JSON object's text; `None` outside `onExecutePostLogin`.
+    static COMMANDS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// The realm's own `JSON.stringify`, taken before the action runs (it may replace the global).
+    static STRINGIFY: RefCell<Option<JsFunction>> = const { RefCell::new(None) };
+}
+
+/// The natives the shim takes (and then deletes from the global object): name, length, body.
+pub(crate) fn natives() -> [(&'static str, usize, NativeFunction); 5] {
+    [
+        ("__claimsmith_begin", 0, NativeFunction::from_fn_ptr(begin)),
+        ("__claimsmith_end", 0, NativeFunction::from_fn_ptr(end)),
+        ("__claimsmith_push", 1, NativeFunction::from_fn_ptr(push)),
+        ("__claimsmith_claim", 3, NativeFunction::from_fn_ptr(claim)),
+        ("__claimsmith_json", 1, NativeFunction::from_fn_ptr(json_native)),
+    ]
+}
+
+/// Keep the realm's `JSON.stringify` for the values [`json`] does not write itself.
+pub(crate) fn keep_stringify(context: &mut Context) -> JsResult<()> {
+    let json = context
+        .global_object()
+        .get(js_string!("JSON"), context)?
+        .as_object()
+        .ok_or_else(|| JsNativeError::typ().with_message("no JSON object"))?;
+    let stringify = json
+        .get(js_string!("stringify"), context)?
+        .as_object()
+        .and_then(JsFunction::from_object)
+        .ok_or_else(|| JsNativeError::typ().with_message("no JSON.stringify"))?;
+    STRINGIFY.with(|s| *s.borrow_mut() = Some(stringify));
+    Ok(())
+}
+
+/// `__claimsmith_begin()`: a login starts with no commands.
+fn begin(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    COMMANDS.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    Ok(JsValue::undefined())
+}
+
+/// `__claimsmith_end()`: the result document, `{"commands":[...]}`; the API is closed after it.
+fn end(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    let commands = COMMANDS.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    let mut document = String::with_capacity(16 + commands.iter().map(String::len).sum::<usize>());
+    document.push_str("{\"commands\":[");
+    for (i, command) in commands.iter().enumerate() {
+        if i > 0 {
+            document.push(',');
+        }
+        document.push_str(command);
+    }
+    document.push_str("]}");
+    Ok(JsString::from(document.as_str()).into())
+}
+
+/// `__claimsmith_push(command)`: one command's JSON text, as the shim wrote it.
+fn push(_: &JsValue, args: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    let command = args
+        .first()
+        .and_then(JsValue::as_string)
+        .ok_or_else(|| JsNativeError::typ().with_message("a command is a string"))?;
+    add(command.to_std_string_escaped())?;
+    Ok(JsValue::undefined())
+}
+
+fn add(command: String) -> JsResult<()> {
+    COMMANDS.with(|c| match c.borrow_mut().as_mut() {
+        Some(commands) => {
+            commands.push(command);
+            Ok(())
+        }
+        None => Err(JsNativeError::error()
+            .with_message("the claimsmith api was used outside onExecutePostLogin")
+            .into()),
+    })
+}
+
+/// `__claimsmith_claim(token, name, value)`: the `set_claim` command, `true` once written.
+/// `false` (nothing written) when the name is not a string, the value has no JSON text or the
+/// API is closed: the shim then words the error the way the rest of the API does.
+fn claim(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let (Some(token), Some(name)) = (arg(0).as_string(), arg(1).as_string()) else {
+        return Ok(false.into());
+    };
+    if COMMANDS.with(|c| c.borrow().is_none()) {
+        return Ok(false.into());
+    }
+    let mut command = String::with_capacity(64);
+    command.push_str("{\"op\":\"set_claim\",\"token\":");
+    quote(&token, &mut command);
+    command.push_str(",\"name\":");
+    quote(&name, &mut command);
+    command.push_str(",\"value\":");
+    match write(&js_string!(""), &arg(2), &mut command, &mut Vec::new(), context) {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return Ok(false.into()),
+    }
+    command.push('}');
+    add(command)?;
+    Ok(true.into())
+}
+
+/// `__claimsmith_json(value)`: `JSON.stringify(value)`.
+fn json_native(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+    let value = args.first().cloned().unwrap_or_default();
+    let mut text = String::new();
+    Ok(
+        if write(&js_string!(""), &value, &mut text, &mut Vec::new(), context)? {
+            JsString::from(text.as_str()).into()
+        } else {
+            JsValue::undefined()
+        },
+    )
+}
+
+/// Write the JSON text of `value`, the member `key` of its holder, as `JSON.stringify`'s
+/// SerializeJSONProperty does; `false` (nothing written) where it gives undefined.
+fn write(
+    key: &JsString,
+    value: &JsValue,
+    out: &mut String,
+    stack: &mut Vec<JsObject>,
+    context: &mut Context,
+) -> JsResult<bool> {
+    let mut value = value.clone();
+    if let Some(object) = value.as_object() {
+        if !(object.is_ordinary() || object.is_array()) {
+            // A boxed primitive, a Date, a Map, a proxy, a raw JSON object, a function: as the
+            // realm's JSON.stringify writes it.
+            return stringify(&value, out, context);
+        }
+        let to_json = object.get(js_string!("toJSON"), context)?;
+        if let Some(to_json) = to_json.as_object().filter(JsObject::is_callable) {
+            value = to_json.call(&value, &[key.clone().into()], context)?;
+            if value.as_object().is_some_and(|o| !(o.is_ordinary() || o.is_array())) {
+                return stringify(&value, out, context);
+            }
+        }
+    }
+    if value.is_null() {
+        out.push_str("null");
+    } else if let Some(boolean) = value.as_boolean() {
+        out.push_str(if boolean { "true" } else { "false" });
+    } else if let Some(text) = value.as_string() {
+        quote(&text, out);
+    } else if let Some(number) = value.as_number() {
+        if !number.is_finite() {
+            out.push_str("null");
+        } else if number.fract() == 0.0 && number.abs() < 1e21 {
+            // ToString of an integer below 1e21 is its decimal digits (and -0 is "0").
+            out.push_str(&(number as i128).to_string());
+        } else {
+            out.push_str(&value.to_string(context)?.to_std_string_escaped());
+        }
+    } else if value.is_bigint() {
+        return stringify(&value, out, context);
+    } else if let Some(object) = value.as_object() {
+        if stack.iter().any(|seen| JsObject::equals(seen, &object)) {
+            return Err(JsNativeError::typ()
+                .with_message("cyclic object value")
+                .into());
+        }
+        stack.push(object.clone());
+        if object.is_array() {
+            array(&object, out, stack, context)?;
+        } else {
+            members(&object, out, stack, context)?;
+        }
+        stack.pop();
+    } else {
+        // undefined, a symbol.
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// SerializeJSONArray: every index up to `length`, `null` for what has no JSON text.
+fn array(
+    object: &JsObject,
+    out: &mut String,
+    stack: &mut Vec<JsObject>,
+    context: &mut Context,
+) -> JsResult<()> {
+    let length = object.get(js_string!("length"), context)?.to_length(context)?;
+    out.push('[');
+    for index in 0..length {
+        if index > 0 {
+            out.push(',');
+        }
+        let element = object.get(index, context)?;
+        let key = JsString::from(index.to_string().as_str());
+        if !write(&key, &element, out, stack, context)? {
+            out.push_str("null");
+        }
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// SerializeJSONObject: the own enumerable string-keyed members, in the object's key order,
+/// those with no JSON text left out.
+fn members(
+    object: &JsObject,
+    out: &mut String,
+    stack: &mut Vec<JsObject>,
+    context: &mut Context,
+) -> JsResult<()> {
+    let keys: Vec<PropertyKey> = object
+        .own_property_keys(context)?
+        .into_iter()
+        .filter(|key| !matches!(key, PropertyKey::Symbol(_)))
+        .filter(|key| {
+            object
+                .borrow()
+                .properties()
+                .get(key)
+                .and_then(|property| property.enumerable())
+                .unwrap_or(false)
+        })
+        .collect();
+    out.push('{');
+    let mut first = true;
+    for key in keys {
+        let name = match &key {
+            PropertyKey::String(name) => name.clone(),
+            PropertyKey::Index(index) => JsString::from(index.get().to_string().as_str()),
+            PropertyKey::Symbol(_) => continue,
+        };
+        let member = object.get(key, context)?;
+        let start = out.len();
+        if !first {
+            out.push(',');
+        }
+        quote(&name, out);
+        out.push(':');
+        if write(&name, &member, out, stack, context)? {
+            first = false;
+        } else {
+            out.truncate(start);
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// The realm's `JSON.stringify(value)`, appended; `false` where it gives undefined.
+fn stringify(value: &JsValue, out: &mut String, context: &mut Context) -> JsResult<bool> {
+    let stringify = STRINGIFY
+        .with(|s| s.borrow().clone())
+        .ok_or_else(|| JsError::from(JsNativeError::typ().with_message("no JSON.stringify")))?;
+    let text = stringify.call(&JsValue::undefined(), std::slice::from_ref(value), context)?;
+    match text.as_string() {
+        Some(text) => {
+            out.push_str(&text.to_std_string_escaped());
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// QuoteJSONString: `text` as a JSON string, lone surrogates escaped as `JSON.stringify` does.
+fn quote(text: &JsString, out: &mut String) {
+    use std::fmt::Write;
+    out.push('"');
+    for point in text.code_points() {
+        match point {
+            CodePoint::Unicode(c) => match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            },
+            CodePoint::UnpairedSurrogate(unit) => {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out.push('"');
+}
