@@ -257,8 +257,19 @@ fn the_event_is_built_as_it_is_read_and_looks_built_whole() {
     let text: Value = serde_json::from_str(claim("text").as_str().unwrap()).unwrap();
     let keys: Vec<String> = serde_json::from_value(claim("keys")).unwrap();
     let in_text: Vec<String> = text.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, in_text, "Object.keys and JSON.stringify see the same members");
-    for member in ["user", "client", "secrets", "configuration", "tenant", "issuer_claims", "login_time"] {
+    assert_eq!(
+        keys, in_text,
+        "Object.keys and JSON.stringify see the same members"
+    );
+    for member in [
+        "user",
+        "client",
+        "secrets",
+        "configuration",
+        "tenant",
+        "issuer_claims",
+        "login_time",
+    ] {
         assert!(keys.iter().any(|k| k == member), "{member} in {keys:?}");
     }
     assert_eq!(text["user"]["user_id"], "auth0|1");

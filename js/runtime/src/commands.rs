@@ -33,7 +33,11 @@ pub(crate) fn natives() -> [(&'static str, usize, NativeFunction); 5] {
         ("__claimsmith_end", 0, NativeFunction::from_fn_ptr(end)),
         ("__claimsmith_push", 1, NativeFunction::from_fn_ptr(push)),
         ("__claimsmith_claim", 3, NativeFunction::from_fn_ptr(claim)),
-        ("__claimsmith_json", 1, NativeFunction::from_fn_ptr(json_native)),
+        (
+            "__claimsmith_json",
+            1,
+            NativeFunction::from_fn_ptr(json_native),
+        ),
     ]
 }
 
@@ -113,7 +117,13 @@ fn claim(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsVal
     command.push_str(",\"name\":");
     quote(&name, &mut command);
     command.push_str(",\"value\":");
-    match write(&js_string!(""), &arg(2), &mut command, &mut Vec::new(), context) {
+    match write(
+        &js_string!(""),
+        &arg(2),
+        &mut command,
+        &mut Vec::new(),
+        context,
+    ) {
         Ok(true) => {}
         Ok(false) | Err(_) => return Ok(false.into()),
     }
@@ -154,7 +164,10 @@ fn write(
         let to_json = object.get(js_string!("toJSON"), context)?;
         if let Some(to_json) = to_json.as_object().filter(JsObject::is_callable) {
             value = to_json.call(&value, &[key.clone().into()], context)?;
-            if value.as_object().is_some_and(|o| !(o.is_ordinary() || o.is_array())) {
+            if value
+                .as_object()
+                .is_some_and(|o| !(o.is_ordinary() || o.is_array()))
+            {
                 return stringify(&value, out, context);
             }
         }
@@ -203,7 +216,9 @@ fn array(
     stack: &mut Vec<JsObject>,
     context: &mut Context,
 ) -> JsResult<()> {
-    let length = object.get(js_string!("length"), context)?.to_length(context)?;
+    let length = object
+        .get(js_string!("length"), context)?
+        .to_length(context)?;
     out.push('[');
     for index in 0..length {
         if index > 0 {

@@ -14,9 +14,7 @@ use std::collections::BTreeMap;
 use boa_engine::object::FunctionObjectBuilder;
 use boa_engine::object::builtins::JsFunction;
 use boa_engine::property::PropertyDescriptor;
-use boa_engine::{
-    Context, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction,
-};
+use boa_engine::{Context, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction};
 use serde_json::value::RawValue;
 
 use crate::{LOGIN_TIME, fail};
@@ -252,15 +250,11 @@ fn defaults(name: &str, value: &mut serde_json::Value) {
             array(map, "requested_scopes");
             array(map, "acr_values");
         }
-        "stats" => {
-            if !map.get("logins_count").is_some_and(Value::is_number) {
-                map.insert("logins_count".into(), Value::from(0));
-            }
+        "stats" if !map.get("logins_count").is_some_and(Value::is_number) => {
+            map.insert("logins_count".into(), Value::from(0));
         }
-        "tenant" => {
-            if !map.get("id").is_some_and(Value::is_string) {
-                map.insert("id".into(), Value::from(""));
-            }
+        "tenant" if !map.get("id").is_some_and(Value::is_string) => {
+            map.insert("id".into(), Value::from(""));
         }
         _ => {}
     }
