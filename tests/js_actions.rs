@@ -272,6 +272,13 @@ fn the_event_is_built_as_it_is_read_and_looks_built_whole() {
     ] {
         assert!(keys.iter().any(|k| k == member), "{member} in {keys:?}");
     }
+    // Members the login has not got, and that have no default, are not in the event at all.
+    for member in ["organization", "session"] {
+        assert!(
+            !keys.iter().any(|k| k == member),
+            "{member} not in {keys:?}"
+        );
+    }
     assert_eq!(text["user"]["user_id"], "auth0|1");
     assert_eq!(text["user"]["app_metadata"], json!({}));
     assert_eq!(text["authorization"]["roles"], json!([]));

@@ -6,45 +6,40 @@
 //! one assigned) and then turns into the plain data property it stands for. Keys, key order,
 //! `JSON.stringify`, spreading and assignment see the same event as one built whole; only
 //! `Object.getOwnPropertyDescriptor` on a member not yet read shows the accessor. The members an
-//! action reads without checking get Auth0's defaults ([`DEFAULTED`]).
+//! action reads without checking get Auth0's defaults ([`DEFAULTED`]). The object and its
+//! accessors are made before the snapshot ([`template`]), so a login starts with them.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use boa_engine::object::FunctionObjectBuilder;
-use boa_engine::object::builtins::JsFunction;
 use boa_engine::property::PropertyDescriptor;
 use boa_engine::{Context, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction};
 use serde_json::value::RawValue;
 
 use crate::{LOGIN_TIME, fail};
 
-/// The getter and setter of each lazy slot, made once before the snapshot.
-pub(crate) fn accessors(context: &Context) -> Vec<(JsFunction, JsFunction)> {
-    (0..LAZY_MEMBERS)
-        .map(|slot| {
-            let realm = context.realm().clone();
-            let get = FunctionObjectBuilder::new(
-                &realm,
-                NativeFunction::from_copy_closure(move |_, _, context| member(slot, context)),
-            )
-            .build();
-            let set = FunctionObjectBuilder::new(
-                &realm,
-                NativeFunction::from_copy_closure(move |_, args, context| {
-                    assign_member(slot, args.first().cloned().unwrap_or_default(), context)
-                }),
-            )
-            .length(1)
-            .build();
-            (get, set)
-        })
-        .collect()
-}
-
-/// The most members of the event built lazily (the SDK's event has about twenty); any beyond
-/// are built at once.
-const LAZY_MEMBERS: usize = 32;
+/// Every member of the input document (the SDK's event, `configuration`, `secrets`,
+/// `login_time`), in key order: the event object made before the snapshot has an accessor for
+/// each, so a login only fills in their JSON.
+const MEMBERS: [&str; 16] = [
+    "authentication",
+    "authorization",
+    "client",
+    "configuration",
+    "connection",
+    "issuer_claims",
+    "login_time",
+    "organization",
+    "request",
+    "resource_server",
+    "secrets",
+    "session",
+    "stats",
+    "tenant",
+    "transaction",
+    "user",
+];
 
 /// The members the shim gives a default when the input lacks them, so that an action can read
 /// `event.user.app_metadata.x` or `event.authorization.roles.length` without checking.
@@ -62,8 +57,46 @@ const DEFAULTED: [&str; 11] = [
     "user",
 ];
 
-/// The event's lazy members for this login: slot `i` is what the getter and setter made for
-/// slot `i` (`Runtime::members`) stand for.
+/// The `event` object, made before the snapshot: an accessor for each of [`MEMBERS`]. Every
+/// login's fresh instance starts with it untouched.
+pub(crate) struct Template {
+    event: JsObject,
+    keys: Vec<JsString>,
+}
+
+/// Make the event object and its accessors (before the snapshot).
+pub(crate) fn template(context: &Context) -> Template {
+    let event = JsObject::with_object_proto(context.intrinsics());
+    let keys: Vec<JsString> = MEMBERS.iter().map(|name| JsString::from(*name)).collect();
+    let realm = context.realm().clone();
+    for (slot, key) in keys.iter().enumerate() {
+        let get = FunctionObjectBuilder::new(
+            &realm,
+            NativeFunction::from_copy_closure(move |_, _, context| member(slot, context)),
+        )
+        .build();
+        let set = FunctionObjectBuilder::new(
+            &realm,
+            NativeFunction::from_copy_closure(move |_, args, context| {
+                assign_member(slot, args.first().cloned().unwrap_or_default(), context)
+            }),
+        )
+        .length(1)
+        .build();
+        event.insert_property(
+            key.clone(),
+            PropertyDescriptor::builder()
+                .get(get)
+                .set(set)
+                .enumerable(true)
+                .configurable(true),
+        );
+    }
+    Template { event, keys }
+}
+
+/// The event's members for this login: slot `i` is what the accessor of [`MEMBERS`]`[i]`
+/// builds.
 struct Lazy {
     event: JsObject,
     slots: Vec<Slot>,
@@ -72,7 +105,7 @@ struct Lazy {
 struct Slot {
     key: JsString,
     name: &'static str,
-    /// The member's JSON, in the input.
+    /// The member's JSON, in the input (`null` for a member given only its defaults).
     json: &'static str,
     /// The value once built.
     built: Option<JsValue>,
@@ -82,52 +115,42 @@ thread_local! {
     static LAZY: RefCell<Option<Lazy>> = const { RefCell::new(None) };
 }
 
-/// The `event` for the input document: its members in key order, objects and arrays lazy (the
-/// first [`LAZY_MEMBERS`] of them), the login's time set for the clock.
-pub(crate) fn event(
-    context: &mut Context,
-    accessors: &[(JsFunction, JsFunction)],
-    input: &'static str,
-) -> JsValue {
-    let mut members: BTreeMap<String, &'static RawValue> = serde_json::from_str(input)
+/// The `event` for the input document, the login's time set for the clock: the template with
+/// this login's members (a member the input lacks and that has no default is deleted from it),
+/// and any member the runtime does not know built at once, after the others.
+pub(crate) fn event(context: &mut Context, template: &Template, input: &'static str) -> JsValue {
+    let mut members: BTreeMap<&'static str, &'static RawValue> = serde_json::from_str(input)
         .unwrap_or_else(|e| fail(&format!("the input is not a JSON object: {e}")));
     let login_time = members
         .get("login_time")
         .and_then(|raw| serde_json::from_str::<i64>(raw.get()).ok())
         .unwrap_or_else(|| fail("the input has no login_time (ABI version 5)"));
     LOGIN_TIME.with(|t| t.set(login_time));
-    for name in DEFAULTED {
-        if !members.contains_key(name) {
-            members.insert(name.to_owned(), null());
-        }
+    let event = template.event.clone();
+    let mut slots = Vec::with_capacity(MEMBERS.len());
+    for (slot, name) in MEMBERS.iter().enumerate() {
+        let key = &template.keys[slot];
+        let json = match members.remove(name) {
+            Some(raw) => raw.get(),
+            None if DEFAULTED.contains(name) => "null",
+            None => {
+                event
+                    .delete_property_or_throw(key.clone(), context)
+                    .unwrap_or_else(|e| fail(&format!("cannot build `event`: {e}")));
+                "null"
+            }
+        };
+        slots.push(Slot {
+            key: key.clone(),
+            name,
+            json,
+            built: None,
+        });
     }
-    let event = JsObject::with_object_proto(context.intrinsics());
-    let mut slots = Vec::new();
-    for (name, raw) in &members {
-        let json = raw.get();
-        let key = JsString::from(name.as_str());
-        let defaulted = DEFAULTED.iter().find(|d| **d == name.as_str()).copied();
-        let lazy = defaulted.is_some() || json.starts_with(['{', '[']);
-        if lazy && let Some((get, set)) = accessors.get(slots.len()) {
-            event.insert_property(
-                key.clone(),
-                PropertyDescriptor::builder()
-                    .get(get.clone())
-                    .set(set.clone())
-                    .enumerable(true)
-                    .configurable(true),
-            );
-            slots.push(Slot {
-                key,
-                name: defaulted.unwrap_or(""),
-                json,
-                built: None,
-            });
-        } else {
-            let value = build(defaulted.unwrap_or(""), json, context)
-                .unwrap_or_else(|e| fail(&format!("cannot build `event.{name}`: {e}")));
-            event.insert_property(key, data(value));
-        }
+    for (name, raw) in members {
+        let value = build(name, raw.get(), context)
+            .unwrap_or_else(|e| fail(&format!("cannot build `event.{name}`: {e}")));
+        event.insert_property(JsString::from(name), data(value));
     }
     LAZY.with(|lazy| {
         *lazy.borrow_mut() = Some(Lazy {
@@ -136,10 +159,6 @@ pub(crate) fn event(
         })
     });
     event.into()
-}
-
-fn null() -> &'static RawValue {
-    serde_json::from_str("null").expect("null is JSON")
 }
 
 /// A writable, enumerable, configurable data property: what a member of a JSON object is.
@@ -152,7 +171,7 @@ fn data(value: JsValue) -> PropertyDescriptor {
         .build()
 }
 
-/// The JavaScript value of the member `name` (`""` for one without defaults) from its JSON.
+/// The JavaScript value of the member `name` from its JSON, with its defaults.
 fn build(name: &str, json: &str, context: &mut Context) -> JsResult<JsValue> {
     let mut value: serde_json::Value = serde_json::from_str(json)
         .map_err(|e| JsNativeError::syntax().with_message(format!("event.{name}: {e}")))?;

@@ -107,8 +107,8 @@ unsafe extern "Rust" fn __getrandom_v03_custom(
 struct Runtime {
     context: Context,
     run: JsFunction,
-    /// The getter and setter of each of the event's lazy members, made before the snapshot.
-    members: Vec<(JsFunction, JsFunction)>,
+    /// The `event` object, its accessors made before the snapshot.
+    event: event::Template,
 }
 
 thread_local! {
@@ -158,11 +158,11 @@ fn prepare() -> Runtime {
         fail(&describe(&e, &mut context));
     }
     let run = global_function(&mut context, "__claimsmith_run");
-    let members = event::accessors(&context);
+    let event = event::template(&context);
     Runtime {
         context,
         run,
-        members,
+        event,
     }
 }
 
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: u
 
 fn run(runtime: &mut Runtime, input: &'static str) -> String {
     let context = &mut runtime.context;
-    let event = event::event(context, &runtime.members, input);
+    let event = event::event(context, &runtime.event, input);
     let promise = match runtime.run.call(&JsValue::undefined(), &[event], context) {
         Ok(value) => value,
         Err(e) => fail(&describe(&e, context)),
