@@ -27,9 +27,8 @@ thread_local! {
 }
 
 /// The natives the shim takes (and then deletes from the global object): name, length, body.
-pub(crate) fn natives() -> [(&'static str, usize, NativeFunction); 5] {
+pub(crate) fn natives() -> [(&'static str, usize, NativeFunction); 4] {
     [
-        ("__claimsmith_begin", 0, NativeFunction::from_fn_ptr(begin)),
         ("__claimsmith_end", 0, NativeFunction::from_fn_ptr(end)),
         ("__claimsmith_push", 1, NativeFunction::from_fn_ptr(push)),
         ("__claimsmith_claim", 3, NativeFunction::from_fn_ptr(claim)),
@@ -57,10 +56,9 @@ pub(crate) fn keep_stringify(context: &mut Context) -> JsResult<()> {
     Ok(())
 }
 
-/// `__claimsmith_begin()`: a login starts with no commands.
-fn begin(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+/// A login starts with no commands, the API open.
+pub(crate) fn begin() {
     COMMANDS.with(|c| *c.borrow_mut() = Some(Vec::new()));
-    Ok(JsValue::undefined())
 }
 
 /// `__claimsmith_end()`: the result document, `{"commands":[...]}`; the API is closed after it.

@@ -106,7 +106,12 @@ unsafe extern "Rust" fn __getrandom_v03_custom(
 
 struct Runtime {
     context: Context,
-    run: JsFunction,
+    /// The action's `onExecutePostLogin`, and the `api` object it is given.
+    handler: JsFunction,
+    api: JsValue,
+    /// The shim's `end` and `rejected`: a settled login's result document, or its error.
+    end: JsFunction,
+    rejected: JsFunction,
     /// The `event` object, its accessors made before the snapshot.
     event: event::Template,
 }
@@ -123,7 +128,7 @@ fn install_panic_hook() {
     }));
 }
 
-/// Evaluate the shim and the action: a context whose `__claimsmith_run` is ready.
+/// Evaluate the shim and the action: a context with the action's handler ready to call.
 fn prepare() -> Runtime {
     install_panic_hook();
     let mut context = Context::builder()
@@ -154,14 +159,33 @@ fn prepare() -> Runtime {
         .eval(Source::from_bytes(&wrapped).with_path("action.js".as_ref()))
         .unwrap_or_else(|e| fail(&format!("the action does not compile: {e}")));
     let load = global_function(&mut context, "__claimsmith_load");
-    if let Err(e) = load.call(&JsValue::undefined(), &[wrapper], &mut context) {
-        fail(&describe(&e, &mut context));
-    }
-    let run = global_function(&mut context, "__claimsmith_run");
+    let parts = match load.call(&JsValue::undefined(), &[wrapper], &mut context) {
+        Ok(parts) => parts,
+        Err(e) => fail(&describe(&e, &mut context)),
+    };
+    let mut part = |i: u32| -> JsValue {
+        parts
+            .as_object()
+            .and_then(|parts| parts.get(i, &mut context).ok())
+            .unwrap_or_default()
+    };
+    let function = |value: JsValue, what: &str| {
+        value
+            .as_object()
+            .and_then(JsFunction::from_object)
+            .unwrap_or_else(|| fail(&format!("the claimsmith shim gave no {what}")))
+    };
+    let handler = function(part(0), "handler");
+    let api = part(1);
+    let end = function(part(2), "end");
+    let rejected = function(part(3), "rejected");
     let event = event::template(&context);
     Runtime {
         context,
-        run,
+        handler,
+        api,
+        end,
+        rejected,
         event,
     }
 }
@@ -252,14 +276,27 @@ pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: u
 fn run(runtime: &mut Runtime, input: &'static str) -> String {
     let context = &mut runtime.context;
     let event = event::event(context, &runtime.event, input);
-    let promise = match runtime.run.call(&JsValue::undefined(), &[event], context) {
-        Ok(value) => value,
+    // `Promise.resolve(handler(event, api)).then(end, rejected)`, a throw a rejection; an error
+    // JavaScript cannot catch (a runtime limit) ends the login here.
+    commands::begin();
+    let settled = match runtime.handler.call(
+        &JsValue::undefined(),
+        &[event, runtime.api.clone()],
+        context,
+    ) {
+        Ok(value) => JsPromise::resolve(value, context),
+        Err(e) if e.as_engine().is_none() => JsPromise::reject(e, context),
         Err(e) => fail(&describe(&e, context)),
     };
-    let promise = promise
-        .as_object()
-        .and_then(|object| JsPromise::from_object(object).ok())
-        .unwrap_or_else(|| fail("__claimsmith_run returned no promise"));
+    let promise = settled
+        .and_then(|settled| {
+            settled.then(
+                Some(runtime.end.clone()),
+                Some(runtime.rejected.clone()),
+                context,
+            )
+        })
+        .unwrap_or_else(|e| fail(&describe(&e, context)));
     if let Err(e) = context.run_jobs() {
         fail(&describe(&e, context));
     }

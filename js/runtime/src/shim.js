@@ -1,23 +1,22 @@
 // The claimsmith JavaScript shim: the Auth0 `event`/`api` surface over the guest ABI version 5.
 //
 // Evaluated once per module, before the action. It defines `__claimsmith_load(fn)`, which runs
-// the action's wrapper function (CommonJS style: `exports`, `module`, `require`), and
-// `__claimsmith_run(event)`, which takes the input document (parsed by the runtime, which also
-// gives the event the defaults an action reads without checking), runs `onExecutePostLogin` and
-// resolves to the result document `{"commands":[...]}` as a string. Commands are serialised
-// when the action calls the API, so a value that JSON cannot carry fails at that call.
+// the action's wrapper function (CommonJS style: `exports`, `module`, `require`) and hands the
+// runtime `onExecutePostLogin`, the `api` object and the functions that settle a login into the
+// result document `{"commands":[...]}`. The runtime builds the `event` (src/event.rs) and calls
+// the handler. Commands are serialised when the action calls the API, so a value that JSON
+// cannot carry fails at that call.
 (function () {
   'use strict';
   const global = globalThis;
   const stringify = JSON.stringify;
   // The runtime's natives (src/commands.rs), kept here and taken off the global object: the
   // login's commands are collected in Rust, and `json` writes what JSON.stringify writes.
-  const begin = global.__claimsmith_begin;
   const end = global.__claimsmith_end;
   const push = global.__claimsmith_push;
   const claim = global.__claimsmith_claim;
   const nativeJson = global.__claimsmith_json;
-  for (const name of ['__claimsmith_begin', '__claimsmith_end', '__claimsmith_push', '__claimsmith_claim', '__claimsmith_json']) {
+  for (const name of ['__claimsmith_end', '__claimsmith_push', '__claimsmith_claim', '__claimsmith_json']) {
     delete global[name];
   }
 
@@ -279,31 +278,24 @@
     return String(Math.floor(ms));
   }
 
-  let handler = null;
-  let api = null;
-  global.__claimsmith_load = function (wrapper) {
-    // Built once, before the snapshot: every login starts from a fresh copy of it.
-    api = makeApi();
-    const module = { exports: {} };
-    wrapper.call(module.exports, module.exports, module, global.require);
-    handler = module.exports.onExecutePostLogin;
-    if (typeof handler !== 'function') {
-      throw new TypeError('the action does not export onExecutePostLogin (exports.onExecutePostLogin = async (event, api) => { ... })');
-    }
-  };
-  // The result document once the action's promise settles; after it the API is closed.
+  // The result document once the action's promise settles (`end`); after it the API is closed.
   function rejected(e) {
     end();
     throw describe(e);
   }
-  global.__claimsmith_run = function (event) {
-    begin();
-    let settled;
-    try {
-      settled = Promise.resolve(handler(event, api));
-    } catch (e) {
-      settled = Promise.reject(e);
+  // Runs the action's module (before the snapshot) and gives the runtime what a login calls:
+  // `[onExecutePostLogin, api, end, rejected]`. The runtime calls the handler itself and settles
+  // its promise with `end` and `rejected` (src/lib.rs, `run`), as
+  // `Promise.resolve(handler(event, api)).then(end, rejected)` would.
+  global.__claimsmith_load = function (wrapper) {
+    // Built once, before the snapshot: every login starts from a fresh copy of it.
+    const api = makeApi();
+    const module = { exports: {} };
+    wrapper.call(module.exports, module.exports, module, global.require);
+    const handler = module.exports.onExecutePostLogin;
+    if (typeof handler !== 'function') {
+      throw new TypeError('the action does not export onExecutePostLogin (exports.onExecutePostLogin = async (event, api) => { ... })');
     }
-    return settled.then(end, rejected);
+    return [handler, api, end, rejected];
   };
 })();
