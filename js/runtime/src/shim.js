@@ -288,6 +288,8 @@
   // its promise with `end` and `rejected` (src/lib.rs, `run`), as
   // `Promise.resolve(handler(event, api)).then(end, rejected)` would.
   global.__claimsmith_load = function (wrapper) {
+    // Called once, by the runtime, before the action runs: not the action's to call.
+    delete global.__claimsmith_load;
     // Built once, before the snapshot: every login starts from a fresh copy of it.
     const api = makeApi();
     const module = { exports: {} };
