@@ -196,8 +196,22 @@ fn claim_values_are_written_as_json_stringify_writes_them() {
     );
     let out = login(&p, user()).unwrap();
     let names = [
-        "text", "numbers", "literals", "nested", "sparse", "odd", "date", "boxed", "map", "point",
-        "getter", "inPoint", "raw", "empty",
+        "text",
+        "numbers",
+        "literals",
+        "nested",
+        "sparse",
+        "odd",
+        "date",
+        "boxed",
+        "map",
+        "point",
+        "getter",
+        "inPoint",
+        "raw",
+        "empty",
+        "big",
+        "toJsonDate",
     ];
     for name in names {
         let value = &out.id_token[&format!("https://example.com/value/{name}")];
@@ -209,6 +223,13 @@ fn claim_values_are_written_as_json_stringify_writes_them() {
         assert_eq!(out.app_metadata[name], stringified, "{name} (app_metadata)");
     }
     assert_eq!(out.id_token["https://example.com/string"], "plain");
+    assert_eq!(out.id_token["https://example.com/counted"], json!({"a": 1}));
+    assert_eq!(out.id_token["https://example.com/runs"], 1);
+    assert_eq!(
+        out.id_token["https://example.com/value/toJsonDate"],
+        json!({"a": {}}),
+        "toJSON runs once: the Date it returns is written as an object"
+    );
     // A few by hand, so that the test does not rest on JSON.stringify alone.
     assert_eq!(
         out.id_token["https://example.com/value/point"],

@@ -4,10 +4,11 @@
 //! Each call the interpreter runs costs thousands of wasm instructions, so the login's hot path
 //! is native: `api.idToken.setCustomClaim` and `api.accessToken.setCustomClaim` write their
 //! command in one call ([`claim`]), every other API call pushes the command the shim wrote
-//! ([`push`]), and the JSON text of a value comes from [`json`], which writes what
-//! `JSON.stringify` writes for strings, numbers, booleans, null, plain objects and arrays and
-//! asks `JSON.stringify` itself for anything else (a `Date`, a `Map`, a boxed primitive, a proxy,
-//! a raw JSON object). `JSON.stringify` took about 27,000 instructions for a two-role array.
+//! ([`push`]), and the JSON text of a value comes from [`write`], which writes what
+//! `JSON.stringify` writes for plain data (primitives, and arrays and ordinary objects of data
+//! properties with no `toJSON`) and leaves anything else (a getter, a `Date`, a `Map`, a boxed
+//! primitive, a proxy, a BigInt, a cycle) to `JSON.stringify` itself, whole, so that the
+//! action's code runs once. `JSON.stringify` took about 27,000 instructions for a two-role array.
 
 use std::cell::RefCell;
 
@@ -99,8 +100,9 @@ fn add(command: String) -> JsResult<()> {
 }
 
 /// `__claimsmith_claim(token, name, value)`: the `set_claim` command, `true` once written.
-/// `false` (nothing written) when the name is not a string, the value has no JSON text or the
-/// API is closed: the shim then words the error the way the rest of the API does.
+/// `false` (nothing written, no code of the action run) when the name is not a string, the
+/// value is not plain data or the API is closed: the shim then writes it, or words the error,
+/// the way the rest of the API does.
 fn claim(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     let (Some(token), Some(name)) = (arg(0).as_string(), arg(1).as_string()) else {
@@ -115,15 +117,8 @@ fn claim(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsVal
     command.push_str(",\"name\":");
     quote(&name, &mut command);
     command.push_str(",\"value\":");
-    match write(
-        &js_string!(""),
-        &arg(2),
-        &mut command,
-        &mut Vec::new(),
-        context,
-    ) {
-        Ok(true) => {}
-        Ok(false) | Err(_) => return Ok(false.into()),
+    if write(&arg(2), &mut command, &mut Vec::new(), context) != Some(true) {
+        return Ok(false.into());
     }
     command.push('}');
     add(command)?;
@@ -134,42 +129,35 @@ fn claim(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsVal
 fn json_native(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let value = args.first().cloned().unwrap_or_default();
     let mut text = String::new();
-    Ok(
-        if write(&js_string!(""), &value, &mut text, &mut Vec::new(), context)? {
-            JsString::from(text.as_str()).into()
-        } else {
-            JsValue::undefined()
-        },
-    )
+    let written = match write(&value, &mut text, &mut Vec::new(), context) {
+        Some(written) => written,
+        None => {
+            text.clear();
+            stringify(&value, &mut text, context)?
+        }
+    };
+    Ok(if written {
+        JsString::from(text.as_str()).into()
+    } else {
+        JsValue::undefined()
+    })
 }
 
-/// Write the JSON text of `value`, the member `key` of its holder, as `JSON.stringify`'s
-/// SerializeJSONProperty does; `false` (nothing written) where it gives undefined.
+/// Write the JSON text of `value` as `JSON.stringify` does, if it is plain data: `Some(false)`
+/// (nothing written) where JSON.stringify gives undefined, `None` where the value is not plain
+/// data, so that only the realm's JSON.stringify may write it.
+///
+/// Plain data is what JSON.stringify writes without running any of the action's code:
+/// primitives other than BigInt, and arrays and ordinary objects whose members are data
+/// properties (no getters, no holes), with no `toJSON` anywhere on their prototype chain, and
+/// no cycle. Telling them apart only reads property tables, so a value that is not plain data
+/// is written by JSON.stringify alone, with its getters and `toJSON` run once, as before.
 fn write(
-    key: &JsString,
     value: &JsValue,
     out: &mut String,
     stack: &mut Vec<JsObject>,
     context: &mut Context,
-) -> JsResult<bool> {
-    let mut value = value.clone();
-    if let Some(object) = value.as_object() {
-        if !(object.is_ordinary() || object.is_array()) {
-            // A boxed primitive, a Date, a Map, a proxy, a raw JSON object, a function: as the
-            // realm's JSON.stringify writes it.
-            return stringify(&value, out, context);
-        }
-        let to_json = object.get(js_string!("toJSON"), context)?;
-        if let Some(to_json) = to_json.as_object().filter(JsObject::is_callable) {
-            value = to_json.call(&value, &[key.clone().into()], context)?;
-            if value
-                .as_object()
-                .is_some_and(|o| !(o.is_ordinary() || o.is_array()))
-            {
-                return stringify(&value, out, context);
-            }
-        }
-    }
+) -> Option<bool> {
     if value.is_null() {
         out.push_str("null");
     } else if let Some(boolean) = value.as_boolean() {
@@ -179,19 +167,23 @@ fn write(
     } else if let Some(number) = value.as_number() {
         if !number.is_finite() {
             out.push_str("null");
-        } else if number.fract() == 0.0 && number.abs() < 1e21 {
-            // ToString of an integer below 1e21 is its decimal digits (and -0 is "0").
-            out.push_str(&(number as i128).to_string());
+        } else if number.fract() == 0.0 && number.abs() <= 9_007_199_254_740_992.0 {
+            // Up to 2^53 an integer's ToString is its decimal digits (and -0 is "0"); above,
+            // JavaScript prints the shortest digits that round-trip, padded with zeros.
+            out.push_str(&(number as i64).to_string());
         } else {
-            out.push_str(&value.to_string(context)?.to_std_string_escaped());
+            return None;
         }
-    } else if value.is_bigint() {
-        return stringify(&value, out, context);
     } else if let Some(object) = value.as_object() {
+        if object.is_callable() {
+            return Some(false);
+        }
+        if !(object.is_ordinary() || object.is_array()) || has_to_json(&object)? {
+            return None;
+        }
         if stack.iter().any(|seen| JsObject::equals(seen, &object)) {
-            return Err(JsNativeError::typ()
-                .with_message("cyclic object value")
-                .into());
+            // A cycle: JSON.stringify throws its own TypeError.
+            return None;
         }
         stack.push(object.clone());
         if object.is_array() {
@@ -200,11 +192,39 @@ fn write(
             members(&object, out, stack, context)?;
         }
         stack.pop();
+    } else if value.is_undefined() || value.is_symbol() {
+        return Some(false);
     } else {
-        // undefined, a symbol.
-        return Ok(false);
+        // A BigInt.
+        return None;
     }
-    Ok(true)
+    Some(true)
+}
+
+/// Whether `object` or its prototypes have a `toJSON` (`None`: a prototype that is not ordinary).
+fn has_to_json(object: &JsObject) -> Option<bool> {
+    let key = PropertyKey::from(js_string!("toJSON"));
+    let mut next = Some(object.clone());
+    while let Some(object) = next {
+        if !(object.is_ordinary() || object.is_array()) {
+            return None;
+        }
+        let borrowed = object.borrow();
+        if borrowed.properties().get(&key).is_some() {
+            return Some(true);
+        }
+        next = borrowed.prototype();
+    }
+    Some(false)
+}
+
+/// A data property's value; `None` for a getter or setter, or none at all.
+fn data_value(object: &JsObject, key: &PropertyKey) -> Option<JsValue> {
+    let property = object.borrow().properties().get(key)?;
+    if property.is_accessor_descriptor() {
+        return None;
+    }
+    property.value().cloned()
 }
 
 /// SerializeJSONArray: every index up to `length`, `null` for what has no JSON text.
@@ -213,23 +233,20 @@ fn array(
     out: &mut String,
     stack: &mut Vec<JsObject>,
     context: &mut Context,
-) -> JsResult<()> {
-    let length = object
-        .get(js_string!("length"), context)?
-        .to_length(context)?;
+) -> Option<()> {
+    let length = data_value(object, &PropertyKey::from(js_string!("length")))?.as_number()?;
     out.push('[');
-    for index in 0..length {
+    for index in 0..length as u32 {
         if index > 0 {
             out.push(',');
         }
-        let element = object.get(index, context)?;
-        let key = JsString::from(index.to_string().as_str());
-        if !write(&key, &element, out, stack, context)? {
+        let element = data_value(object, &PropertyKey::from(index))?;
+        if !write(&element, out, stack, context)? {
             out.push_str("null");
         }
     }
     out.push(']');
-    Ok(())
+    Some(())
 }
 
 /// SerializeJSONObject: the own enumerable string-keyed members, in the object's key order,
@@ -239,20 +256,9 @@ fn members(
     out: &mut String,
     stack: &mut Vec<JsObject>,
     context: &mut Context,
-) -> JsResult<()> {
-    let keys: Vec<PropertyKey> = object
-        .own_property_keys(context)?
-        .into_iter()
-        .filter(|key| !matches!(key, PropertyKey::Symbol(_)))
-        .filter(|key| {
-            object
-                .borrow()
-                .properties()
-                .get(key)
-                .and_then(|property| property.enumerable())
-                .unwrap_or(false)
-        })
-        .collect();
+) -> Option<()> {
+    // An ordinary object's or an array's own keys: no code of the action runs.
+    let keys = object.own_property_keys(context).ok()?;
     out.push('{');
     let mut first = true;
     for key in keys {
@@ -261,21 +267,28 @@ fn members(
             PropertyKey::Index(index) => JsString::from(index.get().to_string().as_str()),
             PropertyKey::Symbol(_) => continue,
         };
-        let member = object.get(key, context)?;
+        let property = object.borrow().properties().get(&key)?;
+        if !property.enumerable().unwrap_or(false) {
+            continue;
+        }
+        if property.is_accessor_descriptor() {
+            return None;
+        }
+        let member = property.value().cloned().unwrap_or_default();
         let start = out.len();
         if !first {
             out.push(',');
         }
         quote(&name, out);
         out.push(':');
-        if write(&name, &member, out, stack, context)? {
+        if write(&member, out, stack, context)? {
             first = false;
         } else {
             out.truncate(start);
         }
     }
     out.push('}');
-    Ok(())
+    Some(())
 }
 
 /// The realm's `JSON.stringify(value)`, appended; `false` where it gives undefined.

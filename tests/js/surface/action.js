@@ -104,6 +104,8 @@ exports.onExecutePostLogin = async (event, api) => {
         inPoint: { here: new Point() },
         raw: JSON.rawJSON ? JSON.rawJSON("12345678901234567890") : 12345678901234567890,
         empty: [[], {}],
+        big: [2 ** 53, 2 ** 53 + 2, 2 ** 60, 2 ** 63, -(2 ** 63), 1234567890123456789, 1e17 + 2],
+        toJsonDate: { a: { toJSON() { return new Date(0); } } },
       };
       for (const name of Object.keys(values)) {
         api.idToken.setCustomClaim(`${ns}/value/${name}`, values[name]);
@@ -111,6 +113,10 @@ exports.onExecutePostLogin = async (event, api) => {
         api.user.setAppMetadata(name, values[name]);
       }
       api.idToken.setCustomClaim(`${ns}/string`, "plain");
+      // A getter runs once per call, as in JSON.stringify, whichever writer writes the value.
+      let runs = 0;
+      api.idToken.setCustomClaim(`${ns}/counted`, { get a() { runs += 1; return runs; } });
+      api.idToken.setCustomClaim(`${ns}/runs`, runs);
       return;
     }
     case "lazy": {
