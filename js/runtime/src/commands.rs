@@ -14,7 +14,7 @@ use std::cell::RefCell;
 
 use boa_engine::object::builtins::JsFunction;
 use boa_engine::property::PropertyKey;
-use boa_engine::string::CodePoint;
+use boa_engine::string::{CodePoint, JsStrVariant};
 use boa_engine::{
     Context, JsError, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction,
     js_string,
@@ -62,8 +62,13 @@ pub(crate) fn begin() {
     COMMANDS.with(|c| *c.borrow_mut() = Some(Vec::new()));
 }
 
-/// `__claimsmith_end()`: the result document, `{"commands":[...]}`; the API is closed after it.
+/// `__claimsmith_end()`: the API closed (the shim's `rejected` calls it); its result document.
 fn end(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    Ok(JsString::from(finish().as_str()).into())
+}
+
+/// The result document, `{"commands":[...]}`; the API is closed after it.
+pub(crate) fn finish() -> String {
     let commands = COMMANDS.with(|c| c.borrow_mut().take()).unwrap_or_default();
     let mut document = String::with_capacity(16 + commands.iter().map(String::len).sum::<usize>());
     document.push_str("{\"commands\":[");
@@ -74,7 +79,7 @@ fn end(_: &JsValue, _: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
         document.push_str(command);
     }
     document.push_str("]}");
-    Ok(JsString::from(document.as_str()).into())
+    document
 }
 
 /// `__claimsmith_push(command)`: one command's JSON text, as the shim wrote it.
@@ -309,6 +314,18 @@ fn stringify(value: &JsValue, out: &mut String, context: &mut Context) -> JsResu
 /// QuoteJSONString: `text` as a JSON string, lone surrogates escaped as `JSON.stringify` does.
 fn quote(text: &JsString, out: &mut String) {
     use std::fmt::Write;
+    // The usual text, printable ASCII with nothing to escape, is copied whole.
+    if let JsStrVariant::Latin1(bytes) = text.variant()
+        && bytes
+            .iter()
+            .all(|&b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\')
+        && let Ok(plain) = std::str::from_utf8(bytes)
+    {
+        out.push('"');
+        out.push_str(plain);
+        out.push('"');
+        return;
+    }
     out.push('"');
     for point in text.code_points() {
         match point {

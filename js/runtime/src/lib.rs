@@ -109,8 +109,7 @@ struct Runtime {
     /// The action's `onExecutePostLogin`, and the `api` object it is given.
     handler: JsFunction,
     api: JsValue,
-    /// The shim's `end` and `rejected`: a settled login's result document, or its error.
-    end: JsFunction,
+    /// The shim's `rejected`: the words of a rejected login's error.
     rejected: JsFunction,
     /// The `event` object, its accessors made before the snapshot.
     event: event::Template,
@@ -177,14 +176,12 @@ fn prepare() -> Runtime {
     };
     let handler = function(part(0), "handler");
     let api = part(1);
-    let end = function(part(2), "end");
-    let rejected = function(part(3), "rejected");
+    let rejected = function(part(2), "rejected");
     let event = event::template(&context);
     Runtime {
         context,
         handler,
         api,
-        end,
         rejected,
         event,
     }
@@ -276,38 +273,44 @@ pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: u
 fn run(runtime: &mut Runtime, input: &'static str) -> String {
     let context = &mut runtime.context;
     let event = event::event(context, &runtime.event, input);
-    // `Promise.resolve(handler(event, api)).then(end, rejected)`, a throw a rejection; an error
-    // JavaScript cannot catch (a runtime limit) ends the login here.
+    // `Promise.resolve(handler(event, api)).then(end, rejected)`, a throw a rejection, read
+    // from the promise's state once its jobs have run: an async function's promise needs no
+    // `then` of its own (a reaction, its capability and one more job). An error JavaScript
+    // cannot catch (a runtime limit) ends the login here.
     commands::begin();
-    let settled = match runtime.handler.call(
+    let promise = match runtime.handler.call(
         &JsValue::undefined(),
         &[event, runtime.api.clone()],
         context,
     ) {
-        Ok(value) => JsPromise::resolve(value, context),
+        Ok(value) => match value.as_promise() {
+            Some(promise) => Ok(promise),
+            None => JsPromise::resolve(value, context),
+        },
         Err(e) if e.as_engine().is_none() => JsPromise::reject(e, context),
         Err(e) => fail(&describe(&e, context)),
-    };
-    let promise = settled
-        .and_then(|settled| {
-            settled.then(
-                Some(runtime.end.clone()),
-                Some(runtime.rejected.clone()),
-                context,
-            )
-        })
-        .unwrap_or_else(|e| fail(&describe(&e, context)));
+    }
+    .unwrap_or_else(|e| fail(&describe(&e, context)));
+    // Every job, including those the action left running without awaiting them: a login's
+    // commands are all it made, none dropped because the handler returned first.
     if let Err(e) = context.run_jobs() {
         fail(&describe(&e, context));
     }
     match promise.state() {
-        PromiseState::Fulfilled(value) => match value.as_string() {
-            Some(text) => text.to_std_string_escaped(),
-            None => fail("the claimsmith shim returned no result document"),
-        },
+        PromiseState::Fulfilled(_) => commands::finish(),
         PromiseState::Rejected(reason) => {
-            let text = reason
-                .to_string(context)
+            // The shim's `rejected` closes the API and throws the error's words.
+            let thrown = match runtime
+                .rejected
+                .call(&JsValue::undefined(), &[reason], context)
+            {
+                Ok(_) => fail("the claimsmith shim did not word the action's error"),
+                Err(e) if e.as_engine().is_some() => fail(&describe(&e, context)),
+                Err(e) => e,
+            };
+            let text = thrown
+                .into_opaque(context)
+                .and_then(|reason| reason.to_string(context))
                 .map(|s| s.to_std_string_escaped())
                 .unwrap_or_else(|_| "the action failed".into());
             fail(&text)

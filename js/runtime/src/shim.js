@@ -278,15 +278,15 @@
     return String(Math.floor(ms));
   }
 
-  // The result document once the action's promise settles (`end`); after it the API is closed.
+  // A rejected login: the API closed, and the error's words thrown to the runtime.
   function rejected(e) {
     end();
     throw describe(e);
   }
   // Runs the action's module (before the snapshot) and gives the runtime what a login calls:
-  // `[onExecutePostLogin, api, end, rejected]`. The runtime calls the handler itself and settles
-  // its promise with `end` and `rejected` (src/lib.rs, `run`), as
-  // `Promise.resolve(handler(event, api)).then(end, rejected)` would.
+  // `[onExecutePostLogin, api, rejected]`. The runtime calls the handler itself, runs the jobs and
+  // reads its promise (src/lib.rs, `run`): fulfilled, the result document is the commands
+  // collected; rejected, `rejected` words the error.
   global.__claimsmith_load = function (wrapper) {
     // Called once, by the runtime, before the action runs: not the action's to call.
     delete global.__claimsmith_load;
@@ -298,6 +298,6 @@
     if (typeof handler !== 'function') {
       throw new TypeError('the action does not export onExecutePostLogin (exports.onExecutePostLogin = async (event, api) => { ... })');
     }
-    return [handler, api, end, rejected];
+    return [handler, api, rejected];
   };
 })();
