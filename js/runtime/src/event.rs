@@ -6,15 +6,17 @@
 //! one assigned) and then turns into the plain data property it stands for. Keys, key order,
 //! `JSON.stringify`, spreading and assignment see the same event as one built whole; only
 //! `Object.getOwnPropertyDescriptor` on a member not yet read shows the accessor. The members an
-//! action reads without checking get Auth0's defaults ([`DEFAULTED`]). The object and its
+//! action reads without checking get Auth0's defaults ([`defaults`]). The object and its
 //! accessors are made before the snapshot ([`template`]), so a login starts with them.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use boa_engine::object::FunctionObjectBuilder;
-use boa_engine::property::PropertyDescriptor;
-use boa_engine::{Context, JsNativeError, JsObject, JsResult, JsString, JsValue, NativeFunction};
+use boa_engine::object::builtins::JsArray;
+use boa_engine::property::{PropertyDescriptor, PropertyKey};
+use boa_engine::{Context, JsObject, JsResult, JsString, JsValue, NativeFunction, js_string};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::{LOGIN_TIME, fail};
@@ -41,58 +43,71 @@ const MEMBERS: [&str; 16] = [
     "user",
 ];
 
-/// The members the shim gives a default when the input lacks them, so that an action can read
-/// `event.user.app_metadata.x` or `event.authorization.roles.length` without checking.
-const DEFAULTED: [&str; 11] = [
-    "authorization",
-    "client",
-    "configuration",
-    "connection",
-    "issuer_claims",
-    "request",
-    "secrets",
-    "stats",
-    "tenant",
-    "transaction",
-    "user",
-];
-
-/// The `event` object, made before the snapshot: an accessor for each of [`MEMBERS`]. Every
-/// login's fresh instance starts with it untouched.
+/// The `event` object, made before the snapshot: an accessor for each of [`MEMBERS`], in one
+/// copy for each set of the members that have no default ([`OPTIONAL`]) a login may lack, so
+/// that a login deletes none. Every login's fresh instance starts with them untouched.
 pub(crate) struct Template {
-    event: JsObject,
+    /// By the bits of the [`OPTIONAL`] members absent.
+    events: Vec<JsObject>,
     keys: Vec<JsString>,
 }
 
-/// Make the event object and its accessors (before the snapshot).
+/// The members of [`MEMBERS`] with no default, which a login's event may lack.
+const OPTIONAL: [&str; 5] = [
+    "authentication",
+    "login_time",
+    "organization",
+    "resource_server",
+    "session",
+];
+
+/// The bit of `name` in a set of [`OPTIONAL`] members (none for a defaulted member).
+fn optional_bit(name: &str) -> usize {
+    OPTIONAL
+        .iter()
+        .position(|optional| *optional == name)
+        .map_or(0, |i| 1 << i)
+}
+
+/// Make the event objects and their accessors (before the snapshot).
 pub(crate) fn template(context: &Context) -> Template {
-    let event = JsObject::with_object_proto(context.intrinsics());
     let keys: Vec<JsString> = MEMBERS.iter().map(|name| JsString::from(*name)).collect();
     let realm = context.realm().clone();
-    for (slot, key) in keys.iter().enumerate() {
-        let get = FunctionObjectBuilder::new(
-            &realm,
-            NativeFunction::from_copy_closure(move |_, _, context| member(slot, context)),
-        )
-        .build();
-        let set = FunctionObjectBuilder::new(
-            &realm,
-            NativeFunction::from_copy_closure(move |_, args, context| {
-                assign_member(slot, args.first().cloned().unwrap_or_default(), context)
-            }),
-        )
-        .length(1)
-        .build();
-        event.insert_property(
-            key.clone(),
+    let accessors: Vec<PropertyDescriptor> = (0..MEMBERS.len())
+        .map(|slot| {
+            let get = FunctionObjectBuilder::new(
+                &realm,
+                NativeFunction::from_copy_closure(move |_, _, context| member(slot, context)),
+            )
+            .build();
+            let set = FunctionObjectBuilder::new(
+                &realm,
+                NativeFunction::from_copy_closure(move |_, args, context| {
+                    assign_member(slot, args.first().cloned().unwrap_or_default(), context)
+                }),
+            )
+            .length(1)
+            .build();
             PropertyDescriptor::builder()
                 .get(get)
                 .set(set)
                 .enumerable(true)
-                .configurable(true),
-        );
-    }
-    Template { event, keys }
+                .configurable(true)
+                .build()
+        })
+        .collect();
+    let events = (0..1usize << OPTIONAL.len())
+        .map(|absent| {
+            let event = JsObject::with_object_proto(context.intrinsics());
+            for (slot, name) in MEMBERS.iter().enumerate() {
+                if absent & optional_bit(name) == 0 {
+                    event.insert_property(keys[slot].clone(), accessors[slot].clone());
+                }
+            }
+            event
+        })
+        .collect();
+    Template { events, keys }
 }
 
 /// The event's members for this login: slot `i` is what the accessor of [`MEMBERS`]`[i]`
@@ -119,38 +134,43 @@ thread_local! {
 /// this login's members (a member the input lacks and that has no default is deleted from it),
 /// and any member the runtime does not know built at once, after the others.
 pub(crate) fn event(context: &mut Context, template: &Template, input: &'static str) -> JsValue {
-    let mut members: BTreeMap<&'static str, &'static RawValue> = serde_json::from_str(input)
-        .unwrap_or_else(|e| fail(&format!("the input is not a JSON object: {e}")));
-    let login_time = members
-        .get("login_time")
-        .and_then(|raw| serde_json::from_str::<i64>(raw.get()).ok())
+    let Some(Members { known, mut others }) = split(input) else {
+        // Not the plain object the host writes: serde_json says what is wrong with it.
+        let error = serde_json::from_str::<BTreeMap<&str, &RawValue>>(input)
+            .err()
+            .map_or_else(|| "a key with escapes".to_owned(), |e| e.to_string());
+        fail(&format!("the input is not a JSON object: {error}"))
+    };
+    let login_time = known[LOGIN_TIME_SLOT]
+        .and_then(|raw| serde_json::from_str::<i64>(raw).ok())
         .unwrap_or_else(|| fail("the input has no login_time (ABI version 5)"));
     LOGIN_TIME.with(|t| t.set(login_time));
-    let event = template.event.clone();
-    let mut slots = Vec::with_capacity(MEMBERS.len());
-    for (slot, name) in MEMBERS.iter().enumerate() {
-        let key = &template.keys[slot];
-        let json = match members.remove(name) {
-            Some(raw) => raw.get(),
-            None if DEFAULTED.contains(name) => "null",
-            None => {
-                event
-                    .delete_property_or_throw(key.clone(), context)
-                    .unwrap_or_else(|e| fail(&format!("cannot build `event`: {e}")));
-                "null"
-            }
-        };
-        slots.push(Slot {
+    let absent = MEMBERS
+        .iter()
+        .zip(&known)
+        .filter(|(_, json)| json.is_none())
+        .fold(0, |absent, (name, _)| absent | optional_bit(name));
+    let event = template.events[absent].clone();
+    let slots = MEMBERS
+        .iter()
+        .zip(&template.keys)
+        .zip(known)
+        .map(|((name, key), json)| Slot {
             key: key.clone(),
             name,
-            json,
+            // A member absent is built from its defaults, or not at all (it has no accessor).
+            json: json.unwrap_or("null"),
             built: None,
-        });
-    }
-    for (name, raw) in members {
-        let value = build(name, raw.get(), context)
-            .unwrap_or_else(|e| fail(&format!("cannot build `event.{name}`: {e}")));
-        event.insert_property(JsString::from(name), data(value));
+        })
+        .collect();
+    // In key order, the last of a repeated key kept (a stable sort keeps their order).
+    others.sort_by_key(|(name, _)| *name);
+    for (i, (name, raw)) in others.iter().enumerate() {
+        if others.get(i + 1).is_some_and(|(next, _)| next == name) {
+            continue;
+        }
+        let value = build(name, raw, context);
+        event.insert_property(JsString::from(*name), data(value));
     }
     LAZY.with(|lazy| {
         *lazy.borrow_mut() = Some(Lazy {
@@ -159,6 +179,108 @@ pub(crate) fn event(context: &mut Context, template: &Template, input: &'static 
         })
     });
     event.into()
+}
+
+/// Where `login_time` is in [`MEMBERS`].
+const LOGIN_TIME_SLOT: usize = 6;
+
+/// The input document's top-level members: each value's JSON text.
+struct Members {
+    /// By slot of [`MEMBERS`].
+    known: [Option<&'static str>; MEMBERS.len()],
+    /// Those the runtime does not know, in the input's order.
+    others: Vec<(&'static str, &'static str)>,
+}
+
+/// The input document's top-level members (the last of a repeated key), found by scanning
+/// strings and brackets only: a member's value is parsed when the action reads it, where a
+/// malformed one ends the login ([`build`]). `None` for anything but a plain object of unescaped
+/// keys (the host writes no other), for serde_json to word.
+fn split(input: &'static str) -> Option<Members> {
+    let bytes = input.as_bytes();
+    let mut at = 0;
+    let skip_space = |at: &mut usize| {
+        while bytes
+            .get(*at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            *at += 1;
+        }
+    };
+    // The end of the string that opens at `at` (just past its closing quote).
+    let string_end = |at: usize| -> Option<usize> {
+        let mut i = at + 1;
+        loop {
+            i += memchr::memchr2(b'"', b'\\', bytes.get(i..)?)?;
+            if bytes[i] == b'"' {
+                return Some(i + 1);
+            }
+            i += 2;
+        }
+    };
+    let mut members = Members {
+        known: [None; MEMBERS.len()],
+        others: Vec::new(),
+    };
+    skip_space(&mut at);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    skip_space(&mut at);
+    if bytes.get(at) == Some(&b'}') {
+        at += 1;
+    } else {
+        loop {
+            if bytes.get(at) != Some(&b'"') {
+                return None;
+            }
+            let key_end = string_end(at)?;
+            let key = &input[at + 1..key_end - 1];
+            if key.contains('\\') {
+                return None;
+            }
+            at = key_end;
+            skip_space(&mut at);
+            if bytes.get(at) != Some(&b':') {
+                return None;
+            }
+            at += 1;
+            skip_space(&mut at);
+            let start = at;
+            let mut depth = 0usize;
+            loop {
+                match *bytes.get(at)? {
+                    b'"' => {
+                        at = string_end(at)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' if depth > 0 => depth -= 1,
+                    b',' | b'}' if depth == 0 => break,
+                    b']' => return None,
+                    _ => {}
+                }
+                at += 1;
+            }
+            let value = input[start..at].trim_end_matches([' ', '\t', '\n', '\r']);
+            if value.is_empty() {
+                return None;
+            }
+            match MEMBERS.binary_search(&key) {
+                Ok(slot) => members.known[slot] = Some(value),
+                Err(_) => members.others.push((key, value)),
+            }
+            if bytes[at] == b'}' {
+                at += 1;
+                break;
+            }
+            at += 1;
+            skip_space(&mut at);
+        }
+    }
+    skip_space(&mut at);
+    (at == bytes.len()).then_some(members)
 }
 
 /// A writable, enumerable, configurable data property: what a member of a JSON object is.
@@ -171,12 +293,97 @@ fn data(value: JsValue) -> PropertyDescriptor {
         .build()
 }
 
-/// The JavaScript value of the member `name` from its JSON, with its defaults.
-fn build(name: &str, json: &str, context: &mut Context) -> JsResult<JsValue> {
-    let mut value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| JsNativeError::syntax().with_message(format!("event.{name}: {e}")))?;
-    defaults(name, &mut value);
-    JsValue::from_json(&value, context)
+/// The JavaScript value of the member `name` from its JSON, with its defaults. JSON the host
+/// wrote malformed ends the login.
+fn build(name: &str, json: &str, context: &mut Context) -> JsValue {
+    let mut reader = serde_json::Deserializer::from_str(json);
+    let value = Json { context }
+        .deserialize(&mut reader)
+        .and_then(|value| reader.end().map(|()| value))
+        .unwrap_or_else(|e| fail(&format!("cannot build `event.{name}`: {e}")));
+    defaults(name, value, context)
+}
+
+/// Builds the JavaScript value of JSON text straight from the parser, as `JSON.parse` does: an
+/// object's keys in the text's order (the last of a repeated key wins), numbers as
+/// `JsValue::from_json` gives them.
+struct Json<'c> {
+    context: &'c mut Context,
+}
+
+impl<'de> DeserializeSeed<'de> for Json<'_> {
+    type Value = JsValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsValue, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Json<'_> {
+    type Value = JsValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_unit<E>(self) -> Result<JsValue, E> {
+        Ok(JsValue::null())
+    }
+    fn visit_bool<E>(self, value: bool) -> Result<JsValue, E> {
+        Ok(value.into())
+    }
+    fn visit_i64<E>(self, value: i64) -> Result<JsValue, E> {
+        Ok(i32::try_from(value).map_or_else(|_| JsValue::new(value as f64), JsValue::new))
+    }
+    fn visit_u64<E>(self, value: u64) -> Result<JsValue, E> {
+        Ok(i32::try_from(value).map_or_else(|_| JsValue::new(value as f64), JsValue::new))
+    }
+    fn visit_f64<E>(self, value: f64) -> Result<JsValue, E> {
+        Ok(JsValue::new(value))
+    }
+    fn visit_str<E>(self, value: &str) -> Result<JsValue, E> {
+        Ok(JsString::from(value).into())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<JsValue, A::Error> {
+        let mut values = Vec::with_capacity(items.size_hint().unwrap_or(0));
+        while let Some(value) = items.next_element_seed(Json {
+            context: &mut *self.context,
+        })? {
+            values.push(value);
+        }
+        Ok(JsArray::from_iter(values, self.context).into())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<JsValue, A::Error> {
+        let object = JsObject::with_object_proto(self.context.intrinsics());
+        while let Some(key) = entries.next_key_seed(Key)? {
+            let value = entries.next_value_seed(Json {
+                context: &mut *self.context,
+            })?;
+            object.insert_property(key, data(value));
+        }
+        Ok(object.into())
+    }
+}
+
+/// An object's key, as a `JsString` without a Rust `String` between.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = JsString;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsString, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Key {
+    type Value = JsString;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, value: &str) -> Result<JsString, E> {
+        Ok(JsString::from(value))
+    }
 }
 
 /// The getter of lazy slot `slot`: build the member, make it a data property, return it.
@@ -196,7 +403,7 @@ fn member(slot: usize, context: &mut Context) -> JsResult<JsValue> {
     if let Some(value) = built {
         return Ok(value);
     }
-    let value = build(name, json, context)?;
+    let value = build(name, json, context);
     // Once read, the member is the data property it stands for. If the action has made that
     // impossible (frozen the event), the getter keeps returning this one value.
     let _ = event.define_property_or_throw(key, data(value.clone()), context);
@@ -224,57 +431,70 @@ fn assign_member(slot: usize, value: JsValue, context: &mut Context) -> JsResult
 /// an array where the input has none (or has something else), a zero login count, an empty
 /// tenant id. Done here rather than in the shim's JavaScript, where the same two dozen
 /// assignments cost about 430,000 wasm instructions a login (docs/performance-log.md).
-fn defaults(name: &str, value: &mut serde_json::Value) {
-    use serde_json::{Map, Value};
+fn defaults(name: &str, value: JsValue, context: &mut Context) -> JsValue {
+    use Fill::{Array, Empty, Object, Zero};
 
-    fn object(value: &mut Value) -> &mut Map<String, Value> {
-        if !value.is_object() {
-            *value = Value::Object(Map::new());
+    let wanted: &[(&str, Fill)] = match name {
+        "user" => &[
+            ("app_metadata", Object),
+            ("user_metadata", Object),
+            ("groups", Array),
+            ("multifactor", Array),
+            ("enrolledFactors", Array),
+        ],
+        "authorization" => &[("roles", Array), ("permissions", Array)],
+        "client" | "connection" => &[("metadata", Object)],
+        "request" => &[("query", Object)],
+        "transaction" => &[("requested_scopes", Array), ("acr_values", Array)],
+        "stats" => &[("logins_count", Zero)],
+        "tenant" => &[("id", Empty)],
+        "configuration" | "issuer_claims" | "secrets" => &[],
+        _ => return value,
+    };
+    let member = match value.as_object() {
+        Some(object) if !object.is_array() => object,
+        _ => JsObject::with_object_proto(context.intrinsics()),
+    };
+    for &(key, default) in wanted {
+        let key = JsString::from(key);
+        let current = member
+            .borrow()
+            .properties()
+            .get(&PropertyKey::from(key.clone()))
+            .and_then(|property| property.value().cloned());
+        if current.is_some_and(|current| default.kept(&current)) {
+            continue;
         }
-        value.as_object_mut().expect("an object was just put here")
+        let value = match default {
+            Object => JsObject::with_object_proto(context.intrinsics()).into(),
+            Array => JsArray::from_iter([], context).into(),
+            Zero => JsValue::new(0),
+            Empty => js_string!("").into(),
+        };
+        member.insert_property(key, data(value));
     }
-    fn member<'a>(parent: &'a mut Map<String, Value>, key: &str) -> &'a mut Value {
-        parent.entry(key).or_insert(Value::Null)
-    }
-    fn array(parent: &mut Map<String, Value>, key: &str) {
-        let value = member(parent, key);
-        if !value.is_array() {
-            *value = Value::Array(Vec::new());
-        }
-    }
+    member.into()
+}
 
-    if !DEFAULTED.contains(&name) {
-        return;
-    }
-    let map = object(value);
-    match name {
-        "user" => {
-            object(member(map, "app_metadata"));
-            object(member(map, "user_metadata"));
-            for key in ["groups", "multifactor", "enrolledFactors"] {
-                array(map, key);
-            }
+/// What a defaulted member of a member is given when it is missing or of another type.
+#[derive(Clone, Copy)]
+enum Fill {
+    Object,
+    Array,
+    /// The number 0.
+    Zero,
+    /// The empty string.
+    Empty,
+}
+
+impl Fill {
+    /// Whether `value` is of the kind this default stands for, and so kept.
+    fn kept(self, value: &JsValue) -> bool {
+        match self {
+            Fill::Object => value.as_object().is_some_and(|o| !o.is_array()),
+            Fill::Array => value.as_object().is_some_and(|o| o.is_array()),
+            Fill::Zero => value.is_number(),
+            Fill::Empty => value.is_string(),
         }
-        "authorization" => {
-            array(map, "roles");
-            array(map, "permissions");
-        }
-        "client" | "connection" => {
-            object(member(map, "metadata"));
-        }
-        "request" => {
-            object(member(map, "query"));
-        }
-        "transaction" => {
-            array(map, "requested_scopes");
-            array(map, "acr_values");
-        }
-        "stats" if !map.get("logins_count").is_some_and(Value::is_number) => {
-            map.insert("logins_count".into(), Value::from(0));
-        }
-        "tenant" if !map.get("id").is_some_and(Value::is_string) => {
-            map.insert("id".into(), Value::from(""));
-        }
-        _ => {}
     }
 }
