@@ -324,6 +324,25 @@ fn the_event_is_built_as_it_is_read_and_looks_built_whole() {
 }
 
 #[test]
+fn a_login_ends_once_every_job_has_run_and_set_custom_claim_chains() {
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": "floating"}),
+        &[],
+    );
+    let out = login(&p, user()).unwrap();
+    let claim = |name: &str| out.id_token[&format!("https://example.com/{name}")].clone();
+    assert_eq!(
+        claim("late"),
+        2,
+        "a claim set by a job the action did not await"
+    );
+    assert_eq!(claim("a"), 1);
+    assert_eq!(claim("b"), "written by JSON.stringify");
+    assert_eq!(claim("chained"), true);
+}
+
+#[test]
 fn date_now_is_the_logins_time_for_the_whole_login() {
     let p = pipeline(
         &modules().surface,
@@ -514,15 +533,16 @@ fn hostile_javascript_ends_in_a_named_error_within_its_limits() {
     };
     assert!(message.contains("Error: boom from the action"), "{message}");
     assert!(message.contains("action.js:19:"), "{message}");
-    for case in ["bigint", "cyclic"] {
+    for (case, line) in [("bigint", 21), ("cyclic", 26)] {
         let message = match run(case) {
             RuleFailure::Panicked(message) => message,
             other => panic!("{case}: {other:?}"),
         };
         assert!(
             message.contains("api.idToken.setCustomClaim(\"https://example.com/")
-                && message.contains("cannot be serialised to JSON"),
-            "{case}: {message}"
+                && message.contains("cannot be serialised to JSON")
+                && message.contains(&format!("(at action.js:{line}:")),
+            "{case}: the call and its line: {message}"
         );
     }
     let message = match run("never") {

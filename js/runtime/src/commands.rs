@@ -2,9 +2,10 @@
 //! of the values it hands the API.
 //!
 //! Each call the interpreter runs costs thousands of wasm instructions, so the login's hot path
-//! is native: `api.idToken.setCustomClaim` and `api.accessToken.setCustomClaim` write their
-//! command in one call ([`claim`]), every other API call pushes the command the shim wrote
-//! ([`push`]), and the JSON text of a value comes from [`write`], which writes what
+//! is native: `api.idToken.setCustomClaim` and `api.accessToken.setCustomClaim` are native
+//! functions that write their command with no JavaScript frame ([`claim_method`]; a call of a
+//! JavaScript function costs about 8,000 instructions), every other API call pushes the command
+//! the shim wrote ([`push`]), and the JSON text of a value comes from [`write`], which writes what
 //! `JSON.stringify` writes for plain data (primitives, and arrays and ordinary objects of data
 //! properties with no `toJSON`) and leaves anything else (a getter, a `Date`, a `Map`, a boxed
 //! primitive, a proxy, a BigInt, a cycle) to `JSON.stringify` itself, whole, so that the
@@ -12,6 +13,7 @@
 
 use std::cell::RefCell;
 
+use boa_engine::object::FunctionObjectBuilder;
 use boa_engine::object::builtins::JsFunction;
 use boa_engine::property::PropertyKey;
 use boa_engine::string::{CodePoint, JsStrVariant};
@@ -30,9 +32,13 @@ thread_local! {
 /// The natives the shim takes (and then deletes from the global object): name, length, body.
 pub(crate) fn natives() -> [(&'static str, usize, NativeFunction); 4] {
     [
+        (
+            "__claimsmith_claim_method",
+            2,
+            NativeFunction::from_fn_ptr(claim_method),
+        ),
         ("__claimsmith_end", 0, NativeFunction::from_fn_ptr(end)),
         ("__claimsmith_push", 1, NativeFunction::from_fn_ptr(push)),
-        ("__claimsmith_claim", 3, NativeFunction::from_fn_ptr(claim)),
         (
             "__claimsmith_json",
             1,
@@ -104,30 +110,59 @@ fn add(command: String) -> JsResult<()> {
     })
 }
 
-/// `__claimsmith_claim(token, name, value)`: the `set_claim` command, `true` once written.
-/// `false` (nothing written, no code of the action run) when the name is not a string, the
-/// value is not plain data or the API is closed: the shim then writes it, or words the error,
-/// the way the rest of the API does.
-fn claim(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
+/// `__claimsmith_claim_method(token, slow)`: `api.idToken.setCustomClaim` (or the access
+/// token's) as a native function, so that the usual call runs no JavaScript frame: it writes the
+/// command ([`write_claim`]) or, for what that does not take, calls `slow` (the shim's, which
+/// writes it or words the error), and returns `this`.
+fn claim_method(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    let (Some(token), Some(name)) = (arg(0).as_string(), arg(1).as_string()) else {
-        return Ok(false.into());
+    let (Some(token), Some(slow)) = (
+        arg(0).as_string(),
+        arg(1).as_object().and_then(JsFunction::from_object),
+    ) else {
+        return Err(JsNativeError::typ()
+            .with_message("a claim method takes a token and a function")
+            .into());
+    };
+    let method = NativeFunction::from_copy_closure_with_captures(
+        |this, args, (token, slow), context| {
+            let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+            if !write_claim(token, &arg(0), &arg(1), context) {
+                slow.call(this, args, context)?;
+            }
+            Ok(this.clone())
+        },
+        (token, slow),
+    );
+    let realm = context.realm().clone();
+    Ok(FunctionObjectBuilder::new(&realm, method)
+        .name(js_string!("setCustomClaim"))
+        .length(2)
+        .build()
+        .into())
+}
+
+/// The `set_claim` command for `token`, `true` once written. `false` (nothing written, no code
+/// of the action run) when the name is not a string, the value is not plain data or the API is
+/// closed: the shim then writes it, or words the error, the way the rest of the API does.
+fn write_claim(token: &JsString, name: &JsValue, value: &JsValue, context: &mut Context) -> bool {
+    let Some(name) = name.as_string() else {
+        return false;
     };
     if COMMANDS.with(|c| c.borrow().is_none()) {
-        return Ok(false.into());
+        return false;
     }
     let mut command = String::with_capacity(64);
     command.push_str("{\"op\":\"set_claim\",\"token\":");
-    quote(&token, &mut command);
+    quote(token, &mut command);
     command.push_str(",\"name\":");
     quote(&name, &mut command);
     command.push_str(",\"value\":");
-    if write(&arg(2), &mut command, &mut Vec::new(), context) != Some(true) {
-        return Ok(false.into());
+    if write(value, &mut command, &mut Vec::new(), context) != Some(true) {
+        return false;
     }
     command.push('}');
-    add(command)?;
-    Ok(true.into())
+    add(command).is_ok()
 }
 
 /// `__claimsmith_json(value)`: `JSON.stringify(value)`.

@@ -14,9 +14,9 @@
   // login's commands are collected in Rust, and `json` writes what JSON.stringify writes.
   const end = global.__claimsmith_end;
   const push = global.__claimsmith_push;
-  const claim = global.__claimsmith_claim;
+  const claimMethod = global.__claimsmith_claim_method;
   const nativeJson = global.__claimsmith_json;
-  for (const name of ['__claimsmith_end', '__claimsmith_push', '__claimsmith_claim', '__claimsmith_json']) {
+  for (const name of ['__claimsmith_end', '__claimsmith_push', '__claimsmith_claim_method', '__claimsmith_json']) {
     delete global[name];
   }
 
@@ -126,14 +126,13 @@
   function tokenApi(token, withScopes) {
     const head = '{"op":"set_claim","token":"' + token + '","name":';
     const api = {
-      setCustomClaim(name, value) {
-        // The usual call is one native call; anything it does not take is worded here.
-        if (!claim(token, name, value)) {
-          const what = () => 'api.' + (token === 'id_token' ? 'idToken' : 'accessToken') + '.setCustomClaim(' + stringify(String(name)) + ')';
-          push(head + str(what, name) + ',"value":' + json(what, value) + '}');
-        }
-        return this;
-      },
+      // A native function: the usual call writes its command in Rust and runs no JavaScript;
+      // what it does not take (a value that is not plain data, a name that is not a string, a
+      // closed API) is written, or its error worded, here.
+      setCustomClaim: claimMethod(token, function (name, value) {
+        const what = () => 'api.' + (token === 'id_token' ? 'idToken' : 'accessToken') + '.setCustomClaim(' + stringify(String(name)) + ')';
+        push(head + str(what, name) + ',"value":' + json(what, value) + '}');
+      }),
     };
     if (withScopes) {
       api.addScope = function (scope) {

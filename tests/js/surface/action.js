@@ -139,6 +139,16 @@ exports.onExecutePostLogin = async (event, api) => {
       api.idToken.setCustomClaim(`${ns}/frozen`, [Object.isFrozen(event), event.connection.metadata, event.secrets]);
       return;
     }
+    case "floating": {
+      // Work the action starts and does not await still lands: a login ends once every job ran.
+      Promise.resolve().then(() => later(2)).then((n) => api.idToken.setCustomClaim(`${ns}/late`, n));
+      // setCustomClaim returns its token's API, whether Rust or the shim wrote the command.
+      const chained = api.idToken
+        .setCustomClaim(`${ns}/a`, 1)
+        .setCustomClaim(`${ns}/b`, { toJSON() { return "written by JSON.stringify"; } });
+      api.idToken.setCustomClaim(`${ns}/chained`, chained === api.idToken);
+      return;
+    }
     case "frozen-first": {
       // Frozen before any member is read: members still read, each the same object every time.
       Object.freeze(event);
