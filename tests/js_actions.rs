@@ -550,6 +550,16 @@ fn hostile_javascript_ends_in_a_named_error_within_its_limits() {
         other => panic!("a promise that never settles: {other:?}"),
     };
     assert!(message.contains("never settled"), "{message}");
+    let message = match run("unawaited") {
+        RuleFailure::Panicked(message) => message,
+        other => panic!("a rejection nobody awaited: {other:?}"),
+    };
+    assert!(
+        message.contains("a promise the action did not await was rejected")
+            && message.contains("api.idToken.setCustomClaim(\"https://example.com/late\")")
+            && message.contains("(at action.js:"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -138,7 +138,10 @@ pub(crate) fn event(context: &mut Context, template: &Template, input: &'static 
         // Not the plain object the host writes: serde_json says what is wrong with it.
         let error = serde_json::from_str::<BTreeMap<&str, &RawValue>>(input)
             .err()
-            .map_or_else(|| "a key with escapes".to_owned(), |e| e.to_string());
+            .map_or_else(
+                || "a key with escapes, or nesting deeper than 128".to_owned(),
+                |e| e.to_string(),
+            );
         fail(&format!("the input is not a JSON object: {error}"))
     };
     let login_time = known[LOGIN_TIME_SLOT]
@@ -218,6 +221,46 @@ fn split(input: &'static str) -> Option<Members> {
             i += 2;
         }
     };
+    // The end of the value that starts at `at`: a string, an object or array whose brackets
+    // match (nested at most 128 deep, as serde_json allows), or a scalar's characters (its
+    // spelling is checked when it is parsed).
+    let value_end = |mut at: usize| -> Option<usize> {
+        // The closers awaited, innermost in the lowest bit: 1 for `}`, 0 for `]`.
+        let (mut closers, mut depth) = (0u128, 0u32);
+        loop {
+            match *bytes.get(at)? {
+                b'"' => {
+                    at = string_end(at)?;
+                    if depth == 0 {
+                        return Some(at);
+                    }
+                    continue;
+                }
+                opener @ (b'{' | b'[') => {
+                    if depth == 128 {
+                        return None;
+                    }
+                    closers = closers << 1 | u128::from(opener == b'{');
+                    depth += 1;
+                }
+                b'}' | b']' | b',' | b' ' | b'\t' | b'\n' | b'\r' if depth == 0 => {
+                    return Some(at);
+                }
+                closer @ (b'}' | b']') => {
+                    if (closers & 1 == 1) != (closer == b'}') {
+                        return None;
+                    }
+                    closers >>= 1;
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(at + 1);
+                    }
+                }
+                _ => {}
+            }
+            at += 1;
+        }
+    };
     let mut members = Members {
         known: [None; MEMBERS.len()],
         others: Vec::new(),
@@ -248,20 +291,10 @@ fn split(input: &'static str) -> Option<Members> {
             at += 1;
             skip_space(&mut at);
             let start = at;
-            let mut depth = 0usize;
-            loop {
-                match *bytes.get(at)? {
-                    b'"' => {
-                        at = string_end(at)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' if depth > 0 => depth -= 1,
-                    b',' | b'}' if depth == 0 => break,
-                    b']' => return None,
-                    _ => {}
-                }
-                at += 1;
+            at = value_end(at)?;
+            skip_space(&mut at);
+            if !matches!(bytes.get(at), Some(b',' | b'}')) {
+                return None;
             }
             let value = input[start..at].trim_end_matches([' ', '\t', '\n', '\r']);
             if value.is_empty() {

@@ -30,11 +30,11 @@ mod event;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use boa_engine::builtins::promise::PromiseState;
+use boa_engine::builtins::promise::{OperationType, Promise, PromiseState};
 use boa_engine::context::time::JsInstant;
 use boa_engine::context::{Clock, HostHooks};
 use boa_engine::object::builtins::{JsFunction, JsPromise};
-use boa_engine::{Context, JsString, JsValue, Source, js_string};
+use boa_engine::{Context, JsObject, JsString, JsValue, Source, js_string};
 
 /// Marks the module as a JavaScript rule, so the host gives it the JavaScript limits
 /// (`claimsmith_engine::JAVASCRIPT_SECTION`).
@@ -82,6 +82,28 @@ impl HostHooks for Hooks {
     fn local_timezone_offset_seconds(&self, _unix_time_seconds: i64) -> i32 {
         0
     }
+
+    /// Keeps the promises rejected with no handler, until one is given (HostPromiseRejectionTracker).
+    fn promise_rejection_tracker(
+        &self,
+        promise: &JsObject<Promise>,
+        operation: OperationType,
+        _: &mut Context,
+    ) {
+        let promise = promise.clone().upcast();
+        UNHANDLED.with(|u| {
+            let mut unhandled = u.borrow_mut();
+            match operation {
+                OperationType::Reject => unhandled.push(promise),
+                OperationType::Handle => unhandled.retain(|p| !JsObject::equals(p, &promise)),
+            }
+        });
+    }
+}
+
+thread_local! {
+    /// This login's promises rejected with no handler yet.
+    static UNHANDLED: RefCell<Vec<JsObject>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `Math.random()`'s bytes: a fixed xorshift sequence, since a rule is a function of its input.
@@ -271,22 +293,21 @@ pub unsafe extern "C" fn claimsmith_on_execute_post_login(ptr: *const u8, len: u
 }
 
 fn run(runtime: &mut Runtime, input: &'static str) -> String {
+    UNHANDLED.with(|u| u.borrow_mut().clear());
     let context = &mut runtime.context;
     let event = event::event(context, &runtime.event, input);
-    // `Promise.resolve(handler(event, api)).then(end, rejected)`, a throw a rejection, read
-    // from the promise's state once its jobs have run: an async function's promise needs no
-    // `then` of its own (a reaction, its capability and one more job). An error JavaScript
-    // cannot catch (a runtime limit) ends the login here.
+    // `Promise.resolve(handler(event, api))`, a throw a rejection, read from its state once
+    // every job has run: no `then` of our own (a reaction, its capability and one more job). An
+    // error JavaScript cannot catch (a runtime limit) ends the login here.
     commands::begin();
     let promise = match runtime.handler.call(
         &JsValue::undefined(),
         &[event, runtime.api.clone()],
         context,
     ) {
-        Ok(value) => match value.as_promise() {
-            Some(promise) => Ok(promise),
-            None => JsPromise::resolve(value, context),
-        },
+        // An async function's promise comes back as it is (its `constructor` is `Promise`); a
+        // thenable or a promise of another constructor is followed through its `then`.
+        Ok(value) => JsPromise::resolve(value, context),
         Err(e) if e.as_engine().is_none() => JsPromise::reject(e, context),
         Err(e) => fail(&describe(&e, context)),
     }
@@ -296,27 +317,49 @@ fn run(runtime: &mut Runtime, input: &'static str) -> String {
     if let Err(e) = context.run_jobs() {
         fail(&describe(&e, context));
     }
-    match promise.state() {
-        PromiseState::Fulfilled(_) => commands::finish(),
-        PromiseState::Rejected(reason) => {
-            // The shim's `rejected` closes the API and throws the error's words.
-            let thrown = match runtime
-                .rejected
-                .call(&JsValue::undefined(), &[reason], context)
-            {
-                Ok(_) => fail("the claimsmith shim did not word the action's error"),
-                Err(e) if e.as_engine().is_some() => fail(&describe(&e, context)),
-                Err(e) => e,
+    // A promise rejected with no handler (the action did not await it) fails the login, as an
+    // unhandled rejection ends a Node.js process: its work is lost, so its login is not
+    // complete.
+    let settled = JsObject::from(promise.clone());
+    let unhandled = UNHANDLED.with(|u| {
+        u.borrow()
+            .iter()
+            .find(|rejected| !JsObject::equals(rejected, &settled))
+            .cloned()
+    });
+    match (promise.state(), unhandled) {
+        (PromiseState::Fulfilled(_), None) => commands::finish(),
+        (PromiseState::Rejected(reason), _) => fail(&words(runtime, reason)),
+        (PromiseState::Fulfilled(_), Some(rejected)) => {
+            let reason = match JsPromise::from_object(rejected).map(|p| p.state()) {
+                Ok(PromiseState::Rejected(reason)) => reason,
+                _ => JsValue::undefined(),
             };
-            let text = thrown
-                .into_opaque(context)
-                .and_then(|reason| reason.to_string(context))
-                .map(|s| s.to_std_string_escaped())
-                .unwrap_or_else(|_| "the action failed".into());
-            fail(&text)
+            fail(&format!(
+                "a promise the action did not await was rejected: {}",
+                words(runtime, reason)
+            ))
         }
-        PromiseState::Pending => fail(
+        (PromiseState::Pending, _) => fail(
             "onExecutePostLogin's promise never settled: it awaits something that never happens (timers and network are not available)",
         ),
     }
+}
+
+/// The words of a rejection's `reason`: the shim's `rejected` closes the API and throws them.
+fn words(runtime: &mut Runtime, reason: JsValue) -> String {
+    let context = &mut runtime.context;
+    let thrown = match runtime
+        .rejected
+        .call(&JsValue::undefined(), &[reason], context)
+    {
+        Ok(_) => fail("the claimsmith shim did not word the action's error"),
+        Err(e) if e.as_engine().is_some() => fail(&describe(&e, context)),
+        Err(e) => e,
+    };
+    thrown
+        .into_opaque(context)
+        .and_then(|reason| reason.to_string(context))
+        .map(|s| s.to_std_string_escaped())
+        .unwrap_or_else(|_| "the action failed".into())
 }

@@ -29,6 +29,11 @@ exports.onExecutePostLogin = async (event, api) => {
     case "never":
       await new Promise(() => {});
       return;
+    case "unawaited":
+      // A claim that fails in a promise the action did not await fails the login.
+      Promise.resolve().then(() => api.idToken.setCustomClaim(`${ns}/late`, undefined));
+      api.idToken.setCustomClaim(`${ns}/early`, 1);
+      return;
     case "leak": {
       // State a login tries to leave for the next one: a global and a prototype change.
       globalThis.logins = (globalThis.logins || 0) + 1;
