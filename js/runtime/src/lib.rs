@@ -5,8 +5,8 @@
 //! `secrets`, `login_time`) with `claimsmith_alloc`, and `claimsmith_on_execute_post_login`
 //! runs the Auth0 Action's `exports.onExecutePostLogin(event, api)` through the shim in
 //! `src/shim.js`, runs its promise jobs to completion and returns `{"commands":[...]}`. A throw,
-//! a rejected promise or a value JSON cannot carry becomes `claimsmith::fail` with the message
-//! and the action's line, then a trap.
+//! a rejected promise (the handler's, or one the action left with no handler) or a value JSON
+//! cannot carry becomes `claimsmith::fail` with the message and the action's line, then a trap.
 //!
 //! The interpreter costs about a thousand wasm instructions an operation, so what every login
 //! runs is Rust where it can be: the event is built as the action reads it (`event.rs`), with
