@@ -259,7 +259,7 @@ fn has_to_json(object: &JsObject) -> Option<bool> {
 }
 
 /// A data property's value; `None` for a getter or setter, or none at all.
-fn data_value(object: &JsObject, key: &PropertyKey) -> Option<JsValue> {
+pub(crate) fn data_value(object: &JsObject, key: &PropertyKey) -> Option<JsValue> {
     let property = object.borrow().properties().get(key)?;
     if property.is_accessor_descriptor() {
         return None;

@@ -19,6 +19,7 @@ use boa_engine::{Context, JsObject, JsResult, JsString, JsValue, NativeFunction,
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::commands::data_value;
 use crate::{LOGIN_TIME, fail};
 
 /// Every member of the input document (the SDK's event, `configuration`, `secrets`,
@@ -130,9 +131,9 @@ thread_local! {
     static LAZY: RefCell<Option<Lazy>> = const { RefCell::new(None) };
 }
 
-/// The `event` for the input document, the login's time set for the clock: the template with
-/// this login's members (a member the input lacks and that has no default is deleted from it),
-/// and any member the runtime does not know built at once, after the others.
+/// The `event` for the input document, the login's time set for the clock: the template
+/// without the members this login lacks that have no default, and any member the runtime does
+/// not know built at once, after the others.
 pub(crate) fn event(context: &mut Context, template: &Template, input: &'static str) -> JsValue {
     let Some(Members { known, mut others }) = split(input) else {
         // Not the plain object the host writes: serde_json says what is wrong with it.
@@ -144,7 +145,10 @@ pub(crate) fn event(context: &mut Context, template: &Template, input: &'static 
             );
         fail(&format!("the input is not a JSON object: {error}"))
     };
-    let login_time = known[LOGIN_TIME_SLOT]
+    let login_time = MEMBERS
+        .binary_search(&"login_time")
+        .ok()
+        .and_then(|slot| known[slot])
         .and_then(|raw| serde_json::from_str::<i64>(raw).ok())
         .unwrap_or_else(|| fail("the input has no login_time (ABI version 5)"));
     LOGIN_TIME.with(|t| t.set(login_time));
@@ -183,9 +187,6 @@ pub(crate) fn event(context: &mut Context, template: &Template, input: &'static 
     });
     event.into()
 }
-
-/// Where `login_time` is in [`MEMBERS`].
-const LOGIN_TIME_SLOT: usize = 6;
 
 /// The input document's top-level members: each value's JSON text.
 struct Members {
@@ -290,14 +291,11 @@ fn split(input: &'static str) -> Option<Members> {
             }
             at += 1;
             skip_space(&mut at);
-            let start = at;
-            at = value_end(at)?;
+            let end = value_end(at)?;
+            let value = &input[at..end];
+            at = end;
             skip_space(&mut at);
-            if !matches!(bytes.get(at), Some(b',' | b'}')) {
-                return None;
-            }
-            let value = input[start..at].trim_end_matches([' ', '\t', '\n', '\r']);
-            if value.is_empty() {
+            if value.is_empty() || !matches!(bytes.get(at), Some(b',' | b'}')) {
                 return None;
             }
             match MEMBERS.binary_search(&key) {
@@ -490,11 +488,7 @@ fn defaults(name: &str, value: JsValue, context: &mut Context) -> JsValue {
     };
     for &(key, default) in wanted {
         let key = JsString::from(key);
-        let current = member
-            .borrow()
-            .properties()
-            .get(&PropertyKey::from(key.clone()))
-            .and_then(|property| property.value().cloned());
+        let current = data_value(&member, &PropertyKey::from(key.clone()));
         if current.is_some_and(|current| default.kept(&current)) {
             continue;
         }
