@@ -20,6 +20,7 @@ use super::{
 };
 
 /// What the response is seeded from.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 pub(super) struct State {
     /// `session.extra`: the access token's custom claims now.
     access: Map<String, Value>,
@@ -32,64 +33,190 @@ pub(super) struct State {
 /// Default `client.client_id` when Hydra names no client.
 const DEFAULT_CLIENT: &str = "hydra";
 
+/// What the event and the response are made from: the members of Hydra's request that claimsmith
+/// reads, in Hydra's shape. Read straight from the body by serde when it can
+/// ([`request_typed`]), else from the parsed JSON by the reader that names the field at fault
+/// ([`request`]); either way the same [`event`] makes the login event from it.
+#[derive(serde::Deserialize)]
+struct Body {
+    session: Option<Session>,
+    /// The token hook's token request.
+    request: Option<Requester>,
+    /// The legacy refresh hook's token request (used when `request` is absent).
+    requester: Option<Requester>,
+    /// The legacy refresh hook's top-level members.
+    client_id: Option<String>,
+    subject: Option<String>,
+    granted_scopes: Option<Vec<String>>,
+    granted_audience: Option<Vec<String>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct Session {
+    id_token: Option<IdToken>,
+    extra: Option<Map<String, Value>>,
+    client_id: Option<String>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct IdToken {
+    /// Every claim of the ID token, `ext` (its custom claims) among them.
+    id_token_claims: Option<Map<String, Value>>,
+    subject: Option<String>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct Requester {
+    client_id: Option<String>,
+    client: Option<HydraClient>,
+    requested_scopes: Option<Vec<String>>,
+    granted_scopes: Option<Vec<String>>,
+    granted_audience: Option<Vec<String>>,
+    grant_types: Option<Vec<String>>,
+    payload: Option<Map<String, Value>>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct HydraClient {
+    client_name: Option<String>,
+    metadata: Option<Map<String, Value>>,
+}
+
+/// Hydra's request read by serde straight into [`Body`], without building the whole JSON tree
+/// first: the usual path. `None` for anything it is not sure of (a member of the wrong type, a
+/// duplicate key, a missing session), which [`request`] then reads and names.
+pub(super) fn request_typed(body: &[u8]) -> Option<(Event, State)> {
+    let body: Body = serde_json::from_slice(body).ok()?;
+    // What serde cannot see: the general reader's checks inside the ID token's claims.
+    let claims = body
+        .session
+        .as_ref()?
+        .id_token
+        .as_ref()
+        .and_then(|t| t.id_token_claims.as_ref());
+    if let Some(claims) = claims {
+        let ext_ok = matches!(
+            claims.get("ext"),
+            None | Some(Value::Null | Value::Object(_))
+        );
+        let sub_ok = matches!(
+            claims.get("sub"),
+            None | Some(Value::Null | Value::String(_))
+        );
+        if !ext_ok || !sub_ok {
+            return None;
+        }
+    }
+    Some(event(body))
+}
+
+/// Hydra's request read from its parsed JSON, naming the member at fault.
 pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
+    read(root).map(event)
+}
+
+/// [`Body`] from the parsed JSON: each member checked as Hydra sends it, the first wrong one
+/// named.
+fn read(root: &At<'_>) -> Result<Body, String> {
     let session = root.required("session", root.obj("session"))?;
     // The token hook sends `request`; the legacy refresh hook sends `requester` and a few
     // members at the top level.
-    let request = match root.obj("request")? {
-        Some(request) => Some(request),
-        None => root.obj("requester")?,
+    let (key, request) = match root.obj("request")? {
+        Some(request) => ("request", Some(request)),
+        None => ("requester", root.obj("requester")?),
     };
-    let id_token = session.obj("id_token")?;
-    let claims_at = match &id_token {
-        Some(id_token) => id_token.obj("id_token_claims")?,
+    let id_token = match session.obj("id_token")? {
+        Some(id_token) => {
+            let id_token_claims = match id_token.obj("id_token_claims")? {
+                Some(claims) => {
+                    claims.map("ext")?;
+                    claims.str("sub")?;
+                    Some(claims.map.clone())
+                }
+                None => None,
+            };
+            Some(IdToken {
+                id_token_claims,
+                subject: id_token.string("subject")?,
+            })
+        }
         None => None,
+    };
+    let requester = match &request {
+        Some(r) => Some(Requester {
+            client_id: r.string("client_id")?,
+            client: match r.obj("client")? {
+                Some(c) => Some(HydraClient {
+                    client_name: c.string("client_name")?,
+                    metadata: c.map("metadata")?.cloned(),
+                }),
+                None => None,
+            },
+            requested_scopes: r.opt_strings("requested_scopes")?,
+            granted_scopes: r.opt_strings("granted_scopes")?,
+            granted_audience: r.opt_strings("granted_audience")?,
+            grant_types: r.opt_strings("grant_types")?,
+            payload: r.map("payload")?.cloned(),
+        }),
+        None => None,
+    };
+    let (request, requester) = match key {
+        "request" => (requester, None),
+        _ => (None, requester),
+    };
+    Ok(Body {
+        session: Some(Session {
+            id_token,
+            extra: session.map("extra")?.cloned(),
+            client_id: session.string("client_id")?,
+        }),
+        request,
+        requester,
+        client_id: root.string("client_id")?,
+        subject: root.string("subject")?,
+        granted_scopes: root.opt_strings("granted_scopes")?,
+        granted_audience: root.opt_strings("granted_audience")?,
+    })
+}
+
+/// The login event, and what the response is seeded from, made from Hydra's request.
+fn event(body: Body) -> (Event, State) {
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let session = body.session.unwrap_or_default();
+    let request = body.request.or(body.requester);
+    let (subject, claims) = match session.id_token {
+        Some(t) => (t.subject, t.id_token_claims),
+        None => (None, None),
     };
     let mut id_fixed = Map::new();
     let mut id_ext = Map::new();
-    if let Some(claims) = &claims_at {
-        id_ext = claims.map("ext")?.cloned().unwrap_or_default();
-        for (name, value) in claims.map {
-            let empty = match value {
+    if let Some(mut claims) = claims {
+        if let Some(Value::Object(ext)) = claims.remove("ext") {
+            id_ext = ext;
+        }
+        for (name, value) in claims {
+            let empty = match &value {
                 Value::Null => true,
                 Value::String(s) => s.is_empty(),
                 Value::Array(items) => items.is_empty(),
                 _ => false,
             };
-            if name != "ext" && !empty {
-                id_fixed.insert(name.clone(), value.clone());
+            if !empty {
+                id_fixed.insert(name, value);
             }
         }
     }
-    let access = session.map("extra")?.cloned().unwrap_or_default();
+    let access = session.extra.unwrap_or_default();
+    let mut request = request.unwrap_or_default();
 
-    let req_str = |key: &str| match &request {
-        Some(r) => r.string(key),
-        None => Ok(None),
-    };
-    let req_strings = |key: &str| match &request {
-        Some(r) => r.opt_strings(key),
-        None => Ok(None),
-    };
     let client_id = first_of([
-        req_str("client_id")?,
-        root.string("client_id")?,
-        session.string("client_id")?,
+        request.client_id.take(),
+        body.client_id,
+        session.client_id,
         first_str(id_fixed.get("aud")),
     ])
     .unwrap_or_else(|| DEFAULT_CLIENT.to_owned());
-    let subject = first_of([
-        match &id_token {
-            Some(t) => t.string("subject")?,
-            None => None,
-        },
-        claims_at
-            .as_ref()
-            .map(|c| c.string("sub"))
-            .transpose()?
-            .flatten(),
-        root.string("subject")?,
-    ]);
+    let subject = first_of([subject, first_str(id_fixed.get("sub")), body.subject]);
     // client_credentials: Hydra's subject is the client itself.
     let user_id = subject.unwrap_or_else(|| client_id.clone());
 
@@ -97,25 +224,23 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
         client_id,
         ..Client::default()
     };
-    if let Some(r) = &request
-        && let Some(c) = r.obj("client")?
-    {
-        client.name = c.string("client_name")?;
-        client.metadata = c.map("metadata")?.cloned().unwrap_or_default();
+    if let Some(c) = request.client {
+        client.name = nonempty(c.client_name);
+        client.metadata = c.metadata.unwrap_or_default();
     }
 
-    let requested = match req_strings("requested_scopes")? {
+    let requested = match request.requested_scopes {
         Some(scopes) => scopes,
-        None => match req_strings("granted_scopes")? {
+        None => match request.granted_scopes {
             Some(scopes) => scopes,
-            None => root.strings("granted_scopes")?,
+            None => body.granted_scopes.unwrap_or_default(),
         },
     };
-    let audience = match req_strings("granted_audience")? {
+    let audience = match request.granted_audience {
         Some(aud) => aud,
-        None => root.strings("granted_audience")?,
+        None => body.granted_audience.unwrap_or_default(),
     };
-    let grant_types = req_strings("grant_types")?.unwrap_or_default();
+    let grant_types = request.grant_types.unwrap_or_default();
 
     let mut user = User {
         user_id,
@@ -144,17 +269,13 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
     event.transaction.protocol = grant_types.first().map(|g| protocol_for_grant(g));
     event.transaction.nonce = first_str(id_fixed.get("nonce"));
     event.request.method = Some("POST".to_owned());
-    if let Some(r) = &request
-        && let Some(payload) = r.obj("payload")?
-    {
-        for (name, values) in payload.map {
-            // The token request's form, `assertion` already taken out by Hydra.
-            let value = match values {
-                Value::Array(items) if items.len() == 1 => items[0].clone(),
-                other => other.clone(),
-            };
-            event.request.query.insert(name.clone(), value);
-        }
+    for (name, values) in request.payload.unwrap_or_default() {
+        // The token request's form, `assertion` already taken out by Hydra.
+        let value = match values {
+            Value::Array(mut items) if items.len() == 1 => items.remove(0),
+            other => other,
+        };
+        event.request.query.insert(name, value);
     }
     if let Some(Value::Array(amr)) = id_fixed.get("amr") {
         let auth_time = id_fixed.get("auth_time").and_then(Value::as_i64);
@@ -171,14 +292,14 @@ pub(super) fn request(root: &At<'_>) -> Result<(Event, State), String> {
                 .collect(),
         });
     }
-    Ok((
+    (
         event,
         State {
             access,
             id_ext,
             id_fixed,
         },
-    ))
+    )
 }
 
 const WHY_SCOPES: &str = "Hydra's token hook cannot change scopes";

@@ -115,6 +115,16 @@ impl IssuerFormat {
     /// Parse the issuer's request body (already authenticated, size-capped). Err: the format's
     /// 400 reply, naming the field at fault.
     pub(crate) fn request(self, body: &[u8]) -> Result<HookRequest, Reply> {
+        // Hydra's request, the one the benchmarks time, is read straight into its typed shape;
+        // what that reader refuses is read again below, naming the field at fault.
+        if self == IssuerFormat::Hydra
+            && let Some((event, state)) = hydra::request_typed(body)
+        {
+            return Ok(HookRequest {
+                event,
+                state: State::Hydra(state),
+            });
+        }
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| self.error(400, &format!("request body is not JSON: {e}")))?;
         let root = At::root(&value).map_err(|fault| self.error(400, &fault))?;

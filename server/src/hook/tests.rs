@@ -1408,3 +1408,122 @@ fn okta_and_supabase_carry_the_login_time_and_session_of_their_requests() {
     let cognito = read(IssuerFormat::Cognito, "cognito/v2-authentication.json").event_json();
     assert_eq!(cognito["user"]["groups"], json!(["g1"]));
 }
+
+/// Every path to a member of `value` (object keys and array indexes), the root excluded.
+fn member_paths(value: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    let members: Vec<(String, &Value)> = match value {
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v))
+            .collect(),
+        _ => return,
+    };
+    for (key, member) in members {
+        at.push(key);
+        out.push(at.clone());
+        member_paths(member, at, out);
+        at.pop();
+    }
+}
+
+/// `value` with the member at `path` replaced (`Some`) or removed (`None`).
+fn with_member(value: &Value, path: &[String], new: Option<&Value>) -> Value {
+    let mut copy = value.clone();
+    let (last, parents) = path.split_last().unwrap();
+    let mut at = &mut copy;
+    for key in parents {
+        at = match at {
+            Value::Object(map) => map.get_mut(key).unwrap(),
+            Value::Array(items) => &mut items[key.parse::<usize>().unwrap()],
+            _ => unreachable!(),
+        };
+    }
+    match (at, new) {
+        (Value::Object(map), Some(new)) => {
+            map.insert(last.clone(), new.clone());
+        }
+        (Value::Object(map), None) => {
+            map.remove(last);
+        }
+        (Value::Array(items), Some(new)) => items[last.parse::<usize>().unwrap()] = new.clone(),
+        (Value::Array(items), None) => {
+            items.remove(last.parse::<usize>().unwrap());
+        }
+        _ => unreachable!(),
+    }
+    copy
+}
+
+#[test]
+fn hydra_typed_reader_agrees_with_the_general_reader() {
+    // The typed reader (the usual path) either gives exactly what the general reader gives, or
+    // leaves the request to it: over the fixtures and every member of them replaced by each
+    // kind of JSON value, or removed.
+    let legacy = json!({"subject": "foo", "session": {"extra": {"a": 1}, "client_id": "s"},
+        "requester": {"client_id": "app", "client": {"client_name": "App", "metadata": {"m": "1"}},
+                      "granted_scopes": ["openid"], "granted_audience": ["https://api"], "grant_types": ["refresh_token"]},
+        "client_id": "app", "granted_scopes": ["openid"], "granted_audience": []});
+    let full = json!({"session": {"id_token": {"id_token_claims": {"sub": "u", "aud": ["c"], "nonce": "n",
+            "amr": ["pwd", "otp"], "auth_time": 17, "ext": {"email": "a@b.example", "email_verified": "true", "name": "A"}},
+            "subject": ""}, "extra": {"x": [1]}},
+        "request": {"client_id": "", "client": {"client_name": "", "metadata": {}}, "requested_scopes": ["a"],
+            "granted_scopes": ["b"], "grant_types": ["authorization_code"], "payload": {"k": ["1", "2"], "j": ["3"]}},
+        "granted_scopes": ["c"], "requester": {"client_id": "ignored"}});
+    let bases = [fixture_json("hydra/token-hook.json"), legacy, full];
+    let kinds = [
+        json!(null),
+        json!(""),
+        json!("text"),
+        json!(7),
+        json!(true),
+        json!([]),
+        json!(["x"]),
+        json!([1]),
+        json!({}),
+        json!({"ext": 1}),
+        json!({"sub": ["s"]}),
+    ];
+    let mut typed = 0;
+    let mut bodies = Vec::new();
+    for base in &bases {
+        bodies.push(base.clone());
+        let mut paths = Vec::new();
+        member_paths(base, &mut Vec::new(), &mut paths);
+        for path in &paths {
+            bodies.push(with_member(base, path, None));
+            for kind in &kinds {
+                bodies.push(with_member(base, path, Some(kind)));
+            }
+        }
+    }
+    for body in &bodies {
+        let text = body.to_string();
+        let general = hydra::request(&At::root(body).unwrap());
+        if let Some(fast) = hydra::request_typed(text.as_bytes()) {
+            typed += 1;
+            assert_eq!(general.as_ref().ok(), Some(&fast), "{text}");
+        }
+        // Whichever reader answers, the request reads as the general reader reads it.
+        match (HYDRA.request(text.as_bytes()), general) {
+            (Ok(read), Ok((event, _))) => assert_eq!(read.event, event, "{text}"),
+            (Err(reply), Err(fault)) => {
+                assert_eq!(reply.body.unwrap()["error_description"], fault, "{text}")
+            }
+            (read, general) => panic!("{text}: {:?} against {general:?}", read.is_ok()),
+        }
+    }
+    // The fixtures themselves, and most of their variants, take the typed path.
+    for base in &bases {
+        assert!(
+            hydra::request_typed(base.to_string().as_bytes()).is_some(),
+            "{base}"
+        );
+    }
+    assert!(typed * 2 > bodies.len(), "{typed} of {}", bodies.len());
+    // A duplicate key is left to the general reader, where the last one counts.
+    let twice = br#"{"session": {"client_id": "a", "client_id": "b"}}"#;
+    assert!(hydra::request_typed(twice).is_none());
+    assert_eq!(read_bytes(HYDRA, twice).event.client.client_id, "b");
+}
