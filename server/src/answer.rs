@@ -193,7 +193,7 @@ async fn hook_request(
     };
     let signed = hook.format == Format::Claimsmith;
     let seat = if deployment.runs_inline(hook) {
-        shared.inline.take()
+        shared.inline.take().await
     } else {
         None
     };
@@ -215,7 +215,8 @@ async fn hook_request(
             }
         }
     } else {
-        // No seat free, or the rules' deadlines add up to more than the request's: run them on
+        // No seat free within SEAT_WAIT, or the rules' deadlines add up to more than the
+        // request's: run them on
         // a thread of their own, so that the request's deadline answers on time whatever they
         // do.
         let deployment = Arc::clone(deployment);

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hyper::header::{CONNECTION, HeaderValue};
@@ -282,37 +282,39 @@ fn reload(shared: &Arc<Shared>) {
 
 /// How many logins may run their rules on an I/O thread at once: one per core, so that one I/O
 /// thread stays free to read requests (and answer 503s and probes) while the others run rules.
-/// A login that finds no seat runs its rules on the blocking pool, as a hook whose rules could
-/// outlast the request always does.
+/// A login that finds every seat taken waits up to [`SEAT_WAIT`] for one (rules take
+/// microseconds, so one is usually free well before), then runs its rules on the blocking pool,
+/// as a hook whose rules could outlast the request always does: a rule that runs long, up to its
+/// deadline, holds its seat no longer than that delays the others.
 pub(crate) struct InlineSeats {
-    taken: AtomicUsize,
-    seats: usize,
+    seats: Arc<Semaphore>,
 }
+
+/// How long a login waits for a seat on an I/O thread before it takes the blocking pool.
+pub(crate) const SEAT_WAIT: Duration = Duration::from_millis(1);
 
 impl InlineSeats {
     fn new(seats: usize) -> InlineSeats {
         InlineSeats {
-            taken: AtomicUsize::new(0),
-            seats,
+            seats: Arc::new(Semaphore::new(seats)),
         }
     }
 
-    /// A seat, if one is free; given back when dropped.
-    pub(crate) fn take(&self) -> Option<InlineSeat<'_>> {
-        self.taken
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
-                (taken < self.seats).then_some(taken + 1)
-            })
-            .ok()
-            .map(|_| InlineSeat(&self.taken))
+    /// A seat, now or within [`SEAT_WAIT`]; given back when dropped.
+    pub(crate) async fn take(&self) -> Option<InlineSeat> {
+        if let Ok(seat) = Arc::clone(&self.seats).try_acquire_owned() {
+            return Some(InlineSeat { _seat: seat });
+        }
+        let waited = tokio::time::timeout(SEAT_WAIT, Arc::clone(&self.seats).acquire_owned());
+        match waited.await {
+            Ok(Ok(seat)) => Some(InlineSeat { _seat: seat }),
+            // The seats are never closed; the wait ran out.
+            Ok(Err(_)) | Err(_) => None,
+        }
     }
 }
 
-/// A login's seat on an I/O thread ([`InlineSeats::take`]).
-pub(crate) struct InlineSeat<'a>(&'a AtomicUsize);
-
-impl Drop for InlineSeat<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+/// A login's seat on an I/O thread ([`InlineSeats::take`]), given back when dropped.
+pub(crate) struct InlineSeat {
+    _seat: tokio::sync::OwnedSemaphorePermit,
 }
