@@ -216,9 +216,8 @@ async fn hook_request(
         }
     } else {
         // No seat free within SEAT_WAIT, or the rules' deadlines add up to more than the
-        // request's: run them on
-        // a thread of their own, so that the request's deadline answers on time whatever they
-        // do.
+        // request's: run them on a thread of their own, so that the request's deadline answers
+        // on time whatever they do.
         let deployment = Arc::clone(deployment);
         let rules = hook.rules.clone();
         let run = tokio::task::spawn_blocking(move || {

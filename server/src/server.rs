@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, watch};
 
 use crate::answer::answer;
 use crate::deployment::{Current, Deployment};
@@ -284,37 +284,33 @@ fn reload(shared: &Arc<Shared>) {
 /// thread stays free to read requests (and answer 503s and probes) while the others run rules.
 /// A login that finds every seat taken waits up to [`SEAT_WAIT`] for one (rules take
 /// microseconds, so one is usually free well before), then runs its rules on the blocking pool,
-/// as a hook whose rules could outlast the request always does: a rule that runs long, up to its
-/// deadline, holds its seat no longer than that delays the others.
-pub(crate) struct InlineSeats {
-    seats: Arc<Semaphore>,
-}
+/// as a hook whose rules could outlast the request always does. A rule that runs to its deadline
+/// (a looping one) holds its seat that long, but delays the other logins by no more than
+/// [`SEAT_WAIT`].
+pub(crate) struct InlineSeats(Semaphore);
 
 /// How long a login waits for a seat on an I/O thread before it takes the blocking pool.
 pub(crate) const SEAT_WAIT: Duration = Duration::from_millis(1);
 
 impl InlineSeats {
     fn new(seats: usize) -> InlineSeats {
-        InlineSeats {
-            seats: Arc::new(Semaphore::new(seats)),
-        }
+        InlineSeats(Semaphore::new(seats))
     }
 
     /// A seat, now or within [`SEAT_WAIT`]; given back when dropped.
-    pub(crate) async fn take(&self) -> Option<InlineSeat> {
-        if let Ok(seat) = Arc::clone(&self.seats).try_acquire_owned() {
-            return Some(InlineSeat { _seat: seat });
+    pub(crate) async fn take(&self) -> Option<InlineSeat<'_>> {
+        if let Ok(seat) = self.0.try_acquire() {
+            return Some(InlineSeat(seat));
         }
-        let waited = tokio::time::timeout(SEAT_WAIT, Arc::clone(&self.seats).acquire_owned());
-        match waited.await {
-            Ok(Ok(seat)) => Some(InlineSeat { _seat: seat }),
-            // The seats are never closed; the wait ran out.
+        match tokio::time::timeout(SEAT_WAIT, self.0.acquire()).await {
+            Ok(Ok(seat)) => Some(InlineSeat(seat)),
+            // The seats are never closed: the wait ran out.
             Ok(Err(_)) | Err(_) => None,
         }
     }
 }
 
 /// A login's seat on an I/O thread ([`InlineSeats::take`]), given back when dropped.
-pub(crate) struct InlineSeat {
-    _seat: tokio::sync::OwnedSemaphorePermit,
-}
+pub(crate) struct InlineSeat<'a>(
+    #[expect(dead_code, reason = "held for its drop")] SemaphorePermit<'a>,
+);
