@@ -89,6 +89,16 @@ fn user() -> Value {
 }
 
 /// The rule's failure, or a panic naming what it did instead.
+/// The surface action's `case`, its claims under `https://example.com`, on [`user`]'s login.
+fn surface_case(case: &str) -> Outcome {
+    let p = pipeline(
+        &modules().surface,
+        json!({"namespace": "https://example.com", "case": case}),
+        &[],
+    );
+    login(&p, user()).unwrap()
+}
+
 fn failure(result: Result<Outcome, LoginError>) -> RuleFailure {
     match result {
         Err(LoginError::RuleFailed(failed)) => failed.cause,
@@ -167,12 +177,7 @@ fn every_supported_api_item_works() {
         "{logs:?}"
     );
 
-    let p = pipeline(
-        &modules().surface,
-        json!({"namespace": "https://example.com", "case": "defaults"}),
-        &[],
-    );
-    let out = login(&p, user()).unwrap();
+    let out = surface_case("defaults");
     assert_eq!(
         out.id_token["https://example.com/shape"],
         json!([0, {}, 0, 0])
@@ -189,12 +194,7 @@ fn every_supported_api_item_works() {
 fn claim_values_are_written_as_json_stringify_writes_them() {
     // The runtime writes plain values' JSON natively (js/runtime/src/commands.rs) and hands the
     // rest to JSON.stringify: each claim must equal JSON.stringify's own text of the value.
-    let p = pipeline(
-        &modules().surface,
-        json!({"namespace": "https://example.com", "case": "json"}),
-        &[],
-    );
-    let out = login(&p, user()).unwrap();
+    let out = surface_case("json");
     let names = [
         "text",
         "numbers",
@@ -268,12 +268,7 @@ fn claim_values_are_written_as_json_stringify_writes_them() {
 
 #[test]
 fn the_event_is_built_as_it_is_read_and_looks_built_whole() {
-    let p = pipeline(
-        &modules().surface,
-        json!({"namespace": "https://example.com", "case": "lazy"}),
-        &[],
-    );
-    let out = login(&p, user()).unwrap();
+    let out = surface_case("lazy");
     let claim = |name: &str| out.id_token[&format!("https://example.com/{name}")].clone();
     let text: Value = serde_json::from_str(claim("text").as_str().unwrap()).unwrap();
     let keys: Vec<String> = serde_json::from_value(claim("keys")).unwrap();
@@ -311,12 +306,7 @@ fn the_event_is_built_as_it_is_read_and_looks_built_whole() {
     assert_eq!(claim("copy"), json!(["auth0|1", [], ""]));
     assert_eq!(claim("frozen"), json!([true, {}, {}]));
 
-    let p = pipeline(
-        &modules().surface,
-        json!({"namespace": "https://example.com", "case": "frozen-first"}),
-        &[],
-    );
-    let out = login(&p, user()).unwrap();
+    let out = surface_case("frozen-first");
     assert_eq!(
         out.id_token["https://example.com/frozen"],
         json!([true, "auth0|1", {}, false])
@@ -325,12 +315,7 @@ fn the_event_is_built_as_it_is_read_and_looks_built_whole() {
 
 #[test]
 fn a_login_ends_once_every_job_has_run_and_set_custom_claim_chains() {
-    let p = pipeline(
-        &modules().surface,
-        json!({"namespace": "https://example.com", "case": "floating"}),
-        &[],
-    );
-    let out = login(&p, user()).unwrap();
+    let out = surface_case("floating");
     let claim = |name: &str| out.id_token[&format!("https://example.com/{name}")].clone();
     assert_eq!(
         claim("late"),
