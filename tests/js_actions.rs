@@ -88,7 +88,6 @@ fn user() -> Value {
     json!({"user": {"user_id": "auth0|1"}, "client": {"client_id": "spa"}, "resource_server": {"identifier": "https://api.example.com"}})
 }
 
-/// The rule's failure, or a panic naming what it did instead.
 /// The surface action's `case`, its claims under `https://example.com`, on [`user`]'s login.
 fn surface_case(case: &str) -> Outcome {
     let p = pipeline(
@@ -99,6 +98,7 @@ fn surface_case(case: &str) -> Outcome {
     login(&p, user()).unwrap()
 }
 
+/// The rule's failure, or a panic naming what it did instead.
 fn failure(result: Result<Outcome, LoginError>) -> RuleFailure {
     match result {
         Err(LoginError::RuleFailed(failed)) => failed.cause,
