@@ -15,10 +15,11 @@
 //! - Node.js's two modes on the Hydra request (skipped, saying so, without `node` on PATH).
 //!
 //! The load generator runs in this process: tokio with hyper's HTTP/1.1 client, one keep-alive
-//! connection per task, each task sending its next request once the last is answered; each
-//! request's latency is timed in the client, from sending to the whole body read. Every
-//! response's status is checked (the run fails on any non-2xx answer: a benchmark of errors is
-//! worthless) and the first body of every turn is checked for the claims the rules set.
+//! connection per task (the task drives its connection itself), each task sending its next
+//! request once the last is answered; each request's latency is timed in the client, from
+//! sending to the whole body read. Every response's status is checked (the run fails on any
+//! non-2xx answer: a benchmark of errors is worthless) and the first body of every turn is
+//! checked for the claims the rules set.
 //!
 //! The scenarios take turns, as in the peer harness: `SERVE_ROUNDS` rounds (default 5), each
 //! a turn of every scenario in an order shuffled from round to round, a turn being fresh
@@ -591,20 +592,37 @@ fn client_runtime(threads: usize) -> tokio::runtime::Runtime {
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type Connection =
+    hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>;
 
-/// A keep-alive HTTP/1.1 connection to `address`, its driver spawned.
-async fn connect(address: SocketAddr) -> Result<Sender, String> {
+/// A keep-alive HTTP/1.1 connection to `address`: the handle that sends requests, and the
+/// connection itself, which the same task drives while it waits for each answer ([`exchange`]):
+/// no hand-off to a task of its own, so the load generator costs the two cores less.
+async fn connect(address: SocketAddr) -> Result<(Sender, Connection), String> {
     let stream = tokio::net::TcpStream::connect(address)
         .await
         .map_err(|e| format!("connect to {address}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
+        .map_err(|e| format!("HTTP handshake: {e}"))
+}
+
+/// Send one request on `sender`, driving `connection` until it is answered: its status and body.
+async fn exchange(
+    sender: &mut Sender,
+    connection: &mut std::pin::Pin<&mut Connection>,
+    scenario: &Scenario,
+) -> Result<(u16, Bytes), String> {
+    tokio::select! {
+        // The connection first: what it reads is then taken in the same poll.
+        biased;
+        ended = connection.as_mut() => Err(match ended {
+            Ok(()) => "the server closed the connection".to_owned(),
+            Err(e) => format!("connection: {e}"),
+        }),
+        answered = send(sender, scenario) => answered,
+    }
 }
 
 /// Send one request; its status and body.
@@ -633,8 +651,9 @@ async fn send(sender: &mut Sender, scenario: &Scenario) -> Result<(u16, Bytes), 
 }
 
 async fn one_request(address: SocketAddr, scenario: &Scenario) -> Result<(u16, Bytes), String> {
-    let mut sender = connect(address).await?;
-    send(&mut sender, scenario).await
+    let (mut sender, connection) = connect(address).await?;
+    let mut connection = std::pin::pin!(connection);
+    exchange(&mut sender, &mut connection, scenario).await
 }
 
 /// One turn: `connections` connections sending requests back to back through the warm-up and
@@ -654,9 +673,10 @@ async fn turn(
     let until = from + measured;
     let tasks: Vec<_> = senders
         .into_iter()
-        .map(|mut sender| {
+        .map(|(mut sender, connection)| {
             let scenario = Arc::clone(&scenario);
             tokio::spawn(async move {
+                let mut connection = std::pin::pin!(connection);
                 let mut turn = Turn {
                     requests: 0,
                     window: measured,
@@ -670,7 +690,7 @@ async fn turn(
                     if sent >= until {
                         break;
                     }
-                    let (status, body) = send(&mut sender, &scenario).await?;
+                    let (status, body) = exchange(&mut sender, &mut connection, &scenario).await?;
                     let took = sent.elapsed();
                     if !(200..300).contains(&status) {
                         turn.non_2xx += 1;
