@@ -243,6 +243,23 @@ fn bad_bodies_get_400_and_413_and_slow_clients_are_cut_off() {
     assert_eq!(wrong_type.status, 400);
     let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(4096));
     assert_eq!(post(&url, &[], &big).status, 413);
+    // Chunked, with no Content-Length to refuse it by: 413 once the cap is read past.
+    let mut chunked = TcpStream::connect(server.address).unwrap();
+    chunked
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let pad = "x".repeat(3000);
+    chunked
+        .write_all(
+            format!(
+                "POST /hooks/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{pad}\r\n0\r\n\r\n",
+                pad.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let answer = read_response(&mut chunked);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 
     // Headers that never finish: the server closes the connection.
     let mut slow = TcpStream::connect(server.address).unwrap();
@@ -313,7 +330,15 @@ fn api_keys_are_checked_in_headers_and_cookies() {
     let metrics = get(&server.url("/metrics")).text;
     assert!(!metrics.contains("s3cret"));
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!server.logs().iter().any(|l| l.contains("s3cret")));
+    let logs = server.logs().join("\n");
+    assert!(!logs.contains("s3cret"), "{logs}");
+    // Why each was refused is logged, never what was sent.
+    for reason in [
+        "the key, cookie or signature headers are missing",
+        "the API key does not match",
+    ] {
+        assert!(logs.contains(reason), "{reason}: {logs}");
+    }
 }
 
 #[test]
@@ -380,7 +405,7 @@ fn check_lists_each_hook() {
     );
 }
 
-/// Requests answered from several threads at once until `stop`; each one's status.
+/// `requests` requests in turn from each of `threads` threads at once; every status.
 fn load(
     url: String,
     body: String,
@@ -405,59 +430,160 @@ fn load(
     })
 }
 
+/// Wait until a scrape of `/metrics` holds `line`; that scrape.
+fn wait_metric(server: &Server, line: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = get(&server.url("/metrics")).text;
+        if metrics.contains(line) {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "never {line}: {metrics}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Four logins in flight on `server`'s `/hooks/login`: each request's head and the first half of
+/// its body sent, the rest held back until [`finish`].
+fn half_sent(server: &Server, body: &str) -> Vec<TcpStream> {
+    let (first, _) = body.split_at(body.len() / 2);
+    let streams = (0..4)
+        .map(|_| {
+            let mut stream = TcpStream::connect(server.address).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            write!(
+                stream,
+                "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+                body.len()
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    wait_in_flight(server, 4);
+    streams
+}
+
+/// The rest of each body sent; each answer's head and body.
+fn finish(streams: Vec<TcpStream>, body: &str) -> Vec<String> {
+    let (_, rest) = body.split_at(body.len() / 2);
+    streams
+        .into_iter()
+        .map(|mut stream| {
+            stream.write_all(rest.as_bytes()).unwrap();
+            read_response(&mut stream)
+        })
+        .collect()
+}
+
 #[test]
 fn sighup_swaps_in_a_good_config_and_keeps_the_old_one_on_a_broken_one() {
-    let setup = open_setup(ADD_ROLES);
+    // Four logins whose bodies are half sent are in flight across each reload.
+    let setup = Setup::new(
+        "EdDSA",
+        &format!(
+            "{ADD_ROLES}\n{}",
+            server_table(OPEN_HOOK)
+                .replace("request_timeout_ms = 2000", "request_timeout_ms = 30000")
+        ),
+    );
+    let text = std::fs::read_to_string(&setup.config).unwrap();
     let server = Server::start(&setup.config, &[]);
     let url = server.url("/hooks/login");
-    let good = std::fs::read_to_string(&setup.config).unwrap();
-    let traffic = load(url.clone(), event("alice").to_string(), 4, 40);
+    let body = event("alice").to_string();
+    let answered = |answers: &[String]| {
+        for answer in answers {
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.contains("access_token"), "{answer}");
+        }
+    };
 
-    // A broken config: the old one keeps serving.
+    // A broken config: the old one keeps serving, the four in flight and those after.
+    let streams = half_sent(&server, &body);
     std::fs::write(
         &setup.config,
-        good.replace("format = \"claimsmith\"", "format = \"nope\""),
+        text.replace("format = \"claimsmith\"", "format = \"nope\""),
     )
     .unwrap();
     server.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !get(&server.url("/metrics"))
-        .text
-        .contains("claimsmith_config_reloads_total{result=\"error\"} 1")
-    {
-        assert!(Instant::now() < deadline, "no failed reload counted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(post(&url, &[], &event("alice").to_string()).status, 200);
-
-    // A good config with a new hook path: swapped in.
-    std::fs::write(&setup.config, good.replace("/hooks/login", "/hooks/login2")).unwrap();
-    server.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !get(&server.url("/metrics"))
-        .text
-        .contains("claimsmith_config_reloads_total{result=\"ok\"} 1")
-    {
-        assert!(Instant::now() < deadline, "no reload counted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let statuses = traffic.join().unwrap();
-    // Every request in flight during both reloads was answered, by the old or the new config.
-    assert!(
-        statuses.iter().all(|&s| s == 200 || s == 404),
-        "{statuses:?}"
+    wait_metric(
+        &server,
+        "claimsmith_config_reloads_total{result=\"error\"} 1",
     );
-    assert!(statuses.contains(&200));
+    answered(&finish(streams, &body));
+    assert_eq!(post(&url, &[], &body).status, 200);
+
+    // A good config that moves the hook: swapped in, and the four in flight finish on the
+    // config they started on (the new one would answer them 404).
+    let streams = half_sent(&server, &body);
+    std::fs::write(&setup.config, text.replace("/hooks/login", "/hooks/login2")).unwrap();
+    server.signal("HUP");
+    wait_metric(&server, "claimsmith_config_reloads_total{result=\"ok\"} 1");
+    answered(&finish(streams, &body));
+    let moved = post(&server.url("/hooks/login2"), &[], &body);
+    assert_eq!(moved.status, 200, "{moved:?}");
+    assert_eq!(post(&url, &[], &body).status, 404);
+}
+
+#[test]
+fn a_reload_cannot_open_a_hook_without_authentication_on_a_public_address() {
+    // Serving on every interface, with an API key. A new config that says `listen` is loopback
+    // and drops the key is refused: the server cannot move, so that hook would be open to all.
+    let hooks = "[[server.hooks]]\npath = \"/h\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"api_key\"\nheader = \"Authorization\"\nvalue = { env = \"CLAIMSMITH_TEST_HOOK_KEY\" }\n";
+    let setup = Setup::new(
+        "EdDSA",
+        &format!(
+            "{ADD_ROLES}\n{}",
+            server_table(hooks).replace("[server]\n", "[server]\nlisten = \"0.0.0.0:0\"\n")
+        ),
+    );
+    let mut command = std::process::Command::new(support::bin());
+    command
+        .args(["serve", "--config", setup.config.to_str().unwrap()])
+        .env(
+            "CLAIMSMITH_CACHE_DIR",
+            workspace().join("target/claimsmith-test-cache"),
+        )
+        .env("CLAIMSMITH_TEST_HOOK_KEY", "Bearer s3cret-key");
+    let mut server = Server::spawn(&mut command, "http", Duration::from_secs(60));
+    assert!(server.address.ip().is_unspecified(), "{}", server.address);
+    // Reached over loopback only.
+    server.address.set_ip([127, 0, 0, 1].into());
+    let body = event("alice").to_string();
+    assert_eq!(post(&server.url("/h"), &[], &body).status, 401);
+
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let open = text
+        .replace("listen = \"0.0.0.0:0\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "type = \"api_key\"\nheader = \"Authorization\"\nvalue = { env = \"CLAIMSMITH_TEST_HOOK_KEY\" }",
+            "type = \"none\"",
+        );
+    assert!(open.contains("type = \"none\""), "{open}");
+    std::fs::write(&setup.config, open).unwrap();
+    server.signal("HUP");
+    wait_metric(
+        &server,
+        "claimsmith_config_reloads_total{result=\"error\"} 1",
+    );
+    assert_eq!(post(&server.url("/h"), &[], &body).status, 401);
     assert_eq!(
         post(
-            &server.url("/hooks/login2"),
-            &[],
-            &event("alice").to_string()
+            &server.url("/h"),
+            &[("Authorization", "Bearer s3cret-key")],
+            &body
         )
         .status,
         200
     );
-    assert_eq!(post(&url, &[], &event("alice").to_string()).status, 404);
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = server.logs().join("\n");
+    assert!(
+        logs.contains("server.hooks[0].auth.type") && logs.contains("loopback"),
+        "{logs}"
+    );
 }
 
 /// One HTTP/1.1 response read off `stream`: its head, and its body by `Content-Length`.
@@ -558,6 +684,39 @@ fn sigterm_finishes_requests_in_flight_and_exits_0() {
     let statuses = traffic.join().unwrap();
     // The spinning rule is skipped at its deadline: every login still gets its tokens.
     assert_eq!(statuses, vec![200; 4]);
+}
+
+#[test]
+fn sigterm_exits_when_the_grace_runs_out_even_with_a_rule_still_running() {
+    // A rule that loops for 30 s, on the thread that read its request, and 300 ms of grace.
+    let setup = Setup::new("EdDSA", "");
+    let module = setup.write("slow.wasm", spin_module());
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[limits]\ntimeout_ms = 30000\nfuel = 1_000_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\n\n[server]\nrequest_timeout_ms = 60000\nshutdown_grace_ms = 300\n\n{OPEN_HOOK}",
+            module.display(),
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    let mut server = Server::start(&setup.config, &[]);
+    let body = event("alice").to_string();
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    write!(
+        stream,
+        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_in_flight(&server, 1);
+    server.signal("TERM");
+    // Well before the rule's 30 s: the grace bounds the exit, not the rules still running.
+    assert_eq!(server.wait(Duration::from_secs(15)), 0);
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("shutdown_grace_ms passed")),
+        "the log says the grace ran out"
+    );
 }
 
 #[test]
@@ -781,6 +940,15 @@ fn okta_always_gets_200_with_commands_or_an_error_object() {
     let bad = post(&server.url("/okta/tier"), &[], "{not json");
     assert_eq!(bad.status, 200, "{bad:?}");
     assert!(bad.body["error"]["errorSummary"].is_string());
+    // A body that never finishes: cut off at the request's deadline, still with an error object.
+    let mut slow = TcpStream::connect(server.address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    slow.write_all(b"POST /okta/tier HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("errorSummary"), "{answer}");
 }
 
 #[test]
@@ -893,6 +1061,16 @@ fn zitadel_is_signed_under_either_header_name_and_gets_append_claims() {
         &request,
     );
     assert_eq!(wrong.status, 401, "{wrong:?}");
+    // The right key, but signed ten minutes ago: outside the five minutes' tolerance.
+    let stale = post(
+        &server.url("/zitadel/tier"),
+        &[(
+            "ZITADEL-Signature",
+            &sign(b"zitadel-signing-key", now - 600),
+        )],
+        &request,
+    );
+    assert_eq!(stale.status, 401, "{stale:?}");
     let denied = post(
         &server.url("/zitadel/deny"),
         &[("ZITADEL-Signature", &sign(b"zitadel-signing-key", now))],
@@ -933,6 +1111,132 @@ fn cognito_gets_its_event_back_with_overrides_and_scopes() {
     assert_eq!(
         post(&server.url("/cognito/tier"), &[], &request).status,
         401
+    );
+}
+
+/// An ABI version 1 module that traps: a rule that crashes.
+fn trap_module() -> Vec<u8> {
+    wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    unreachable))"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_issuer_format_answers_no_change_a_failing_rule_and_the_deadline_over_http() {
+    // `nothing` decides nothing, `fails` traps, `slow` loops past the request's deadline (300 ms;
+    // the rules' own, 600 ms, add up to more, so they run on a thread of their own).
+    let setup = Setup::new("EdDSA", "");
+    let mut text = std::fs::read_to_string(&setup.config).unwrap()
+        + "[limits]\ntimeout_ms = 600\nfuel = 1_000_000_000_000\n\n";
+    let modules = [
+        ("nothing", fixed_rule(json!([]))),
+        ("fails", trap_module()),
+        ("slow", spin_module()),
+    ];
+    for (name, bytes) in &modules {
+        let module = setup.write(&format!("{name}.wasm"), bytes);
+        text += &format!(
+            "[[rules]]\nname = \"{name}\"\nmodule = \"{}\"\non_error = \"deny\"\n\n",
+            module.display()
+        );
+    }
+    text += "[server]\nrequest_timeout_ms = 300\n\n";
+    let formats = [
+        ("hydra", "token-hook"),
+        ("okta", "token-inline-hook"),
+        ("supabase", "custom-access-token"),
+        ("zitadel", "preaccesstoken"),
+        ("cognito", "v2-authentication"),
+    ];
+    for (format, _) in formats {
+        for (name, _) in &modules {
+            text += &format!(
+                "[[server.hooks]]\npath = \"/{format}/{name}\"\nformat = \"{format}\"\nrules = [\"{name}\"]\n[server.hooks.auth]\n{NO_AUTH}\n\n"
+            );
+        }
+    }
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start(&setup.config, &[]);
+    const TIMEOUT: &str =
+        "claimsmith's request deadline passed before the rules finished; the login fails closed";
+    for (format, request) in formats {
+        let request = fixture(format, request);
+        let original: Value = serde_json::from_str(&request).unwrap();
+        let url = |name: &str| server.url(&format!("/{format}/{name}"));
+
+        // No change: each issuer's way of saying so.
+        let same = post(&url("nothing"), &[], &request);
+        let expected = match format {
+            "hydra" => None,
+            "okta" => Some(json!({"commands": []})),
+            "supabase" => Some(json!({"claims": original["claims"]})),
+            "zitadel" => Some(json!({})),
+            _ => Some(original.clone()),
+        };
+        match expected {
+            None => assert_eq!((same.status, same.text.as_str()), (204, ""), "{format}"),
+            Some(body) => {
+                assert_eq!(same.status, 200, "{format}: {same:?}");
+                assert_eq!(same.body, body, "{format}");
+            }
+        }
+
+        // A rule that crashes: the format's error, naming the rule.
+        let failed = post(&url("fails"), &[], &request);
+        let (status, message) = match format {
+            "hydra" => (500, &failed.body["error_description"]),
+            "okta" => (200, &failed.body["error"]["errorSummary"]),
+            "supabase" => (200, &failed.body["error"]["message"]),
+            "zitadel" => (200, &failed.body["forwardedErrorMessage"]),
+            _ => (500, &failed.body["errorMessage"]),
+        };
+        assert_eq!(failed.status, status, "{format}: {failed:?}");
+        let message = message.as_str().unwrap_or_default();
+        assert!(
+            message.contains("rule `fails`") && message.contains("fails closed"),
+            "{format}: {failed:?}"
+        );
+        match format {
+            "hydra" => assert_eq!(failed.body["error"], "server_error"),
+            "supabase" => assert_eq!(failed.body["error"]["http_code"], 500),
+            "zitadel" => assert_eq!(failed.body["forwardedStatusCode"], 500),
+            "cognito" => assert_eq!(failed.body["errorType"], "RuleFailed"),
+            _ => {}
+        }
+
+        // The request's deadline: the format's timeout answer, exactly.
+        let late = post(&url("slow"), &[], &request);
+        let (status, body) = match format {
+            "hydra" => (
+                503,
+                json!({"error": "temporarily_unavailable", "error_description": TIMEOUT}),
+            ),
+            "okta" => (200, json!({"error": {"errorSummary": TIMEOUT}})),
+            "supabase" => (
+                200,
+                json!({"error": {"http_code": 503, "message": TIMEOUT}}),
+            ),
+            "zitadel" => (
+                200,
+                json!({"forwardedStatusCode": 503, "forwardedErrorMessage": TIMEOUT}),
+            ),
+            _ => (
+                504,
+                json!({"errorType": "Timeout", "errorMessage": TIMEOUT}),
+            ),
+        };
+        assert_eq!((late.status, &late.body), (status, &body), "{format}");
+    }
+    let metrics = get(&server.url("/metrics")).text;
+    assert!(
+        metrics
+            .contains("claimsmith_hook_requests_total{hook=\"/okta/slow\",outcome=\"timeout\"} 1"),
+        "{metrics}"
     );
 }
 
@@ -996,27 +1300,39 @@ fn each_request_gets_one_access_log_line_without_claims_or_secrets_and_json_on_r
         200
     );
     assert_eq!(post(&server.url("/hooks/login"), &[], "{}").status, 400);
+    assert_eq!(get(&server.url("/hooks/login")).status, 405);
+    assert_eq!(post(&server.url("/nowhere"), &[], "{}").status, 404);
+    // Probes are not logged.
+    assert_eq!(get(&server.url("/healthz")).status, 200);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut lines = Vec::new();
-    let access = loop {
-        lines.extend(server.logs());
-        let access: Vec<Value> = lines
+    let access_lines = |lines: &[String]| -> Vec<Value> {
+        lines
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|l| l["target"] == "claimsmith::access")
-            .collect();
-        if access.len() >= 2 || Instant::now() > deadline {
-            break access;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+            .collect()
     };
-    assert_eq!(access.len(), 2, "{lines:#?}");
+    while access_lines(&lines).len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        lines.extend(server.logs());
+    }
+    // Time for a line too many to show.
+    std::thread::sleep(Duration::from_millis(100));
+    lines.extend(server.logs());
+    let access = access_lines(&lines);
+    assert_eq!(access.len(), 4, "{lines:#?}");
     let fields = &access[0]["fields"];
     assert_eq!(fields["hook"], "/hooks/login");
     assert_eq!(fields["status"], 200);
     assert_eq!(fields["format"], "claimsmith");
     assert!(fields["duration_us"].is_u64());
     assert_eq!(access[1]["fields"]["status"], 400);
+    assert_eq!(access[2]["fields"]["status"], 405);
+    assert_eq!(access[2]["fields"]["hook"], "/hooks/login");
+    assert!(access[2]["fields"]["duration_us"].is_u64());
+    assert_eq!(access[3]["fields"]["status"], 404);
+    assert_eq!(access[3]["fields"]["path"], "/nowhere");
     // No claim value, user or email in any line.
     for line in &lines {
         assert!(

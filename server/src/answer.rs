@@ -33,8 +33,10 @@ pub(crate) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answe
     let path = request.uri().path().to_owned();
     if RESERVED_PATHS.contains(&path.as_str()) {
         if request.method() != Method::GET && request.method() != Method::HEAD {
+            unmatched(&path, StatusCode::METHOD_NOT_ALLOWED);
             return method_not_allowed("GET, HEAD");
         }
+        // Probes and scrapes are not logged: they come every few seconds.
         return match path.as_str() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if shared.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
@@ -53,25 +55,25 @@ pub(crate) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answe
         };
     }
     let Some(hook) = deployment.hook(&path) else {
+        unmatched(&path, StatusCode::NOT_FOUND);
         return json_response(
             StatusCode::NOT_FOUND,
             &json!({"error": "not_found", "error_description": format!("no hook at {path}")}),
         );
     };
-    if request.method() != Method::POST {
-        return method_not_allowed("POST");
-    }
     let started = Instant::now();
+    if request.method() != Method::POST {
+        let response = method_not_allowed("POST");
+        access(shared, hook, &response, RequestOutcome::BadRequest, started);
+        return response;
+    }
     let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
         let reply = error_reply(hook, 503, "too many requests in flight: retry shortly");
-        shared
-            .metrics
-            .request(&hook.path, RequestOutcome::Overloaded, started.elapsed());
-        tracing::warn!(target: "claimsmith::access", hook = %hook.path, status = 503, "over max_in_flight");
         let mut response = reply_response(&reply);
         response
             .headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        access(shared, hook, &response, RequestOutcome::Overloaded, started);
         return response;
     };
     let in_flight = shared.metrics.in_flight().clone();
@@ -80,6 +82,19 @@ pub(crate) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answe
     let (response, outcome) =
         hook_request(shared, &deployment, hook, request, deadline, permit).await;
     in_flight.dec();
+    access(shared, hook, &response, outcome, started);
+    response
+}
+
+/// A hook's request answered: counted in the metrics, and its access log line (no claim, no
+/// secret, nothing the caller sent but the path).
+fn access(
+    shared: &Shared,
+    hook: &HookConfig,
+    response: &Answer,
+    outcome: RequestOutcome,
+    started: Instant,
+) {
     let took = started.elapsed();
     shared.metrics.request(&hook.path, outcome, took);
     tracing::info!(
@@ -91,7 +106,17 @@ pub(crate) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answe
         duration_us = took.as_micros() as u64,
         "hook request"
     );
-    response
+}
+
+/// The access log line of a request to no hook (not counted in the metrics: its path is the
+/// caller's choice, and would make a label per path).
+fn unmatched(path: &str, status: StatusCode) {
+    tracing::info!(
+        target: "claimsmith::access",
+        path = %path,
+        status = status.as_u16(),
+        "no hook at this path"
+    );
 }
 
 /// What the rules' run ended in, before it is put in the hook's format.
@@ -149,19 +174,18 @@ async fn hook_request(
             );
         }
         Err(_) => {
+            // 408 in the format's error shape; Okta's error object keeps its 200 (Okta issues
+            // the original token on any other status).
             let mut response = reply_response(&error_reply(hook, 408, "the body came too slowly"));
-            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
             response
                 .headers_mut()
                 .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
             return (response, RequestOutcome::Timeout);
         }
     };
-    if hook
-        .auth
-        .verify(&parts.headers, &body, SystemTime::now())
-        .is_err()
-    {
+    if let Err(failure) = hook.auth.verify(&parts.headers, &body, SystemTime::now()) {
+        // The reason goes to the log only; the caller learns no more than "unauthorized".
+        tracing::warn!(target: "claimsmith::server", hook = %hook.path, reason = failure.reason(), "authentication failed");
         return refuse(401, "unauthorized", RequestOutcome::Unauthorized);
     }
     let mut issuer_request = match hook.format {

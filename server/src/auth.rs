@@ -110,6 +110,19 @@ pub(crate) enum AuthFailure {
     Malformed,
 }
 
+impl AuthFailure {
+    /// What failed, for the server's log (never a secret, never what the caller sent).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "the key, cookie or signature headers are missing",
+            AuthFailure::Mismatch => "the API key does not match",
+            AuthFailure::BadSignature => "no signature matches",
+            AuthFailure::StaleTimestamp => "the signed timestamp is more than 5 minutes from now",
+            AuthFailure::Malformed => "a key or signature header is unreadable",
+        }
+    }
+}
+
 impl HookAuth {
     /// An API key in the header `name`.
     pub(crate) fn api_key_header(name: &str, value: String) -> Result<Self, AuthSetupError> {

@@ -225,6 +225,32 @@ impl ServerConfig {
             hooks,
         })
     }
+
+    /// This config as served on `address`, the socket the server already listens on: a reload
+    /// cannot move the server, so a hook without authentication must still be on a loopback
+    /// address there, whatever the file's `listen` now says.
+    pub(crate) fn served_on(
+        mut self,
+        address: SocketAddr,
+        path: &Path,
+    ) -> Result<Self, ConfigError> {
+        if !address.ip().is_loopback()
+            && let Some(i) = self
+                .hooks
+                .iter()
+                .position(|hook| matches!(hook.auth, HookAuth::None))
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: format!("server.hooks[{i}].auth.type"),
+                message: format!(
+                    "\"none\" is allowed only on a loopback address, and the server listens on {address} (a new `listen` takes effect only at a restart): use api_key, standard_webhooks or zitadel_signature"
+                ),
+            });
+        }
+        self.listen = address;
+        Ok(self)
+    }
 }
 
 /// The checks of the `[server]` table, naming the field at fault.
@@ -462,5 +488,61 @@ impl Check<'_> {
             }
             _ => unreachable!("checked above"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "issuer = \"https://login.example.com/\"\nnamespaces = [\"https://example.com/\"]\n[[keys]]\nkid = \"k1\"\nalg = \"EdDSA\"\nprivate_key = \"keys/signing.pem\"\n";
+
+    fn parse(server: &str, listen: Option<SocketAddr>) -> Result<ServerConfig, ConfigError> {
+        let text = format!("{BASE}{server}");
+        let path = Path::new("/etc/claimsmith/claimsmith.toml");
+        let config = Config::parse(&text, path).expect("the issuer's part is valid");
+        ServerConfig::parse(&text, &config, listen)
+    }
+
+    const OPEN: &str = "[server]\n[[server.hooks]]\npath = \"/h\"\nformat = \"hydra\"\n[server.hooks.auth]\ntype = \"none\"\n";
+
+    #[test]
+    fn every_setting_has_the_documented_default() {
+        let server = parse(OPEN, None).unwrap();
+        assert_eq!(server.listen, "127.0.0.1:8787".parse().unwrap());
+        assert_eq!(server.max_body_bytes, 262_144);
+        assert_eq!(server.request_timeout, Duration::from_millis(2000));
+        assert_eq!(server.max_in_flight, 256);
+        assert_eq!(server.shutdown_grace, Duration::from_millis(10_000));
+        assert_eq!(server.tls, None);
+        assert_eq!(server.hooks[0].rules, None);
+        // `--listen` stands in for the file's address.
+        let other = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(parse(OPEN, Some(other)).unwrap().listen, other);
+    }
+
+    #[test]
+    fn a_hook_without_authentication_stays_on_loopback_where_the_server_already_listens() {
+        let path = Path::new("/etc/claimsmith/claimsmith.toml");
+        let loopback: SocketAddr = "127.0.0.1:8787".parse().unwrap();
+        let public: SocketAddr = "0.0.0.0:8787".parse().unwrap();
+        let served = parse(OPEN, None).unwrap().served_on(loopback, path);
+        assert_eq!(served.unwrap().listen, loopback);
+        let refused = parse(OPEN, None)
+            .unwrap()
+            .served_on(public, path)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            refused.contains("server.hooks[0].auth.type") && refused.contains("0.0.0.0:8787"),
+            "{refused}"
+        );
+        // On a public address from the start: refused at load, naming the hook.
+        let refused = parse(OPEN, Some(public))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(refused.contains("server.hooks[0].auth.type"), "{refused}");
     }
 }

@@ -63,6 +63,17 @@ impl Deployment {
         })
     }
 
+    /// This deployment as served on `address`, the socket the server listens on already
+    /// ([`ServerConfig::served_on`]): what a reload swaps in.
+    pub(crate) fn served_on(
+        mut self,
+        address: SocketAddr,
+        path: &Path,
+    ) -> Result<Self, ConfigError> {
+        self.server = self.server.served_on(address, path)?;
+        Ok(self)
+    }
+
     /// Whether `hook`'s rules run on the thread that read the request: only when their
     /// deadlines add up to no more than the request's, so that it still answers in time.
     pub(crate) fn runs_inline(&self, hook: &HookConfig) -> bool {

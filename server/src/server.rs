@@ -91,8 +91,16 @@ pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError
         config: config.to_owned(),
         listen,
     });
-    runtime.block_on(run(shared, acceptor))
+    let served = runtime.block_on(run(shared, acceptor));
+    // Past the grace, a rule still running (bounded by its own deadline, which may be longer)
+    // must not hold the exit: dropping the runtime would wait for every thread running one.
+    runtime.shutdown_timeout(SHUTDOWN_WAIT);
+    served
 }
+
+/// How long, once `run` returns, the runtime's threads get to stop before the process goes on
+/// without them.
+const SHUTDOWN_WAIT: Duration = Duration::from_millis(100);
 
 async fn run(
     shared: Arc<Shared>,
@@ -248,11 +256,19 @@ fn reload(shared: &Arc<Shared>) {
     tokio::spawn(async move {
         let (config, listen) = (shared.config.clone(), shared.listen);
         let loaded = tokio::task::spawn_blocking(move || Deployment::load(&config, listen)).await;
+        let old = shared.current.get();
+        // The server stays on the socket it listens on: the new config is checked there.
+        let loaded = loaded.map(|next| {
+            next.and_then(|next| {
+                if next.server.listen != old.server.listen {
+                    tracing::warn!(target: "claimsmith::server", setting = "listen", "changed in the config: takes effect at the next restart");
+                }
+                next.served_on(old.server.listen, &shared.config)
+            })
+        });
         match loaded {
             Ok(Ok(next)) => {
-                let old = shared.current.get();
                 for (what, changed) in [
-                    ("listen", next.server.listen != old.server.listen),
                     ("tls", next.server.tls != old.server.tls),
                     (
                         "max_in_flight",
