@@ -624,19 +624,28 @@ fn wait_in_flight(server: &Server, count: usize) {
     }
 }
 
+/// Append to the setup's config a rule named `slow` that spins until its deadline (`limit`, with
+/// fuel enough to reach it), the rule's own `setting` line, and `rest` (the `[server]` table).
+fn add_slow_rule(setup: &Setup, limit: &str, setting: &str, rest: &str) {
+    let module = setup.write("slow.wasm", spin_module());
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[limits]\n{limit}\nfuel = 1_000_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\n{setting}\n\n{rest}",
+            module.display(),
+        );
+    std::fs::write(&setup.config, text).unwrap();
+}
+
 #[test]
 fn sigterm_finishes_requests_in_flight_and_exits_0() {
     // A rule that spins until its deadline keeps requests in flight when SIGTERM comes.
     let setup = Setup::new("EdDSA", "");
-    let module = setup.write("slow.wasm", spin_module());
-    let text = std::fs::read_to_string(&setup.config).unwrap()
-        + &format!(
-            "[limits]\ntimeout_ms = 3000\nfuel = 1_000_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n{}",
-            module.display(),
-            server_table(OPEN_HOOK)
-                .replace("request_timeout_ms = 2000", "request_timeout_ms = 10000")
-        );
-    std::fs::write(&setup.config, text).unwrap();
+    add_slow_rule(
+        &setup,
+        "timeout_ms = 3000",
+        "on_error = \"skip\"",
+        &server_table(OPEN_HOOK).replace("request_timeout_ms = 2000", "request_timeout_ms = 10000"),
+    );
     let mut server = Server::start(&setup.config, &[]);
     let body = event("alice").to_string();
     let whole = format!(
@@ -690,13 +699,12 @@ fn sigterm_finishes_requests_in_flight_and_exits_0() {
 fn sigterm_exits_when_the_grace_runs_out_even_with_a_rule_still_running() {
     // A rule that loops for 30 s, on the thread that read its request, and 300 ms of grace.
     let setup = Setup::new("EdDSA", "");
-    let module = setup.write("slow.wasm", spin_module());
-    let text = std::fs::read_to_string(&setup.config).unwrap()
-        + &format!(
-            "[limits]\ntimeout_ms = 30000\nfuel = 1_000_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\n\n[server]\nrequest_timeout_ms = 60000\nshutdown_grace_ms = 300\n\n{OPEN_HOOK}",
-            module.display(),
-        );
-    std::fs::write(&setup.config, text).unwrap();
+    add_slow_rule(
+        &setup,
+        "timeout_ms = 30000",
+        "",
+        &format!("[server]\nrequest_timeout_ms = 60000\nshutdown_grace_ms = 300\n\n{OPEN_HOOK}"),
+    );
     let mut server = Server::start(&setup.config, &[]);
     let body = event("alice").to_string();
     let mut stream = TcpStream::connect(server.address).unwrap();
@@ -759,13 +767,12 @@ fn rules_that_could_outlast_the_request_are_answered_at_the_requests_deadline() 
     // The rule's 5 s deadline is over the request's 400 ms: it runs off the I/O thread, and the
     // request's deadline answers on time, failing closed.
     let setup = Setup::new("EdDSA", "");
-    let module = setup.write("slow.wasm", spin_module());
-    let text = std::fs::read_to_string(&setup.config).unwrap()
-        + &format!(
-            "[limits]\ntimeout_ms = 5000\nfuel = 100_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\n\n[server]\nrequest_timeout_ms = 400\n\n{OPEN_HOOK}",
-            module.display(),
-        );
-    std::fs::write(&setup.config, text).unwrap();
+    add_slow_rule(
+        &setup,
+        "timeout_ms = 5000",
+        "",
+        &format!("[server]\nrequest_timeout_ms = 400\n\n{OPEN_HOOK}"),
+    );
     let server = Server::start(&setup.config, &[]);
     let sent = Instant::now();
     let answered = post(
@@ -818,13 +825,12 @@ fn concurrent_logins_each_get_only_their_own_users_claims() {
 #[test]
 fn more_requests_than_max_in_flight_get_503_with_retry_after() {
     let setup = Setup::new("EdDSA", "");
-    let module = setup.write("slow.wasm", spin_module());
-    let text = std::fs::read_to_string(&setup.config).unwrap()
-        + &format!(
-            "[limits]\ntimeout_ms = 3000\nfuel = 1_000_000_000_000\n\n[[rules]]\nname = \"slow\"\nmodule = \"{}\"\non_error = \"skip\"\n\n[server]\nmax_in_flight = 2\nrequest_timeout_ms = 10000\n\n{OPEN_HOOK}",
-            module.display(),
-        );
-    std::fs::write(&setup.config, text).unwrap();
+    add_slow_rule(
+        &setup,
+        "timeout_ms = 3000",
+        "on_error = \"skip\"",
+        &format!("[server]\nmax_in_flight = 2\nrequest_timeout_ms = 10000\n\n{OPEN_HOOK}"),
+    );
     let server = Server::start(&setup.config, &[]);
     let busy = load(server.url("/hooks/login"), event("alice").to_string(), 2, 1);
     wait_in_flight(&server, 2);
