@@ -276,12 +276,7 @@ fn bad_bodies_get_400_and_413_and_slow_clients_are_cut_off() {
     );
 
     // A body that never finishes: 408 once the request's deadline passes, and the connection closes.
-    let mut slow = TcpStream::connect(server.address).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    slow.write_all(b"POST /hooks/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").unwrap();
-    let mut answer = String::new();
-    let _ = slow.read_to_string(&mut answer);
+    let answer = unfinished_body(&server, "/hooks/login");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 
     // The server still answers.
@@ -636,6 +631,18 @@ fn add_slow_rule(setup: &Setup, limit: &str, setting: &str, rest: &str) {
     std::fs::write(&setup.config, text).unwrap();
 }
 
+/// POST to `path` a body that promises 100 bytes and sends one, and read whatever the server
+/// answers until it closes the connection.
+fn unfinished_body(server: &Server, path: &str) -> String {
+    let mut slow = TcpStream::connect(server.address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(slow, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{").unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    answer
+}
+
 #[test]
 fn sigterm_finishes_requests_in_flight_and_exits_0() {
     // A rule that spins until its deadline keeps requests in flight when SIGTERM comes.
@@ -947,12 +954,7 @@ fn okta_always_gets_200_with_commands_or_an_error_object() {
     assert_eq!(bad.status, 200, "{bad:?}");
     assert!(bad.body["error"]["errorSummary"].is_string());
     // A body that never finishes: cut off at the request's deadline, still with an error object.
-    let mut slow = TcpStream::connect(server.address).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(15)))
-        .unwrap();
-    slow.write_all(b"POST /okta/tier HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{").unwrap();
-    let mut answer = String::new();
-    let _ = slow.read_to_string(&mut answer);
+    let answer = unfinished_body(&server, "/okta/tier");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("errorSummary"), "{answer}");
 }
