@@ -437,6 +437,44 @@ fn initial_memory_over_the_limit_is_refused_at_load() {
     );
 }
 
+/// A rule's tables hold at most this many elements (`table.grow` past it returns -1).
+const TABLE_CAP: u32 = 20_000;
+
+#[test]
+fn endless_table_growth_stops_at_the_table_cap() {
+    // Grow by 1,000 until `table.grow` refuses, then trap unless the table is exactly at the cap.
+    let grow = format!(
+        "(block $full (loop $more
+           (br_if $full (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1)))
+           (br $more)))
+         (if (i32.ne (table.size $t) (i32.const {TABLE_CAP})) (then unreachable))"
+    );
+    let mut module = Wasm::commands(json!([set_claim(
+        "id_token",
+        "https://example.com/table",
+        json!("full")
+    )]))
+    .extra("(table $t 0 funcref)");
+    module.entry = format!("{grow} {}", module.entry);
+    let setup = one_rule("table-hog", module.bytes(), "");
+    let issuer = Issuer::from_config_file(&setup.config).expect("the config loads");
+    let tokens = library_login(&issuer, &event());
+    assert_eq!(
+        tokens.id_token_claims["https://example.com/table"],
+        json!("full")
+    );
+}
+
+#[test]
+fn an_initial_table_over_the_cap_is_refused_at_load() {
+    let module = Wasm::commands(json!([])).extra(&format!("(table {} funcref)", TABLE_CAP + 1));
+    expect_load_error(
+        &setup_rules("", &[("big-table", module.bytes(), "")]),
+        "big-table",
+        &[&format!("exceeds the limit of {TABLE_CAP}")],
+    );
+}
+
 /// A function that calls itself without end (not a tail call: it adds after the call).
 const RECURSE: &str = "(func $down (param $n i32) (result i32)
     (i32.add (call $down (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))";

@@ -126,6 +126,7 @@ impl Engine {
         pool.total_core_instances(slots)
             .total_memories(slots)
             .total_tables(slots)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .max_memory_size(config.max_memory_bytes)
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
             .table_keep_resident(16 << 10)
@@ -177,6 +178,11 @@ impl Engine {
 
 /// Bytes of a `claimsmith::fail` message kept (docs/abi.md).
 pub(crate) const FAIL_MESSAGE_BYTES: usize = 16 << 10;
+
+/// Table elements a rule may have or grow to: the pooled table slot's size, and the limiter's
+/// cap on `table.grow` (function tables of ordinary modules, the JavaScript runtime's included,
+/// are far smaller).
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 20_000;
 
 /// Extra bytes read past a log cap so that redaction sees whole secrets before the cut.
 const SECRET_MARGIN: usize = 4096;

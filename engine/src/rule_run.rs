@@ -13,9 +13,6 @@ use crate::rule::{AbiExports, Rule};
 use crate::validated_module::error_chain;
 use claimsmith_sdk::{LogLevel, RuleResult};
 
-/// Table elements a rule may grow to (function tables of ordinary modules are far smaller).
-const MAX_TABLE_ELEMENTS: usize = 100_000;
-
 /// Store data of one run: the memory limiter, host-import logs, and a reported panic.
 pub(crate) struct RuleState {
     limiter: RuleLimiter,
@@ -64,7 +61,7 @@ impl ResourceLimiter for RuleLimiter {
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        Ok(desired <= crate::engine::MAX_TABLE_ELEMENTS)
     }
 }
 

@@ -549,12 +549,24 @@ impl Check<'_> {
     }
 }
 
+/// An `http://` URL whose host is `localhost`, `127.0.0.1` or `[::1]`, with or without a port.
 fn is_local_http(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, port)) => (host, port),
+            None => return false,
+        },
+        None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+    port_ok && matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
 /// A rule's limits: its own, else the global `[limits]`, else the defaults; zero is refused.
@@ -934,6 +946,33 @@ private_key = "keys/signing.pem"
                 err.contains(field) && err.contains(message),
                 "{extra}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn http_is_local_only_on_a_loopback_host() {
+        for local in [
+            "http://localhost",
+            "http://localhost:8080/",
+            "http://127.0.0.1:3000/tenant",
+            "http://[::1]",
+            "http://[::1]:8443/x",
+        ] {
+            assert!(is_local_http(local), "{local}");
+        }
+        for remote in [
+            "https://localhost",
+            "http://example.com",
+            "http://localhost.example.com/",
+            "http://localhost@example.com/",
+            "http://127.0.0.1.nip.io/",
+            "http://[::1",
+            "http://[::2]/",
+            "http://[::1]x/",
+            "http://localhost:/",
+            "http://localhost:80x/",
+        ] {
+            assert!(!is_local_http(remote), "{remote}");
         }
     }
 }
