@@ -843,6 +843,58 @@ fn runs_without_the_secret(setup: &Setup) -> Vec<Output> {
 }
 
 #[test]
+fn a_secret_variable_unset_or_not_utf8_is_refused_naming_the_field() {
+    use std::os::unix::ffi::OsStrExt;
+    let setup = one_rule(
+        "keyed",
+        Wasm::commands(json!([])).bytes(),
+        "[rules.secrets]\nAPI_KEY = { env = \"CLAIMSMITH_TEST_API_KEY\" }",
+    );
+    let config = setup.config.to_str().unwrap();
+    for (value, reason) in [
+        (
+            None,
+            "environment variable CLAIMSMITH_TEST_API_KEY is not set",
+        ),
+        (
+            Some(std::ffi::OsStr::from_bytes(b"sk_\xff")),
+            "environment variable CLAIMSMITH_TEST_API_KEY is not valid UTF-8",
+        ),
+    ] {
+        let mut check = Command::new(support::bin());
+        check.args(["check", "--config", config]);
+        match value {
+            Some(value) => check.env("CLAIMSMITH_TEST_API_KEY", value),
+            None => check.env_remove("CLAIMSMITH_TEST_API_KEY"),
+        };
+        let out = check.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("`rules[0].secrets.API_KEY`") && stderr.contains(reason),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_config_that_does_not_parse_never_prints_a_secret_written_in_it() {
+    let setup = one_rule(
+        "keyed",
+        Wasm::commands(json!([])).bytes(),
+        // The error is on the line that holds the secret: the parser's own message quotes it.
+        &format!("secrets = {{ API_KEY = \"{SECRET}\", COUNT = 7 }}"),
+    );
+    let config = setup.config.to_str().unwrap();
+    let out = support::claimsmith(&["check", "--config", config], None);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("line ") && !out.stderr.contains(SECRET),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_secret_in_a_claim_value_fails_naming_the_secret_never_its_value() {
     let commands = json!([
         {"op": "log", "level": "warn", "message": format!("about to leak {SECRET}")},

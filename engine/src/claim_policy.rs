@@ -59,8 +59,11 @@ pub enum PolicyViolation {
         /// The secret's name (never its value).
         secret: String,
     },
-    /// An empty scope or a scope with spaces.
-    #[error("scope {0:?} is not a valid scope token (non-empty, no spaces or quotes)")]
+    /// A scope that is not an RFC 6749 scope token: empty, or with a space, a quote, a
+    /// backslash, a control character or anything outside printable ASCII.
+    #[error(
+        "scope {0:?} is not a valid scope token (non-empty, printable ASCII without spaces, quotes or backslashes)"
+    )]
     InvalidScope(String),
 }
 
@@ -184,10 +187,11 @@ impl ClaimPolicy {
     /// May `scope` be added?
     pub fn check_scope(&self, scope: &str) -> Result<(), PolicyViolation> {
         self.check_secret_free(scope, || "a scope".to_owned())?;
+        // RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
         if scope.is_empty()
-            || scope
-                .chars()
-                .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+            || !scope
+                .bytes()
+                .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
         {
             return Err(PolicyViolation::InvalidScope(scope.to_owned()));
         }
@@ -249,15 +253,41 @@ impl ClaimPolicy {
         Ok(size)
     }
 
-    /// Replace every secret value in `text` with `[REDACTED]` (logs, deny reasons).
+    /// Replace every secret value in `text` with `[REDACTED]` (logs, deny reasons). Where
+    /// secrets overlap (one inside another, or one's end another's start), the whole stretch
+    /// they cover is one `[REDACTED]`, so no part of either is left.
     pub fn redact(&self, text: &str) -> String {
-        let mut text = text.to_owned();
+        let mut spans = Vec::new();
         for (_, secret) in &self.secrets {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "[REDACTED]");
+            // Every occurrence, overlapping ones included (`aa` twice in `aaa`).
+            let mut from = 0;
+            while let Some(at) = text[from..].find(secret.as_str()) {
+                let start = from + at;
+                spans.push((start, start + secret.len()));
+                from = start + text[start..].chars().next().map_or(1, char::len_utf8);
             }
         }
-        text
+        if spans.is_empty() {
+            return text.to_owned();
+        }
+        spans.sort_unstable();
+        let mut redacted = String::with_capacity(text.len());
+        let mut copied = 0;
+        let mut spans = spans.into_iter().peekable();
+        while let Some((start, mut end)) = spans.next() {
+            while let Some(&(next, next_end)) = spans.peek() {
+                if next > end {
+                    break;
+                }
+                end = end.max(next_end);
+                spans.next();
+            }
+            redacted.push_str(&text[copied..start]);
+            redacted.push_str("[REDACTED]");
+            copied = end;
+        }
+        redacted.push_str(&text[copied..]);
+        redacted
     }
 
     fn check_secret_free(
@@ -316,8 +346,12 @@ fn check_namespace(ns: &str) -> Result<(), String> {
         .strip_prefix("https://")
         .or_else(|| ns.strip_prefix("http://"))
         .ok_or_else(|| format!("namespace {ns:?} must start with https:// or http://"))?;
-    let host = rest.split('/').next().unwrap_or_default();
-    if host.is_empty() || host.contains(char::is_whitespace) {
+    // The authority: up to the path, query or fragment; a host before any port, no user info.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty()
+        || authority.starts_with(':')
+        || authority.contains(|c: char| c == '@' || c.is_whitespace() || c.is_control())
+    {
         return Err(format!("namespace {ns:?} has no host"));
     }
     Ok(())
@@ -414,6 +448,80 @@ mod tests {
             p.check_metadata("app_metadata", "k", &json!("sk_live_123"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn overlapping_secrets_are_redacted_whole_in_any_order() {
+        for secrets in [
+            vec![("A", "abc"), ("B", "abc:s3cr3t")],
+            vec![("B", "abc:s3cr3t"), ("A", "abc")],
+        ] {
+            let p = ClaimPolicy::new(vec!["https://example.com/".into()])
+                .unwrap()
+                .with_secrets(secrets.into_iter().map(|(n, v)| (n.into(), v.into())));
+            assert_eq!(p.redact("bad key abc:s3cr3t!"), "bad key [REDACTED]!");
+            assert_eq!(p.redact("abc then abc"), "[REDACTED] then [REDACTED]");
+        }
+        // One's end another's start, and a secret overlapping itself.
+        let p = ClaimPolicy::new(vec!["https://example.com/".into()])
+            .unwrap()
+            .with_secrets([("X".into(), "1234".into()), ("Y".into(), "3456".into())])
+            .with_secrets([("Z".into(), "zz".into())]);
+        assert_eq!(p.redact("<123456>"), "<[REDACTED]>");
+        assert_eq!(p.redact("zzz é"), "[REDACTED] é");
+        assert_eq!(p.redact("no secret here"), "no secret here");
+    }
+
+    #[test]
+    fn scopes_are_rfc_6749_scope_tokens() {
+        let p = policy();
+        for good in [
+            "read:reports",
+            "openid",
+            "https://api.example.com/x!#$%&'()*+,-./;<=>?@[]^_`{|}~",
+        ] {
+            assert!(p.check_scope(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a\"b",
+            "a\\b",
+            "admin\u{0}",
+            "admin\u{200B}",
+            "ädmin",
+            "a\u{7f}",
+            "tab\tbed",
+        ] {
+            assert!(
+                matches!(p.check_scope(bad), Err(PolicyViolation::InvalidScope(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_namespace_needs_a_host() {
+        for good in [
+            "https://example.com/",
+            "http://localhost:8080/x",
+            "https://a.example",
+        ] {
+            assert!(ClaimPolicy::new(vec![good.into()]).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://",
+            "https:///x",
+            "https://:443/",
+            "https://?/",
+            "https://#x",
+            "https://@/",
+            "https://user@example.com/",
+            "https://exa mple.com/",
+        ] {
+            let err = ClaimPolicy::new(vec![bad.into()]).unwrap_err();
+            assert!(err.contains("has no host"), "{bad}: {err}");
+        }
     }
 
     #[test]

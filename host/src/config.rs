@@ -159,11 +159,38 @@ pub enum SecretSource {
 impl SecretSource {
     /// The secret's text, or `None` when its environment variable is not set (or not UTF-8).
     pub fn value(&self) -> Option<String> {
-        match self {
-            SecretSource::Literal(value) => Some(value.clone()),
-            SecretSource::Env(name) => std::env::var(name).ok(),
-        }
+        self.read().ok()
     }
+
+    /// The secret's text, or why there is none: its environment variable is not set or not
+    /// UTF-8, or the text is empty.
+    pub fn read(&self) -> Result<String, SecretError> {
+        let value = match self {
+            SecretSource::Literal(value) => value.clone(),
+            SecretSource::Env(name) => std::env::var(name).map_err(|e| match e {
+                std::env::VarError::NotPresent => SecretError::Unset(name.clone()),
+                std::env::VarError::NotUnicode(_) => SecretError::NotUnicode(name.clone()),
+            })?,
+        };
+        if value.is_empty() {
+            return Err(SecretError::Empty);
+        }
+        Ok(value)
+    }
+}
+
+/// Why a [`SecretSource`] gives no secret; never holds the secret's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable it names is not set.
+    #[error("environment variable {0} is not set")]
+    Unset(String),
+    /// The environment variable it names is set to something that is not UTF-8.
+    #[error("environment variable {0} is not valid UTF-8")]
+    NotUnicode(String),
+    /// The secret is empty.
+    #[error("is empty")]
+    Empty,
 }
 
 impl std::fmt::Debug for SecretSource {
@@ -250,10 +277,7 @@ impl Config {
         // Every table from a table: `ObjectsOnly` refuses one given as an array of its fields.
         let raw = toml::Deserializer::parse(text)
             .and_then(|de| RawConfig::deserialize(ObjectsOnly(de)))
-            .map_err(|e| ConfigError::Parse {
-                path: path.to_owned(),
-                message: e.to_string().trim_end().to_owned(),
-            })?;
+            .map_err(|e| ConfigError::parse(path, text, e.span(), e.message()))?;
         let check = Check {
             path,
             base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -262,6 +286,7 @@ impl Config {
         let id_token_ttl = check.ttl("id_token_ttl", raw.id_token_ttl, 3600)?;
         let access_token_ttl = check.ttl("access_token_ttl", raw.access_token_ttl, 86400)?;
         let keys = check.keys(raw.keys)?;
+        check.global_limits(&raw.limits)?;
         let rules = check.rules(&raw.limits, raw.rules)?;
         let sandbox = check.sandbox(&raw.limits, &rules)?;
         Ok(Config {
@@ -296,14 +321,34 @@ impl Check<'_> {
         }
     }
 
-    /// `iss`: an https:// URL, or http:// on localhost.
+    /// The top-level `[limits]` per-rule values: each, when given, greater than zero (even where
+    /// every rule sets its own).
+    fn global_limits(&self, global: &RawLimits) -> Result<(), ConfigError> {
+        let given = [
+            ("fuel", global.fuel.map(|v| v as usize)),
+            ("timeout_ms", global.timeout_ms.map(|v| v as usize)),
+            ("memory_bytes", global.memory_bytes),
+            ("input_bytes", global.input_bytes),
+            ("result_bytes", global.result_bytes),
+            ("log_bytes", global.log_bytes),
+            ("module_bytes", global.module_bytes),
+        ];
+        match given.iter().find(|(_, value)| *value == Some(0)) {
+            Some((key, _)) => {
+                Err(self.invalid(format!("limits.{key}"), "must be greater than zero"))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// `iss`: an https:// URL with a host, or http:// on localhost.
     fn issuer(&self, issuer: String) -> Result<String, ConfigError> {
-        if issuer.starts_with("https://") || is_local_http(&issuer) {
+        if url_host(&issuer, "https://").is_some() || is_local_http(&issuer) {
             return Ok(issuer);
         }
         Err(self.invalid(
             "issuer",
-            format!("{issuer:?} must be an https:// URL (http:// only for localhost)"),
+            format!("{issuer:?} must be an https:// URL with a host (http:// only for localhost)"),
         ))
     }
 
@@ -439,23 +484,17 @@ impl Check<'_> {
             .map_err(|unknown| self.invalid(field("reads"), unknown.to_string()))?;
         let limits = limits_of(global, &rule.limits)
             .map_err(|(key, message)| self.invalid(field(&format!("limits.{key}")), message))?;
+        if let Some((at, what)) = not_json(&rule.config) {
+            return Err(self.invalid(field(&format!("config.{at}")), what));
+        }
         let Ok(Value::Object(configuration)) = serde_json::to_value(&rule.config) else {
             return Err(self.invalid(field("config"), "cannot be represented as JSON"));
         };
         let mut secrets = BTreeMap::new();
         for (name, source) in rule.secrets {
-            let value = source.value().ok_or_else(|| {
-                let SecretSource::Env(env) = &source else {
-                    unreachable!("a literal always has a value")
-                };
-                self.invalid(
-                    field(&format!("secrets.{name}")),
-                    format!("environment variable {env} is not set"),
-                )
-            })?;
-            if value.is_empty() {
-                return Err(self.invalid(field(&format!("secrets.{name}")), "is empty"));
-            }
+            let value = source
+                .read()
+                .map_err(|e| self.invalid(field(&format!("secrets.{name}")), e.to_string()))?;
             secrets.insert(name, value);
         }
         if rule
@@ -549,24 +588,56 @@ impl Check<'_> {
     }
 }
 
-/// An `http://` URL whose host is `localhost`, `127.0.0.1` or `[::1]`, with or without a port.
-fn is_local_http(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
+/// The first value in a rule's `config` that JSON cannot carry, by its dotted path, and why: a
+/// date or time (TOML's own type), or a float that is not finite.
+fn not_json(table: &toml::Table) -> Option<(String, &'static str)> {
+    fn at(value: &toml::Value, path: String) -> Option<(String, &'static str)> {
+        match value {
+            toml::Value::Datetime(_) => Some((
+                path,
+                "is a TOML date or time, which JSON cannot carry: write it as a string",
+            )),
+            toml::Value::Float(f) if !f.is_finite() => {
+                Some((path, "is not a finite number, which JSON cannot carry"))
+            }
+            toml::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| at(item, format!("{path}[{i}]"))),
+            toml::Value::Table(table) => table
+                .iter()
+                .find_map(|(key, item)| at(item, format!("{path}.{key}"))),
+            _ => None,
+        }
+    }
+    table.iter().find_map(|(key, value)| at(value, key.clone()))
+}
+
+/// The host of a URL under `scheme` (`"https://"`, `"http://"`): its authority up to the path,
+/// query or fragment, without brackets for IPv6; `None` without a host, with user info, or with
+/// a port that is not digits.
+fn url_host<'u>(url: &'u str, scheme: &str) -> Option<&'u str> {
+    let rest = url.strip_prefix(scheme)?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let (host, port) = match authority.strip_prefix('[') {
-        Some(bracketed) => match bracketed.split_once(']') {
-            Some((host, port)) => (host, port),
-            None => return false,
-        },
+        Some(bracketed) => bracketed.split_once(']')?,
         None => authority.split_at(authority.find(':').unwrap_or(authority.len())),
     };
     let port_ok = port.is_empty()
         || port
             .strip_prefix(':')
             .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
-    port_ok && matches!(host, "localhost" | "127.0.0.1" | "::1")
+    let host_ok = !host.is_empty()
+        && !host.contains(|c: char| c == '@' || c.is_whitespace() || c.is_control());
+    (port_ok && host_ok).then_some(host)
+}
+
+/// An `http://` URL whose host is `localhost`, `127.0.0.1` or `[::1]`, with or without a port.
+fn is_local_http(url: &str) -> bool {
+    matches!(
+        url_host(url, "http://"),
+        Some("localhost" | "127.0.0.1" | "::1")
+    )
 }
 
 /// A rule's limits: its own, else the global `[limits]`, else the defaults; zero is refused.
@@ -973,6 +1044,85 @@ private_key = "keys/signing.pem"
             "http://localhost:80x/",
         ] {
             assert!(!is_local_http(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn a_parse_error_names_line_and_column_but_never_quotes_the_line() {
+        let text = format!(
+            "{BASE}\n[[rules]]\nname = \"r\"\nmodule = \"r.wasm\"\nsecrets = {{ API_KEY = \"sk_live_123\", N = 7 }}\n"
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(!err.contains("sk_live_123"), "{err}");
+        assert!(err.contains("line 12, column"), "{err}");
+        let err = parse(&format!("{BASE}\nid_token_ttl = \"é\" + 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 9, column 20"), "{err}");
+    }
+
+    #[test]
+    fn zero_in_the_top_level_limits_is_refused_even_where_every_rule_sets_its_own() {
+        let rule = "[[rules]]\nname = \"r\"\nmodule = \"r.wasm\"\n[rules.limits]\nfuel = 5\n";
+        let err = parse(&format!("{BASE}\n[limits]\nfuel = 0\n{rule}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`limits.fuel`") && err.contains("greater than zero"),
+            "{err}"
+        );
+        let err = parse(&format!("{BASE}\n[limits]\ntimeout_ms = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`limits.timeout_ms`"), "{err}");
+    }
+
+    #[test]
+    fn rule_config_that_json_cannot_carry_is_refused_by_path() {
+        let rule = "[[rules]]\nname = \"r\"\nmodule = \"r.wasm\"\n[rules.config]\n";
+        for (config, field) in [
+            ("since = 1979-05-27\n", "`rules[0].config.since`"),
+            ("ratio = nan\n", "`rules[0].config.ratio`"),
+            (
+                "[rules.config.a]\nb = [1.0, -inf]\n",
+                "`rules[0].config.a.b[1]`",
+            ),
+        ] {
+            let err = parse(&format!("{BASE}\n{rule}{config}"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(field) && err.contains("JSON"),
+                "{config}: {err}"
+            );
+        }
+        assert!(parse(&format!("{BASE}\n{rule}ok = [1.5, \"1979-05-27\"]\n")).is_ok());
+    }
+
+    #[test]
+    fn the_issuer_needs_a_host() {
+        for bad in [
+            "https://",
+            "https:///x",
+            "https://:443/",
+            "https://user@login.example.com/",
+        ] {
+            let err = parse(&BASE.replace("https://login.example.com/", bad))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("`issuer`") && err.contains("with a host"),
+                "{bad}: {err}"
+            );
+        }
+        for good in [
+            "https://login.example.com:8443/tenant",
+            "http://[::1]:8080/",
+        ] {
+            assert!(
+                parse(&BASE.replace("https://login.example.com/", good)).is_ok(),
+                "{good}"
+            );
         }
     }
 }

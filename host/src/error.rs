@@ -1,6 +1,6 @@
 //! Typed errors of the host: a config that cannot be used, and a login that gets no tokens.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::keys::KeyError;
 use claimsmith_engine::{Denied, EventError, LoadError, RuleFailed};
@@ -59,6 +59,43 @@ pub enum LoginFailure {
     /// Signing failed (`server_error`).
     #[error(transparent)]
     Signing(KeyError),
+}
+
+impl ConfigError {
+    /// The TOML in `text`, read from `path`, does not parse or has the wrong shape: the parser's
+    /// `message` at the line and column where `span` starts. The source line is not quoted: it
+    /// may hold a secret written in the config.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        span: Option<std::ops::Range<usize>>,
+        message: &str,
+    ) -> ConfigError {
+        let message = message.trim_end();
+        let message = match span {
+            Some(span) => {
+                let mut at = span.start.min(text.len());
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let before = &text[..at];
+                let line = before.matches('\n').count() + 1;
+                let column = before
+                    .rsplit('\n')
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .count()
+                    + 1;
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message.to_owned(),
+        };
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        }
+    }
 }
 
 impl LoginFailure {

@@ -28,7 +28,9 @@ mod issuer;
 mod keys;
 mod signer;
 
-pub use config::{CacheSetting, Config, KeyConfig, RuleConfig, SecretSource, TTL_RANGE};
+pub use config::{
+    CacheSetting, Config, KeyConfig, RuleConfig, SecretError, SecretSource, TTL_RANGE,
+};
 pub use error::{ConfigError, LoginFailure};
 pub use issuer::{Issuer, LoginTimings, TOKEN_WARN_BYTES, Tokens};
 pub use keys::{Algorithm, KeyError, KeySet, SigningKey, generate_pem};

@@ -155,10 +155,7 @@ impl ServerConfig {
         let path = &config.path;
         let raw = toml::Deserializer::parse(text)
             .and_then(|de| RawDocument::deserialize(ObjectsOnly(de)))
-            .map_err(|e| ConfigError::Parse {
-                path: path.clone(),
-                message: e.to_string().trim_end().to_owned(),
-            })?;
+            .map_err(|e| ConfigError::parse(path, text, e.span(), e.message()))?;
         let check = Check { path, config };
         let Some(raw) = raw.server else {
             return Err(check.invalid(
@@ -419,17 +416,9 @@ impl Check<'_> {
             }
         }
         let secret = |name: &str, source: &SecretSource| -> Result<String, ConfigError> {
-            let value = source.value().ok_or_else(|| {
-                let env = match source {
-                    SecretSource::Env(env) => env.as_str(),
-                    SecretSource::Literal(_) => "",
-                };
-                self.invalid(sub(name), format!("environment variable {env} is not set"))
-            })?;
-            if value.is_empty() {
-                return Err(self.invalid(sub(name), "is empty"));
-            }
-            Ok(value)
+            source
+                .read()
+                .map_err(|e| self.invalid(sub(name), e.to_string()))
         };
         let setup =
             |name: &str, e: crate::auth::AuthSetupError| self.invalid(sub(name), e.to_string());
