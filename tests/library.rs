@@ -45,6 +45,67 @@ fn login_at_a_fixed_time_sets_iat_and_exp_from_the_ttls() {
 }
 
 #[test]
+fn no_token_is_signed_for_a_clock_before_1970_or_past_9999() {
+    let setup = Setup::new("ES256", ADD_ROLES);
+    let issuer = Issuer::from_config_file(&setup.config).unwrap();
+    let login = issuer.event_from_value(event("alice")).unwrap();
+    for now in [0, 253_402_300_800, u64::MAX] {
+        match issuer.login_at(&login, now) {
+            Err(LoginFailure::Signing(error)) => {
+                assert!(
+                    error.to_string().contains("between 1970 and 9999"),
+                    "{error}"
+                )
+            }
+            other => panic!("{now}: expected no tokens, got {other:?}"),
+        }
+    }
+    assert!(issuer.login_at(&login, 253_402_300_799).is_ok());
+}
+
+#[test]
+fn a_config_built_by_hand_has_its_token_lifetimes_checked_again() {
+    let setup = Setup::new("ES256", ADD_ROLES);
+    let mut config = claimsmith::Config::load(&setup.config).unwrap();
+    config.access_token_ttl = std::time::Duration::MAX;
+    match Issuer::from_config(config) {
+        Err(ConfigError::Invalid { field, message, .. }) => {
+            assert_eq!(field, "access_token_ttl");
+            assert!(message.contains("out of range"), "{message}");
+        }
+        other => panic!("expected an invalid lifetime, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn scope_and_updated_at_take_the_standard_forms() {
+    let setup = Setup::new("ES256", ADD_ROLES);
+    let issuer = Issuer::from_config_file(&setup.config).unwrap();
+    let mut alice = event("alice");
+    alice["transaction"]["requested_scopes"] = json!([
+        "openid",
+        "profile",
+        "",
+        "read:reports write:reports",
+        "openid",
+        " email  "
+    ]);
+    let tokens = issuer
+        .login_json(alice.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let access = tokens.access_token_claims.unwrap();
+    assert_eq!(
+        access["scope"],
+        "openid profile read:reports write:reports email"
+    );
+    // OIDC Core 5.1: a number of seconds; alice's is 2026-11-20T16:02:41.118Z.
+    assert_eq!(tokens.id_token_claims["updated_at"], json!(1_795_190_561));
+    alice["user"]["updated_at"] = json!("last tuesday");
+    let tokens = issuer.login_json(alice.to_string().as_bytes()).unwrap();
+    assert!(!tokens.id_token_claims.contains_key("updated_at"));
+}
+
+#[test]
 fn every_access_token_gets_a_fresh_jti() {
     let setup = Setup::new("ES256", ADD_ROLES);
     let issuer = Issuer::from_config_file(&setup.config).unwrap();

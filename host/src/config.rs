@@ -343,12 +343,17 @@ impl Check<'_> {
 
     /// `iss`: an https:// URL with a host, or http:// on localhost.
     fn issuer(&self, issuer: String) -> Result<String, ConfigError> {
-        if url_host(&issuer, "https://").is_some() || is_local_http(&issuer) {
+        // OIDC Core section 2: `iss` has no query or fragment.
+        if (url_host(&issuer, "https://").is_some() || is_local_http(&issuer))
+            && !issuer.contains(['?', '#'])
+        {
             return Ok(issuer);
         }
         Err(self.invalid(
             "issuer",
-            format!("{issuer:?} must be an https:// URL with a host (http:// only for localhost)"),
+            format!(
+                "{issuer:?} must be an https:// URL with a host and no query or fragment (http:// only for localhost)"
+            ),
         ))
     }
 
@@ -1106,6 +1111,8 @@ private_key = "keys/signing.pem"
             "https:///x",
             "https://:443/",
             "https://user@login.example.com/",
+            "https://login.example.com/?tenant=a",
+            "https://login.example.com/#x",
         ] {
             let err = parse(&BASE.replace("https://login.example.com/", bad))
                 .unwrap_err()

@@ -44,8 +44,11 @@ pub fn claims(
                 claims.insert(name.into(), json!(value));
             }
         }
-        if let Some(updated_at) = &user.updated_at {
-            // OIDC wants seconds since the epoch; pass through what the issuer sent otherwise.
+        // OIDC Core 5.1: seconds since the epoch, a number. The event carries it as Auth0
+        // does, an RFC 3339 string (or the seconds as text); anything else is left out.
+        if let Some(updated_at) = user.updated_at.as_deref().and_then(|text| {
+            super::access_token::rfc3339_seconds(text).or_else(|| text.parse::<i64>().ok())
+        }) {
             claims.insert("updated_at".into(), json!(updated_at));
         }
     }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::Header;
 use serde_json::{Map, Value, json};
 
-use crate::config::{CacheSetting, Config};
+use crate::config::{CacheSetting, Config, TTL_RANGE};
 use crate::error::{ConfigError, LoginFailure};
-use crate::keys::KeySet;
+use crate::keys::{KeyError, KeySet};
 use crate::{access_token, id_token};
 use claimsmith_engine::{BuildError, Event, LoginError, LoginEvent, Outcome, Pipeline, Rule};
 
@@ -76,7 +76,11 @@ impl Tokens {
     }
 }
 
-/// Seconds since the epoch, now.
+/// The latest time a token is signed at: 9999-12-31T23:59:59Z, seconds since the epoch. Past it
+/// (or at the epoch itself, a clock that reads before 1970) no token is signed.
+const LATEST_SIGNING_TIME: u64 = 253_402_300_799;
+
+/// Seconds since the epoch, now (0 for a clock that reads before the epoch, which signs nothing).
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -123,6 +127,24 @@ impl Issuer {
             field: field.into(),
             message,
         };
+        // A `Config` built by hand skips `Config::parse`'s checks: the lifetimes are checked
+        // again, as the token's `exp` is computed from them.
+        for (field, ttl) in [
+            ("id_token_ttl", config.id_token_ttl),
+            ("access_token_ttl", config.access_token_ttl),
+        ] {
+            if !TTL_RANGE.contains(&ttl.as_secs()) {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "{} seconds is out of range ({} to {} seconds)",
+                        ttl.as_secs(),
+                        TTL_RANGE.start(),
+                        TTL_RANGE.end()
+                    ),
+                ));
+            }
+        }
         let pipeline = builder.build().map_err(|error| match error {
             BuildError::Namespaces(message) => invalid("namespaces", message),
             BuildError::Engine(message) => invalid("limits", message),
@@ -211,6 +233,12 @@ impl Issuer {
         let issuer = &self.config.issuer;
         let key = self.keys.signing();
         let signing = LoginFailure::Signing;
+        // With `now` in range and the lifetimes in TTL_RANGE, `exp` cannot overflow.
+        if now == 0 || now > LATEST_SIGNING_TIME {
+            return Err(signing(KeyError::Sign(format!(
+                "the clock reads {now} seconds since the epoch; tokens are signed only between 1970 and 9999"
+            ))));
+        }
         let id_token_claims = id_token::claims(
             issuer,
             event,
