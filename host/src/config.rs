@@ -157,7 +157,7 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    /// The secret's text, or `None` when its environment variable is not set (or not UTF-8).
+    /// The secret's text, or `None` when there is none ([`SecretSource::read`] says why).
     pub fn value(&self) -> Option<String> {
         self.read().ok()
     }
@@ -277,7 +277,11 @@ impl Config {
         // Every table from a table: `ObjectsOnly` refuses one given as an array of its fields.
         let raw = toml::Deserializer::parse(text)
             .and_then(|de| RawConfig::deserialize(ObjectsOnly(de)))
-            .map_err(|e| ConfigError::parse(path, text, e.span(), e.message()))?;
+            .map_err(|mut e| {
+                // Without the input the message ends with the key path, not the source line.
+                e.set_input(None);
+                ConfigError::parse(path, text, e.span(), &e.to_string())
+            })?;
         let check = Check {
             path,
             base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -1059,7 +1063,21 @@ private_key = "keys/signing.pem"
         );
         let err = parse(&text).unwrap_err().to_string();
         assert!(!err.contains("sk_live_123"), "{err}");
-        assert!(err.contains("line 12, column"), "{err}");
+        assert!(
+            err.contains("line 12, column 42") && err.contains("in `rules.secrets.N`"),
+            "{err}"
+        );
+        // A secret written where a table belongs: serde's message would quote the string.
+        let text = format!(
+            "{BASE}\n[[rules]]\nname = \"r\"\nmodule = \"r.wasm\"\nsecrets = \"sk_live_\\\"123\"\n"
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            !err.contains("sk_live")
+                && !err.contains("123")
+                && err.contains("invalid type: a string"),
+            "{err}"
+        );
         let err = parse(&format!("{BASE}\nid_token_ttl = \"é\" + 1\n"))
             .unwrap_err()
             .to_string();

@@ -63,15 +63,22 @@ pub enum LoginFailure {
 
 impl ConfigError {
     /// The TOML in `text`, read from `path`, does not parse or has the wrong shape: the parser's
-    /// `message` at the line and column where `span` starts. The source line is not quoted: it
-    /// may hold a secret written in the config.
+    /// `message` (its lines joined) at the line and column where `span` starts. The source line
+    /// is not quoted: it may hold a secret written in the config.
     pub fn parse(
         path: &Path,
         text: &str,
         span: Option<std::ops::Range<usize>>,
         message: &str,
     ) -> ConfigError {
-        let message = message.trim_end();
+        let message = without_quoted_strings(
+            &message
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         let message = match span {
             Some(span) => {
                 let mut at = span.start.min(text.len());
@@ -89,13 +96,43 @@ impl ConfigError {
                     + 1;
                 format!("line {line}, column {column}: {message}")
             }
-            None => message.to_owned(),
+            None => message,
         };
         ConfigError::Parse {
             path: path.to_owned(),
             message,
         }
     }
+}
+
+/// `message` with every string value serde quotes (`string "…"`, escaped as Rust's `Debug` does)
+/// put as `a string`: a secret written where another type belongs would be quoted whole.
+fn without_quoted_strings(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(QUOTED) {
+        out.push_str(&rest[..at]);
+        let quoted = &rest[at + QUOTED.len()..];
+        let mut escaped = false;
+        let end = quoted.char_indices().find_map(|(i, c)| match c {
+            _ if escaped => {
+                escaped = false;
+                None
+            }
+            '\\' => {
+                escaped = true;
+                None
+            }
+            '"' => Some(i + 1),
+            _ => None,
+        });
+        out.push_str("a string");
+        // An unterminated quote: drop the rest rather than print part of it.
+        rest = end.map_or("", |end| &quoted[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 impl LoginFailure {

@@ -155,7 +155,11 @@ impl ServerConfig {
         let path = &config.path;
         let raw = toml::Deserializer::parse(text)
             .and_then(|de| RawDocument::deserialize(ObjectsOnly(de)))
-            .map_err(|e| ConfigError::parse(path, text, e.span(), e.message()))?;
+            .map_err(|mut e| {
+                // Without the input the message ends with the key path, not the source line.
+                e.set_input(None);
+                ConfigError::parse(path, text, e.span(), &e.to_string())
+            })?;
         let check = Check { path, config };
         let Some(raw) = raw.server else {
             return Err(check.invalid(
