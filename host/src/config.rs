@@ -363,18 +363,9 @@ impl Check<'_> {
 
     /// A token lifetime in [`TTL_RANGE`].
     fn ttl(&self, field: &str, value: Option<u64>, default: u64) -> Result<Duration, ConfigError> {
-        let value = value.unwrap_or(default);
-        if TTL_RANGE.contains(&value) {
-            return Ok(Duration::from_secs(value));
-        }
-        Err(self.invalid(
-            field,
-            format!(
-                "{value} seconds is out of range ({} to {} seconds)",
-                TTL_RANGE.start(),
-                TTL_RANGE.end()
-            ),
-        ))
+        let value = Duration::from_secs(value.unwrap_or(default));
+        ttl_in_range(value).map_err(|message| self.invalid(field, message))?;
+        Ok(value)
     }
 
     /// At least one key, each with a unique, non-empty id.
@@ -595,6 +586,19 @@ impl Check<'_> {
             Some(dir) => CacheSetting::Dir(self.base.join(dir)),
         }
     }
+}
+
+/// A token lifetime in [`TTL_RANGE`], or why not (for a config read from TOML or built by hand).
+pub(crate) fn ttl_in_range(ttl: Duration) -> Result<(), String> {
+    if TTL_RANGE.contains(&ttl.as_secs()) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} seconds is out of range ({} to {} seconds)",
+        ttl.as_secs(),
+        TTL_RANGE.start(),
+        TTL_RANGE.end()
+    ))
 }
 
 /// The first value in a rule's `config` that JSON cannot carry, by its dotted path, and why: a

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::Header;
 use serde_json::{Map, Value, json};
 
-use crate::config::{CacheSetting, Config, TTL_RANGE};
+use crate::config::{CacheSetting, Config, ttl_in_range};
 use crate::error::{ConfigError, LoginFailure};
 use crate::keys::{KeyError, KeySet};
 use crate::{access_token, id_token};
@@ -133,17 +133,7 @@ impl Issuer {
             ("id_token_ttl", config.id_token_ttl),
             ("access_token_ttl", config.access_token_ttl),
         ] {
-            if !TTL_RANGE.contains(&ttl.as_secs()) {
-                return Err(invalid(
-                    field,
-                    format!(
-                        "{} seconds is out of range ({} to {} seconds)",
-                        ttl.as_secs(),
-                        TTL_RANGE.start(),
-                        TTL_RANGE.end()
-                    ),
-                ));
-            }
+            ttl_in_range(ttl).map_err(|message| invalid(field, message))?;
         }
         let pipeline = builder.build().map_err(|error| match error {
             BuildError::Namespaces(message) => invalid("namespaces", message),
