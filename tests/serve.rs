@@ -1395,3 +1395,137 @@ fn the_outcome_format_answers_only_what_the_rules_decided() {
     assert_eq!(bad.status, 400, "{bad:?}");
     assert_eq!(bad.body["error"], "invalid_request");
 }
+
+/// Send `head` (a request's head without its blank line) with a `Content-Length` of 100 and one
+/// byte of body, the rest held back; the open stream.
+fn held_back(server: &Server, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "{head}\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    )
+    .unwrap();
+    stream
+}
+
+#[test]
+fn callers_without_the_key_or_a_signature_hold_no_place_in_max_in_flight() {
+    let hooks = "[[server.hooks]]\npath = \"/key\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"api_key\"\nheader = \"Authorization\"\nvalue = { env = \"CLAIMSMITH_TEST_HOOK_KEY\" }\n\n[[server.hooks]]\npath = \"/signed\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"zitadel_signature\"\nsigning_key = { env = \"CLAIMSMITH_TEST_ZITADEL\" }\n";
+    let setup = Setup::new(
+        "EdDSA",
+        &format!("{ADD_ROLES}\n[server]\nmax_in_flight = 2\nrequest_timeout_ms = 10000\n\n{hooks}"),
+    );
+    let server = Server::start(
+        &setup.config,
+        &[
+            ("CLAIMSMITH_TEST_HOOK_KEY", "Bearer s3cret-key"),
+            ("CLAIMSMITH_TEST_ZITADEL", "zitadel-signing-key"),
+        ],
+    );
+    // A key is checked on the headers: refused at once, before the body comes.
+    let mut keyless = held_back(&server, "POST /key HTTP/1.1");
+    let answer = read_response(&mut keyless);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // Signatures need the body: two unsigned callers that never finish theirs are in flight,
+    // but hold none of the two places.
+    let held: Vec<_> = (0..2)
+        .map(|_| held_back(&server, "POST /signed HTTP/1.1"))
+        .collect();
+    wait_in_flight(&server, 2);
+    let body = event("alice").to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"zitadel-signing-key");
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{now}.{body}").as_bytes());
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let signed = post(
+        &server.url("/signed"),
+        &[("ZITADEL-Signature", &format!("t={now},v1={hex}"))],
+        &body,
+    );
+    assert_eq!(signed.status, 200, "{signed:?}");
+    let keyed = post(
+        &server.url("/key"),
+        &[("Authorization", "Bearer s3cret-key")],
+        &body,
+    );
+    assert_eq!(keyed.status, 200, "{keyed:?}");
+    drop(held);
+}
+
+#[test]
+fn a_caller_that_goes_away_is_counted_abandoned_and_leaves_the_in_flight_gauge() {
+    // The rule's deadline (3 s) is over the request's (2 s): it runs on a thread of its own
+    // while the request waits, and the caller closes the connection meanwhile.
+    let setup = Setup::new("EdDSA", "");
+    add_slow_rule(
+        &setup,
+        "timeout_ms = 3000",
+        "on_error = \"skip\"",
+        &server_table(OPEN_HOOK),
+    );
+    let server = Server::start(&setup.config, &[]);
+    let body = event("alice").to_string();
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    write!(
+        stream,
+        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_in_flight(&server, 1);
+    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(stream);
+    wait_metric(
+        &server,
+        "claimsmith_hook_requests_total{hook=\"/hooks/login\",outcome=\"abandoned\"} 1",
+    );
+    wait_in_flight(&server, 0);
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = server.logs().join("\n");
+    assert!(
+        logs.contains("hook request abandoned: the caller closed the connection"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn rules_run_where_the_request_was_read_only_within_what_is_left_of_its_deadline() {
+    // The rule's deadline equals the request's (2 s), so it may run on the I/O thread; but the
+    // body takes 1.5 s to come, leaving less than the rule could take. It must then run where
+    // the request's deadline still answers on time: at 2 s, not at 1.5 + 2 s.
+    let setup = Setup::new("EdDSA", "");
+    add_slow_rule(&setup, "timeout_ms = 2000", "", &server_table(OPEN_HOOK));
+    let server = Server::start(&setup.config, &[]);
+    let body = event("alice").to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let sent = Instant::now();
+    write!(
+        stream,
+        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    stream.write_all(rest.as_bytes()).unwrap();
+    let answer = read_response(&mut stream);
+    let took = sent.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    assert!(
+        answer.contains("within request_timeout_ms (2000 ms)"),
+        "{answer}"
+    );
+    assert!(
+        took < Duration::from_millis(3000),
+        "answered after {took:?}"
+    );
+}

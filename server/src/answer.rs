@@ -67,23 +67,65 @@ pub(crate) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answe
         access(shared, hook, &response, RequestOutcome::BadRequest, started);
         return response;
     }
-    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
-        let reply = error_reply(hook, 503, "too many requests in flight: retry shortly");
-        let mut response = reply_response(&reply);
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        access(shared, hook, &response, RequestOutcome::Overloaded, started);
-        return response;
-    };
-    let in_flight = shared.metrics.in_flight().clone();
-    in_flight.inc();
     let deadline = tokio::time::Instant::now() + deployment.server.request_timeout;
-    let (response, outcome) =
-        hook_request(shared, &deployment, hook, request, deadline, permit).await;
-    in_flight.dec();
+    // Logged and counted when the request is answered, or as abandoned if the caller closes
+    // the connection first (hyper then drops this future).
+    let mut record = Record {
+        shared,
+        hook,
+        started,
+        answered: false,
+    };
+    let _in_flight = InFlight::count(shared.metrics.in_flight());
+    let (response, outcome) = hook_request(shared, &deployment, hook, request, deadline).await;
+    record.answered = true;
     access(shared, hook, &response, outcome, started);
     response
+}
+
+/// A hook request's access log line and count, kept even when the caller goes away before the
+/// answer: then the outcome is `abandoned`.
+struct Record<'a> {
+    shared: &'a Shared,
+    hook: &'a HookConfig,
+    started: Instant,
+    answered: bool,
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let took = self.started.elapsed();
+        self.shared
+            .metrics
+            .request(&self.hook.path, RequestOutcome::Abandoned, took);
+        tracing::info!(
+            target: "claimsmith::access",
+            hook = %self.hook.path,
+            format = self.hook.format.name(),
+            outcome = ?RequestOutcome::Abandoned,
+            duration_us = took.as_micros() as u64,
+            "hook request abandoned: the caller closed the connection before the answer"
+        );
+    }
+}
+
+/// A request counted in `claimsmith_in_flight_requests` until this is dropped, answered or not.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn count(gauge: &prometheus_client::metrics::gauge::Gauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A hook's request answered: counted in the metrics, and its access log line (no claim, no
@@ -131,7 +173,6 @@ async fn hook_request(
     hook: &HookConfig,
     request: Request<Incoming>,
     deadline: tokio::time::Instant,
-    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> (Answer, RequestOutcome) {
     let refuse = |status: u16, message: &str, outcome| {
         (reply_response(&error_reply(hook, status, message)), outcome)
@@ -155,6 +196,13 @@ async fn hook_request(
             &format!("the body is over {cap} bytes"),
             RequestOutcome::TooLarge,
         );
+    }
+    // A key in a header or a cookie is checked before the body is read: a caller without it
+    // holds nothing but its own connection. Signatures need the body.
+    let with_body = hook.auth.needs_body();
+    if !with_body && let Err(failure) = hook.auth.verify(request.headers(), &[], SystemTime::now())
+    {
+        return unauthorized(hook, failure);
     }
     let (parts, body) = request.into_parts();
     let body = match tokio::time::timeout_at(deadline, Limited::new(body, cap).collect()).await {
@@ -183,11 +231,19 @@ async fn hook_request(
             return (response, RequestOutcome::Timeout);
         }
     };
-    if let Err(failure) = hook.auth.verify(&parts.headers, &body, SystemTime::now()) {
-        // The reason goes to the log only; the caller learns no more than "unauthorized".
-        tracing::warn!(target: "claimsmith::server", hook = %hook.path, reason = failure.reason(), "authentication failed");
-        return refuse(401, "unauthorized", RequestOutcome::Unauthorized);
+    if with_body && let Err(failure) = hook.auth.verify(&parts.headers, &body, SystemTime::now()) {
+        return unauthorized(hook, failure);
     }
+    // Only an authenticated request, read whole, takes one of max_in_flight's places: a caller
+    // that sends slowly, or without the key, cannot fill them.
+    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
+        let reply = error_reply(hook, 503, "too many requests in flight: retry shortly");
+        let mut response = reply_response(&reply);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return (response, RequestOutcome::Overloaded);
+    };
     let mut issuer_request = match hook.format {
         Format::Claimsmith | Format::Outcome => None,
         Format::Issuer(format) => match format.request(&body) {
@@ -216,7 +272,9 @@ async fn hook_request(
         }
     };
     let signed = hook.format == Format::Claimsmith;
-    let seat = if deployment.runs_inline(hook) {
+    // Inline only while the rules' deadlines fit in what is left of the request's.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let seat = if deployment.runs_inline(hook, left) {
         shared.inline.take().await
     } else {
         None
@@ -362,6 +420,16 @@ async fn hook_request(
             }
         }
     }
+}
+
+/// The 401 every scheme answers; why goes to the log only, the caller learns no more than
+/// "unauthorized".
+fn unauthorized(hook: &HookConfig, failure: crate::auth::AuthFailure) -> (Answer, RequestOutcome) {
+    tracing::warn!(target: "claimsmith::server", hook = %hook.path, reason = failure.reason(), "authentication failed");
+    (
+        reply_response(&error_reply(hook, 401, "unauthorized")),
+        RequestOutcome::Unauthorized,
+    )
 }
 
 /// Run `rules` (every rule: `None`) on `event`: signed tokens for a `claimsmith` hook (`signed`),

@@ -24,6 +24,13 @@ use subtle::ConstantTimeEq;
 /// How far a signed timestamp may be from now, either way.
 const TOLERANCE: Duration = Duration::from_secs(300);
 
+/// The most signatures one request may carry (a rotation lists two or three). More is refused
+/// as malformed before any HMAC is computed.
+const MAX_SIGNATURES: usize = 16;
+
+/// The length of an HMAC-SHA256: a signature of any other length cannot match and is skipped.
+const SIGNATURE_BYTES: usize = 32;
+
 /// A hook endpoint's authentication.
 pub(crate) enum HookAuth {
     /// Anyone may call (for a hook behind its own authenticating proxy).
@@ -201,6 +208,15 @@ impl HookAuth {
         }
     }
 
+    /// Whether the check needs the request's body (a signature over it); a key or no auth is
+    /// checked on the headers alone, before the body is read.
+    pub(crate) fn needs_body(&self) -> bool {
+        matches!(
+            self,
+            HookAuth::StandardWebhooks { .. } | HookAuth::ZitadelSignature { .. }
+        )
+    }
+
     /// Check a request's headers (and, for signatures, its raw body) at time `now`.
     pub(crate) fn verify(
         &self,
@@ -314,7 +330,10 @@ fn parse_seconds(text: &[u8]) -> Result<u64, AuthFailure> {
 }
 
 fn check_time(seconds: u64, now: SystemTime) -> Result<(), AuthFailure> {
-    let signed = UNIX_EPOCH + Duration::from_secs(seconds);
+    // A time the clock cannot hold is as far from now as any.
+    let signed = UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or(AuthFailure::StaleTimestamp)?;
     let off = match now.duration_since(signed) {
         Ok(past) => past,
         Err(future) => future.duration(),
@@ -336,10 +355,15 @@ fn standard_signatures(header: &[u8]) -> Result<Vec<Vec<u8>>, AuthFailure> {
         .map(str::trim)
         .filter(|p| !p.is_empty());
     let mut signatures = Vec::new();
+    let mut entries = 0;
     while let Some(version) = parts.next() {
         let Some(signature) = parts.next() else {
             return Err(AuthFailure::Malformed);
         };
+        entries += 1;
+        if entries > MAX_SIGNATURES {
+            return Err(AuthFailure::Malformed);
+        }
         if version == "v1"
             && let Ok(bytes) = STANDARD.decode(signature)
         {
@@ -353,11 +377,15 @@ fn standard_signatures(header: &[u8]) -> Result<Vec<Vec<u8>>, AuthFailure> {
 }
 
 /// `t=<unix>,v1=<hex>[,v1=<hex>..]`: the timestamp text and the decoded signatures. Unknown
-/// parts and undecodable signatures are skipped, as Zitadel's own verifier does.
+/// parts and undecodable signatures are skipped, as Zitadel's own verifier does. More than
+/// [`MAX_SIGNATURES`] parts is malformed.
 fn zitadel_header(header: &[u8]) -> Result<(&[u8], Vec<Vec<u8>>), AuthFailure> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
-    for part in header.split(|b| *b == b',') {
+    for (index, part) in header.split(|b| *b == b',').enumerate() {
+        if index > MAX_SIGNATURES {
+            return Err(AuthFailure::Malformed);
+        }
         let part = part.trim_ascii();
         let Some(eq) = part.iter().position(|b| *b == b'=') else {
             return Err(AuthFailure::Malformed);
@@ -393,6 +421,7 @@ fn hex(text: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Whether any signature is the HMAC-SHA256 of `signed` under any secret (constant-time).
+/// One HMAC per secret, whatever the number of signatures: the body is hashed once each.
 fn any_signature<'s>(
     secrets: impl Iterator<Item = &'s Secret>,
     signed: &[u8],
@@ -401,9 +430,12 @@ fn any_signature<'s>(
     let mut ok = false;
     for secret in secrets {
         let key = hmac::Key::new(hmac::HMAC_SHA256, secret.bytes());
+        let expected = hmac::sign(&key, signed);
         for signature in signatures {
-            // Every pair is checked, so the time does not say which one matched.
-            ok |= hmac::verify(&key, signed, signature).is_ok();
+            // Every pair is compared, so the time does not say which one matched.
+            if signature.len() == SIGNATURE_BYTES {
+                ok |= bool::from(expected.as_ref().ct_eq(signature.as_slice()));
+            }
         }
     }
     if ok {

@@ -19,9 +19,9 @@ pub(crate) struct Deployment {
     pub server: ServerConfig,
     /// Hook path → index in `server.hooks`.
     by_path: HashMap<String, usize>,
-    /// Per hook (as `server.hooks`): whether its rules' deadlines add up to no more than the
-    /// request's, so they may run on the I/O thread (`answer`).
-    inline: Vec<bool>,
+    /// Per hook (as `server.hooks`): its rules' deadlines added up (shadow rules included), or
+    /// `None` when that is over the request's, so they never run on the I/O thread (`answer`).
+    worst: Vec<Option<Duration>>,
 }
 
 impl Deployment {
@@ -38,7 +38,7 @@ impl Deployment {
             .map(|(i, hook)| (hook.path.clone(), i))
             .collect();
         let rules = issuer.pipeline().rules();
-        let inline = server
+        let worst = server
             .hooks
             .iter()
             .map(|hook| {
@@ -52,14 +52,14 @@ impl Deployment {
                     })
                     .map(|(_, rule)| rule.limits().timeout)
                     .sum();
-                worst <= server.request_timeout
+                (worst <= server.request_timeout).then_some(worst)
             })
             .collect();
         Ok(Deployment {
             issuer,
             server,
             by_path,
-            inline,
+            worst,
         })
     }
 
@@ -74,12 +74,14 @@ impl Deployment {
         Ok(self)
     }
 
-    /// Whether `hook`'s rules run on the thread that read the request: only when their
-    /// deadlines add up to no more than the request's, so that it still answers in time.
-    pub(crate) fn runs_inline(&self, hook: &HookConfig) -> bool {
+    /// Whether `hook`'s rules may run on the thread that read the request, with `left` of the
+    /// request's deadline to go: only when their deadlines add up to no more than that, so that
+    /// it still answers in time.
+    pub(crate) fn runs_inline(&self, hook: &HookConfig, left: Duration) -> bool {
         self.by_path
             .get(&hook.path)
-            .is_some_and(|&i| self.inline[i])
+            .and_then(|&i| self.worst[i])
+            .is_some_and(|worst| worst <= left)
     }
 
     /// The hook at `path`, if any.

@@ -66,6 +66,8 @@ pub(crate) enum RequestOutcome {
     TooLarge,
     /// Over `max_in_flight`.
     Overloaded,
+    /// The caller closed the connection before the answer.
+    Abandoned,
 }
 
 impl RequestOutcome {
@@ -79,6 +81,7 @@ impl RequestOutcome {
             RequestOutcome::Unauthorized => "unauthorized",
             RequestOutcome::TooLarge => "too_large",
             RequestOutcome::Overloaded => "overloaded",
+            RequestOutcome::Abandoned => "abandoned",
         }
     }
 }

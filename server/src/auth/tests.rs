@@ -411,3 +411,69 @@ fn zitadel_signature_both_header_names_lists_and_time() {
         Err(AuthFailure::BadSignature)
     );
 }
+
+#[test]
+fn timestamps_past_what_the_clock_holds_are_stale_not_a_panic() {
+    let body = b"{}";
+    let webhooks = HookAuth::standard_webhooks(vec![whsec(KEY_A)]).unwrap();
+    let zitadel = HookAuth::zitadel_signature("kP4vGd2mF6rLw8Zq".into()).unwrap();
+    for ts in [u64::MAX, i64::MAX as u64 + 1, i64::MAX as u64] {
+        let sig = standard_sig(KEY_A, "2e0c5c0e-4f3b-4a4e-8f43-3c1c1f6a9d10", ts, body);
+        assert_eq!(
+            webhooks.verify(&webhook(&sig, ts), body, at(1_750_000_000)),
+            Err(AuthFailure::StaleTimestamp),
+            "{ts}"
+        );
+        let header = zitadel_header(b"kP4vGd2mF6rLw8Zq", ts, body);
+        assert_eq!(
+            zitadel.verify(
+                &headers(&[("zitadel-signature", &header)]),
+                body,
+                at(1_750_000_000)
+            ),
+            Err(AuthFailure::StaleTimestamp),
+            "{ts}"
+        );
+    }
+}
+
+#[test]
+fn signature_lists_are_capped_and_short_signatures_never_match() {
+    let body = br#"{"user_id":"u1"}"#;
+    let id = "2e0c5c0e-4f3b-4a4e-8f43-3c1c1f6a9d10";
+    let ts = 1_750_000_000;
+    let auth = HookAuth::standard_webhooks(vec![whsec(KEY_A)]).unwrap();
+    let good = standard_sig(KEY_A, id, ts, body);
+    let filler = |n: usize| vec!["v1,AA=="; n].join(" ");
+    // Sixteen entries, the right one last: accepted.
+    let sixteen = format!("{} {good}", filler(15));
+    assert_eq!(auth.verify(&webhook(&sixteen, ts), body, at(ts)), Ok(()));
+    // Seventeen, or the thousands that fit in a header: refused before any HMAC.
+    for list in [format!("{} {good}", filler(16)), filler(20_000)] {
+        assert_eq!(
+            auth.verify(&webhook(&list, ts), body, at(ts)),
+            Err(AuthFailure::Malformed)
+        );
+    }
+    // A truncated signature is not a prefix match.
+    let mac_bytes = STANDARD.decode(good.strip_prefix("v1,").unwrap()).unwrap();
+    let short = format!("v1,{}", STANDARD.encode(&mac_bytes[..31]));
+    assert_eq!(
+        auth.verify(&webhook(&short, ts), body, at(ts)),
+        Err(AuthFailure::BadSignature)
+    );
+
+    let key = "kP4vGd2mF6rLw8Zq";
+    let zitadel = HookAuth::zitadel_signature(key.into()).unwrap();
+    let good = zitadel_header(key.as_bytes(), ts, body);
+    let (_, v1) = good.split_once(',').unwrap();
+    let many = |n: usize| format!("t={ts},{}{v1}", "v1=00,".repeat(n));
+    assert_eq!(
+        zitadel.verify(&headers(&[("zitadel-signature", &many(15))]), body, at(ts)),
+        Ok(())
+    );
+    assert_eq!(
+        zitadel.verify(&headers(&[("zitadel-signature", &many(16))]), body, at(ts)),
+        Err(AuthFailure::Malformed)
+    );
+}
