@@ -19,6 +19,21 @@ use super::{
     rule_removing,
 };
 
+/// The ID-token claims fosite sends as RFC 3339 times (`time.Time`), not NumericDates.
+const TIME_CLAIMS: [&str; 4] = ["exp", "iat", "rat", "auth_time"];
+
+/// Token-request parameters that are credentials, kept from rules: Hydra passes the jwt-bearer
+/// `assertion`; the others are kept back too, should a Hydra ever pass them.
+const CREDENTIAL_PARAMETERS: [&str; 7] = [
+    "assertion",
+    "client_assertion",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "password",
+    "refresh_token",
+];
+
 /// What the response is seeded from.
 #[cfg_attr(test, derive(Debug, PartialEq))]
 pub(super) struct State {
@@ -194,7 +209,17 @@ fn event(body: Body) -> (Event, State) {
         if let Some(Value::Object(ext)) = claims.remove("ext") {
             id_ext = ext;
         }
-        for (name, value) in claims {
+        for (name, mut value) in claims {
+            // fosite's `IDTokenClaims` has these as Go `time.Time`: RFC 3339 text, and
+            // `0001-01-01T00:00:00Z` when unset. Rules see them as JWT NumericDates.
+            if TIME_CLAIMS.contains(&name.as_str())
+                && let Value::String(text) = &value
+            {
+                value = claimsmith_sdk::time::parse_rfc3339(text)
+                    .map(|ms| ms.div_euclid(1000))
+                    .filter(|seconds| *seconds > 0)
+                    .map_or(Value::Null, Value::from);
+            }
             let empty = match &value {
                 Value::Null => true,
                 Value::String(s) => s.is_empty(),
@@ -270,7 +295,11 @@ fn event(body: Body) -> (Event, State) {
     event.transaction.nonce = first_str(id_fixed.get("nonce"));
     event.request.method = Some("POST".to_owned());
     for (name, values) in request.payload.unwrap_or_default() {
-        // The token request's form, `assertion` already taken out by Hydra.
+        // The token request's form as Hydra keeps it (`Sanitize`: `grant_type` and the
+        // jwt-bearer `assertion`). The assertion is a bearer credential: rules never see it.
+        if CREDENTIAL_PARAMETERS.contains(&name.as_str()) {
+            continue;
+        }
         let value = match values {
             Value::Array(mut items) if items.len() == 1 => items.remove(0),
             other => other,

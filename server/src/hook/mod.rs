@@ -161,7 +161,10 @@ impl IssuerFormat {
                     }
                 };
                 match result {
-                    Ok(reply) => return reply,
+                    Ok(reply) => match self.over_limit(&reply) {
+                        None => return reply,
+                        Some(refusal) => refusal,
+                    },
                     Err(refusal) => refusal,
                 }
             }
@@ -181,6 +184,28 @@ impl IssuerFormat {
         }
     }
 
+    /// A refusal when `reply` is larger than the issuer takes: Okta refuses a response of 256 KB
+    /// or more and Supabase one over 200 KiB (`payloadLimit`), and both then go on without the
+    /// rules' claims (Okta issues the original token). Sizes are counted, not copied.
+    fn over_limit(self, reply: &Reply) -> Option<Refusal> {
+        let limit = match self {
+            IssuerFormat::Okta => OKTA_RESPONSE_BYTES,
+            IssuerFormat::Supabase => SUPABASE_RESPONSE_BYTES,
+            _ => return None,
+        };
+        let body = reply.body.as_ref()?;
+        let mut counted = ByteCount(0);
+        serde_json::to_writer(&mut counted, body).ok()?;
+        (counted.0 > limit).then(|| Refusal::Failed {
+            message: format!(
+                "the answer would be {} bytes, over the {limit} bytes {} takes; the login fails closed",
+                counted.0,
+                self.name()
+            ),
+            transient: false,
+        })
+    }
+
     /// This format's error response for a request claimsmith refuses before the rules run
     /// (400 bad body or event, 401 auth, 413, 503 overload, 500), in the format's error shape.
     /// Okta's is always a 200 with an `error` object, since Okta issues the token unmodified
@@ -193,6 +218,27 @@ impl IssuerFormat {
             IssuerFormat::Zitadel => zitadel::error(status, message),
             IssuerFormat::Cognito => cognito::error(status, message),
         }
+    }
+}
+
+/// The largest response Okta takes: "must be under 256 KB" (counted here as 256,000 bytes, the
+/// stricter reading).
+const OKTA_RESPONSE_BYTES: usize = 256_000 - 1;
+
+/// The largest response Supabase Auth takes (`payloadLimit = 200*1024`).
+const SUPABASE_RESPONSE_BYTES: usize = 200 * 1024;
+
+/// A writer that only counts what is written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

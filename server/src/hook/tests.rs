@@ -349,6 +349,40 @@ fn hydra_event_defaults_audience_and_legacy_refresh_hook() {
 }
 
 #[test]
+fn hydra_time_claims_are_seconds_and_the_assertion_never_reaches_rules() {
+    // fosite sends the ID token's times as Go `time.Time` (RFC 3339; the zero time when unset),
+    // and the jwt-bearer `assertion` in the request's form.
+    let body = json!({"session": {"id_token": {"subject": "foo", "id_token_claims": {
+            "sub": "foo", "amr": ["pwd"], "auth_time": "2024-05-14T12:30:21Z",
+            "iat": "2024-05-14T12:30:22+02:00", "exp": "0001-01-01T00:00:00Z", "ext": {}}}},
+        "request": {"client_id": "app", "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+            "payload": {"grant_type": ["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+                        "assertion": ["eyJhbGciOiJSUzI1NiJ9.e30.c2ln"]}}});
+    let event = read_bytes(HYDRA, body.to_string().as_bytes()).event_json();
+    assert_eq!(
+        event["authentication"]["methods"],
+        json!([{"name": "pwd", "timestamp": null, "auth_time": 1_715_689_821}])
+    );
+    assert_eq!(
+        event["issuer_claims"]["id_token"]["auth_time"],
+        1_715_689_821
+    );
+    assert_eq!(event["issuer_claims"]["id_token"]["iat"], 1_715_682_622);
+    assert!(
+        event["issuer_claims"]["id_token"].get("exp").is_none(),
+        "{event}"
+    );
+    assert_eq!(
+        event["request"]["query"],
+        json!({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer"})
+    );
+    assert!(
+        !event.to_string().contains("eyJhbGciOiJSUzI1NiJ9"),
+        "{event}"
+    );
+}
+
+#[test]
 fn hydra_bad_requests_name_the_field() {
     assert_eq!(
         HYDRA.request(br#"{"request": {}}"#).err(),
@@ -808,6 +842,39 @@ fn supabase_refusals() {
             401,
             json!({"error": {"http_code": 401, "message": "unauthorized"}})
         )
+    );
+}
+
+#[test]
+fn answers_larger_than_okta_or_supabase_take_fail_closed() {
+    // Okta refuses a response of 256 KB or more, Supabase one over 200 KiB, and both then go on
+    // without the rules' claims: claimsmith answers with the format's error instead.
+    let big = |bytes: usize| claims(json!({}), json!({TENANT: "x".repeat(bytes)}));
+    let okta = okta();
+    let fits = respond(OKTA, &okta, &big(250_000));
+    assert!(fits.body.as_ref().unwrap().get("commands").is_some());
+    let over = respond(OKTA, &okta, &big(256_000));
+    assert_eq!(over.status, 200);
+    let summary = over.body.unwrap()["error"]["errorSummary"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        summary.contains("over the 255999 bytes okta takes"),
+        "{summary}"
+    );
+    let supabase = supabase();
+    let fits = respond(SUPABASE, &supabase, &big(200_000));
+    assert!(fits.body.as_ref().unwrap().get("claims").is_some());
+    let over = respond(SUPABASE, &supabase, &big(205_000));
+    assert_eq!(over.body.as_ref().unwrap()["error"]["http_code"], 500);
+    let message = over.body.unwrap()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("over the 204800 bytes supabase takes"),
+        "{message}"
     );
 }
 
