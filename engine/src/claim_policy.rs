@@ -99,15 +99,25 @@ impl ClaimPolicy {
 
     /// Register secret values (name, value) that must never appear in tokens or metadata.
     pub fn with_secrets(mut self, secrets: impl IntoIterator<Item = (String, String)>) -> Self {
-        self.secrets
-            .extend(secrets.into_iter().filter(|(_, v)| !v.is_empty()));
+        self.add_secrets(secrets);
         self
     }
 
-    /// Register more secret values (name, value).
+    /// Register more secret values (name, value). A value that JSON escapes (a quote, a
+    /// backslash, a control character) is registered as escaped too: a rule that logs the
+    /// JSON of its secrets (`console.log(event.secrets)`) writes that form.
     pub fn add_secrets(&mut self, secrets: impl IntoIterator<Item = (String, String)>) {
-        self.secrets
-            .extend(secrets.into_iter().filter(|(_, v)| !v.is_empty()));
+        for (name, value) in secrets {
+            if value.is_empty() {
+                continue;
+            }
+            let quoted = Value::String(value.clone()).to_string();
+            let escaped = &quoted[1..quoted.len() - 1];
+            if escaped != value {
+                self.secrets.push((name.clone(), escaped.to_owned()));
+            }
+            self.secrets.push((name, value));
+        }
     }
 
     /// The allowed namespaces.
@@ -447,6 +457,33 @@ mod tests {
         assert!(
             p.check_metadata("app_metadata", "k", &json!("sk_live_123"))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_as_json_writes_them_too() {
+        let p = ClaimPolicy::new(vec!["https://example.com/".into()])
+            .unwrap()
+            .with_secrets([
+                ("QUOTE".to_string(), "pa\"ss".to_string()),
+                ("SLASH".to_string(), "c:\\key".to_string()),
+                ("LINE".to_string(), "one\ntwo".to_string()),
+            ]);
+        let logged = serde_json::json!({"QUOTE": "pa\"ss", "SLASH": "c:\\key", "LINE": "one\ntwo"})
+            .to_string();
+        let redacted = p.redact(&logged);
+        for leaked in ["pa\\\"ss", "c:\\\\key", "one\\ntwo", "ss", "key", "two"] {
+            assert!(!redacted.contains(leaked), "{leaked} in {redacted}");
+        }
+        assert_eq!(p.redact("raw pa\"ss"), "raw [REDACTED]");
+        // A claim carrying the escaped form is refused as the secret itself is.
+        assert!(
+            p.check_claim_value(
+                TokenKind::IdToken,
+                "https://example.com/x",
+                &Value::String("one\\ntwo".into())
+            )
+            .is_err()
         );
     }
 
