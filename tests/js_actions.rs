@@ -328,6 +328,107 @@ fn a_login_ends_once_every_job_has_run_and_set_custom_claim_chains() {
 }
 
 #[test]
+fn every_api_method_returns_the_api_object_as_auth0s_do() {
+    let out = surface_case("chain");
+    assert_eq!(
+        out.id_token["https://example.com/returned"],
+        json!(vec![true; 9])
+    );
+    assert_eq!(out.id_token["https://example.com/c"], 3);
+    assert_eq!(out.access_token["https://example.com/d"], 4);
+    assert_eq!(out.access_token["https://example.com/b"], "x");
+}
+
+#[test]
+fn an_undefined_claim_value_sets_no_claim_and_says_so_in_a_debug_line() {
+    let out = surface_case("undefined");
+    assert_eq!(out.id_token["https://example.com/present"], 1);
+    assert!(out.id_token.get("https://example.com/missing").is_none());
+    assert!(
+        out.access_token
+            .get("https://example.com/missing")
+            .is_none()
+    );
+    let debug: Vec<&str> = out
+        .logs
+        .iter()
+        .filter(|l| l.level == claimsmith_engine::LogLevel::Debug)
+        .map(|l| l.message.as_str())
+        .collect();
+    assert_eq!(
+        debug,
+        [
+            "api.idToken.setCustomClaim(\"https://example.com/missing\"): the value is undefined, so no claim is set",
+            "api.accessToken.setCustomClaim(\"https://example.com/missing\"): the value is undefined, so no claim is set",
+        ]
+    );
+}
+
+#[test]
+fn console_lines_are_kept_when_the_action_fails_afterwards() {
+    // on_error = skip: the login goes on, and the failed rule's log lines are in its outcome.
+    let spec = RuleSpec {
+        name: "js".into(),
+        configuration: json!({"case": "console-then-throw"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        on_error: claimsmith_engine::OnError::Skip,
+        ..RuleSpec::default()
+    };
+    let p = Pipeline::builder()
+        .artifact_cache_if_usable(workspace().join("target/claimsmith-test-cache"))
+        .namespaces(["https://example.com"])
+        .rule(spec, modules().surface.clone())
+        .build()
+        .unwrap();
+    let out = login(&p, user()).unwrap();
+    let logs: Vec<&str> = out.logs.iter().map(|l| l.message.as_str()).collect();
+    assert!(logs.contains(&"before the throw"), "{logs:?}");
+}
+
+#[test]
+fn a_time_zone_without_intl_fails_rather_than_give_the_wrong_hour() {
+    let p = pipeline(&modules().surface, json!({"case": "timezone"}), &[]);
+    let message = panicked(login(&p, user()));
+    assert!(
+        message.contains(
+            "UnsupportedApiError: Date.prototype.toLocaleTimeString with a timeZone (Intl) is not supported"
+        ),
+        "{message}"
+    );
+    for (case, api) in [
+        ("refresh-token", "api.refreshToken"),
+        ("rules", "api.rules"),
+    ] {
+        let p = pipeline(&modules().surface, json!({"case": case}), &[]);
+        let message = panicked(login(&p, user()));
+        assert!(
+            message.contains(&format!("UnsupportedApiError: {api} is not supported")),
+            "{case}: {message}"
+        );
+    }
+}
+
+#[test]
+fn secrets_a_log_line_writes_as_json_are_redacted_too() {
+    let secret = "s3\"cr\\t\u{1}";
+    let p = pipeline(
+        &modules().surface,
+        json!({"case": "log-secrets"}),
+        &[("api_key", secret)],
+    );
+    let out = login(&p, user()).unwrap();
+    assert_eq!(out.logs.len(), 2, "{:?}", out.logs);
+    for line in &out.logs {
+        for part in ["s3", "cr", "\\t"] {
+            assert!(!line.message.contains(part), "{part} in {}", line.message);
+        }
+        assert!(line.message.contains("[REDACTED]"), "{}", line.message);
+    }
+}
+
+#[test]
 fn date_now_is_the_logins_time_for_the_whole_login() {
     let p = pipeline(
         &modules().surface,

@@ -30,13 +30,14 @@ thread_local! {
 }
 
 /// The natives the shim takes (and then deletes from the global object): name, length, body.
-pub(crate) fn natives() -> [(&'static str, usize, NativeFunction); 4] {
+pub(crate) fn natives() -> [(&'static str, usize, NativeFunction); 5] {
     [
         (
             "__claimsmith_claim_method",
-            2,
+            3,
             NativeFunction::from_fn_ptr(claim_method),
         ),
+        ("__claimsmith_log", 2, NativeFunction::from_fn_ptr(log)),
         ("__claimsmith_end", 0, NativeFunction::from_fn_ptr(end)),
         ("__claimsmith_push", 1, NativeFunction::from_fn_ptr(push)),
         (
@@ -88,6 +89,31 @@ pub(crate) fn finish() -> String {
     document
 }
 
+#[link(wasm_import_module = "claimsmith")]
+unsafe extern "C" {
+    #[link_name = "log"]
+    fn host_log(level: i32, ptr: *const u8, len: usize);
+}
+
+/// `__claimsmith_log(level, text)`: a `console.*` line, handed to the host at once through the
+/// `claimsmith::log` import (0 trace to 4 error), so that it is kept even when the action fails
+/// afterwards, as a Node.js process's output is.
+fn log(_: &JsValue, args: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
+    if COMMANDS.with(|c| c.borrow().is_none()) {
+        return Err(JsNativeError::error()
+            .with_message("the claimsmith api was used outside onExecutePostLogin")
+            .into());
+    }
+    let level = args.first().and_then(JsValue::as_number).unwrap_or(2.0) as i32;
+    let text = args
+        .get(1)
+        .and_then(JsValue::as_string)
+        .map(|s| s.to_std_string_escaped())
+        .unwrap_or_default();
+    unsafe { host_log(level, text.as_ptr(), text.len()) };
+    Ok(JsValue::undefined())
+}
+
 /// `__claimsmith_push(command)`: one command's JSON text, as the shim wrote it.
 fn push(_: &JsValue, args: &[JsValue], _: &mut Context) -> JsResult<JsValue> {
     let command = args
@@ -110,29 +136,30 @@ fn add(command: String) -> JsResult<()> {
     })
 }
 
-/// `__claimsmith_claim_method(token, slow)`: `api.idToken.setCustomClaim` (or the access
+/// `__claimsmith_claim_method(token, slow, api)`: `api.idToken.setCustomClaim` (or the access
 /// token's) as a native function, so that the usual call runs no JavaScript frame: it writes the
 /// command ([`write_claim`]) or, for what that does not take, calls `slow` (the shim's, which
-/// writes it or words the error), and returns `this`.
+/// writes it or words the error), and returns `api`, as Auth0's does.
 fn claim_method(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<JsValue> {
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    let (Some(token), Some(slow)) = (
+    let (Some(token), Some(slow), Some(api)) = (
         arg(0).as_string(),
         arg(1).as_object().and_then(JsFunction::from_object),
+        arg(2).as_object(),
     ) else {
         return Err(JsNativeError::typ()
-            .with_message("a claim method takes a token and a function")
+            .with_message("a claim method takes a token, a function and the api object")
             .into());
     };
     let method = NativeFunction::from_copy_closure_with_captures(
-        |this, args, (token, slow), context| {
+        |this, args, (token, slow, api), context| {
             let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
             if !write_claim(token, &arg(0), &arg(1), context) {
                 slow.call(this, args, context)?;
             }
-            Ok(this.clone())
+            Ok(api.clone().into())
         },
-        (token, slow),
+        (token, slow, api),
     );
     let realm = context.realm().clone();
     Ok(FunctionObjectBuilder::new(&realm, method)

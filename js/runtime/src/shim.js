@@ -16,7 +16,8 @@
   const push = global.__claimsmith_push;
   const claimMethod = global.__claimsmith_claim_method;
   const nativeJson = global.__claimsmith_json;
-  for (const name of ['__claimsmith_end', '__claimsmith_push', '__claimsmith_claim_method', '__claimsmith_json']) {
+  const hostLog = global.__claimsmith_log;
+  for (const name of ['__claimsmith_end', '__claimsmith_push', '__claimsmith_claim_method', '__claimsmith_json', '__claimsmith_log']) {
     delete global[name];
   }
 
@@ -102,20 +103,41 @@
     return parts.join(' ');
   }
 
+  // A console line goes to the host at once (the `claimsmith::log` import: 0 trace to 4 error),
+  // so that it is kept when the action fails afterwards.
   function log(level) {
     return function () {
-      push('{"op":"log","level":"' + level + '","message":' + nativeJson(text(arguments)) + '}');
+      hostLog(level, text(arguments));
     };
   }
 
   global.console = {
-    log: log('info'),
-    info: log('info'),
-    debug: log('debug'),
-    trace: log('trace'),
-    warn: log('warn'),
-    error: log('error'),
+    log: log(2),
+    info: log(2),
+    debug: log(1),
+    trace: log(0),
+    warn: log(3),
+    error: log(4),
   };
+
+  // Boa is built without Intl: `toLocale*String` ignores its locale and options and gives
+  // `toString()`'s text in UTC. A time zone asked for would be silently wrong (a business-hours
+  // check off by hours), so asking for one other than UTC fails the rule instead.
+  for (const name of ['toLocaleString', 'toLocaleDateString', 'toLocaleTimeString']) {
+    const original = Date.prototype[name];
+    Object.defineProperty(Date.prototype, name, {
+      value: function (locales, options) {
+        if (options !== undefined && options !== null && options.timeZone !== undefined &&
+            String(options.timeZone).toUpperCase() !== 'UTC') {
+          throw new UnsupportedApiError('Date.prototype.' + name + ' with a timeZone (Intl)');
+        }
+        return original.call(this, locales, options);
+      },
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
+  }
   global.require = function (name) {
     throw new UnsupportedApiError('require(' + stringify(String(name)) + ')');
   };
@@ -123,51 +145,61 @@
     throw new UnsupportedApiError('fetch()');
   };
 
-  function tokenApi(token, withScopes) {
+  // Every method returns the root `api`, as Auth0's do ("Returns a reference to the api
+  // object"), so that calls chain across namespaces.
+  function tokenApi(token, withScopes, root) {
     const head = '{"op":"set_claim","token":"' + token + '","name":';
     const api = {
       // A native function: the usual call writes its command in Rust and runs no JavaScript;
       // what it does not take (a value that is not plain data, a name that is not a string, a
-      // closed API) is written, or its error worded, here.
+      // closed API, `undefined`) is written, or its error worded, here.
       setCustomClaim: claimMethod(token, function (name, value) {
         const what = () => 'api.' + (token === 'id_token' ? 'idToken' : 'accessToken') + '.setCustomClaim(' + stringify(String(name)) + ')';
-        push(head + str(what, name) + ',"value":' + json(what, value) + '}');
-      }),
+        const claim = str(what, name);
+        if (value === undefined) {
+          // Auth0 serialises the token's claims as JSON, which leaves an undefined one out: the
+          // claim is not set (`event.user.app_metadata.missing` gives no claim, not a failure).
+          hostLog(1, what() + ': the value is undefined, so no claim is set');
+          return;
+        }
+        push(head + claim + ',"value":' + json(what, value) + '}');
+      }, root),
     };
     if (withScopes) {
       api.addScope = function (scope) {
         push('{"op":"add_scope","scope":' + str('api.accessToken.addScope', scope) + '}');
-        return this;
+        return root;
       };
       api.removeScope = function (scope) {
         push('{"op":"remove_scope","scope":' + str('api.accessToken.removeScope', scope) + '}');
-        return this;
+        return root;
       };
     }
     return api;
   }
 
-  function metadata(op, what) {
+  function metadata(op, what, root) {
     return function (key, value) {
       const shown = () => what + '(' + stringify(String(key)) + ')';
       push('{"op":"' + op + '","key":' + str(shown, key) + ',"value":' + json(shown, value === undefined ? null : value) + '}');
-      return this;
+      return root;
     };
   }
 
   function makeApi() {
-    const api = {
-      idToken: tokenApi('id_token', false),
-      accessToken: tokenApi('access_token', true),
+    const api = {};
+    Object.assign(api, {
+      idToken: tokenApi('id_token', false, api),
+      accessToken: tokenApi('access_token', true, api),
       access: {
         deny(reason) {
           push('{"op":"deny","reason":' + stringify(reason === undefined ? 'denied' : String(reason)) + '}');
-          return this;
+          return api;
         },
       },
       user: {
-        setAppMetadata: metadata('set_app_metadata', 'api.user.setAppMetadata'),
-        setUserMetadata: metadata('set_user_metadata', 'api.user.setUserMetadata'),
+        setAppMetadata: metadata('set_app_metadata', 'api.user.setAppMetadata', api),
+        setUserMetadata: metadata('set_user_metadata', 'api.user.setUserMetadata', api),
       },
       multifactor: {
         enable(provider, options) {
@@ -185,7 +217,7 @@
             }
           }
           push(command + '}');
-          return this;
+          return api;
         },
       },
       authentication: {
@@ -193,7 +225,7 @@
           const what = 'api.authentication.challengeWith';
           push('{"op":"challenge_with","factor":' + factorJson(what, factor) +
             ',"additional_factors":' + additionalFactors(what, options) + '}');
-          return this;
+          return api;
         },
         challengeWithAny(factors) {
           const what = 'api.authentication.challengeWithAny';
@@ -201,26 +233,26 @@
             throw new TypeError(what + ': expected a non-empty array of factors');
           }
           push('{"op":"challenge_with_any","factors":' + factorList(what, factors) + '}');
-          return this;
+          return api;
         },
         enrollWith(factor, options) {
           const what = 'api.authentication.enrollWith';
           push('{"op":"enroll_with","factor":' + factorJson(what, factor) +
             ',"additional_factors":' + additionalFactors(what, options) + '}');
-          return this;
+          return api;
         },
       },
       session: {
         setExpiresAt(absolute) {
           push('{"op":"set_session_expires_at","expires_at":' + epochMs('api.session.setExpiresAt', absolute) + '}');
-          return this;
+          return api;
         },
         setIdleExpiresAt(absolute) {
           push('{"op":"set_session_idle_expires_at","idle_expires_at":' + epochMs('api.session.setIdleExpiresAt', absolute) + '}');
-          return this;
+          return api;
         },
       },
-    };
+    });
     unsupported(api, 'redirect', 'api.redirect');
     unsupported(api, 'cache', 'api.cache');
     unsupported(api, 'samlResponse', 'api.samlResponse');
@@ -229,6 +261,8 @@
     unsupported(api.authentication, 'recordMethod', 'api.authentication.recordMethod');
     unsupported(api.authentication, 'setPrimaryUser', 'api.authentication.setPrimaryUser');
     unsupported(api.session, 'revoke', 'api.session.revoke');
+    unsupported(api, 'refreshToken', 'api.refreshToken');
+    unsupported(api, 'rules', 'api.rules');
     return api;
   }
 

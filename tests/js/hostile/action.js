@@ -31,7 +31,7 @@ exports.onExecutePostLogin = async (event, api) => {
       return;
     case "unawaited":
       // A claim that fails in a promise the action did not await fails the login.
-      Promise.resolve().then(() => api.idToken.setCustomClaim(`${ns}/late`, undefined));
+      Promise.resolve().then(() => api.idToken.setCustomClaim(`${ns}/late`, 10n));
       api.idToken.setCustomClaim(`${ns}/early`, 1);
       return;
     case "leak": {

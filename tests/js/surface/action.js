@@ -76,7 +76,7 @@ exports.onExecutePostLogin = async (event, api) => {
       api.authentication.challengeWith({ type: "otp", option: {} });
       return;
     case "enroll-with-any":
-      api.authentication.enrollWithAny([{ type: "otp" }]);
+      api.authentication["enroll" + "WithAny"]([{ type: "otp" }]);
       return;
     case "json": {
       // Each value as a claim beside JSON.stringify's own text of it: the runtime writes the
@@ -142,11 +142,11 @@ exports.onExecutePostLogin = async (event, api) => {
     case "floating": {
       // Work the action starts and does not await still lands: a login ends once every job ran.
       Promise.resolve().then(() => later(2)).then((n) => api.idToken.setCustomClaim(`${ns}/late`, n));
-      // setCustomClaim returns its token's API, whether Rust or the shim wrote the command.
+      // setCustomClaim returns the api object, whether Rust or the shim wrote the command.
       const chained = api.idToken
         .setCustomClaim(`${ns}/a`, 1)
-        .setCustomClaim(`${ns}/b`, { toJSON() { return "written by JSON.stringify"; } });
-      api.idToken.setCustomClaim(`${ns}/chained`, chained === api.idToken);
+        .idToken.setCustomClaim(`${ns}/b`, { toJSON() { return "written by JSON.stringify"; } });
+      api.idToken.setCustomClaim(`${ns}/chained`, chained === api);
       return;
     }
     case "frozen-first": {
@@ -162,5 +162,48 @@ exports.onExecutePostLogin = async (event, api) => {
       ]);
       return;
     }
+    case "chain": {
+      // Every method returns the api object, as Auth0's do, so calls chain across namespaces.
+      const returned = [
+        api.idToken.setCustomClaim(`${ns}/a`, 1),
+        api.accessToken.setCustomClaim(`${ns}/b`, { toJSON() { return "x"; } }),
+        api.accessToken.addScope("read:chain"),
+        api.accessToken.removeScope("email"),
+        api.user.setAppMetadata("k", 1),
+        api.user.setUserMetadata("k", 2),
+        api.multifactor.enable("any"),
+        api.authentication.challengeWith({ type: "otp" }),
+        api.session.setExpiresAt(Date.now() + 1000),
+      ].map((r) => r === api);
+      api.idToken.setCustomClaim(`${ns}/c`, 3).accessToken.setCustomClaim(`${ns}/d`, 4);
+      api.idToken.setCustomClaim(`${ns}/returned`, returned);
+      return;
+    }
+    case "undefined":
+      // An absent metadata value: no claim, as in Auth0, and the login goes on.
+      api.idToken.setCustomClaim(`${ns}/missing`, event.user.app_metadata.missing);
+      api.accessToken.setCustomClaim(`${ns}/missing`, undefined);
+      api.idToken.setCustomClaim(`${ns}/present`, 1);
+      return;
+    case "console-then-throw":
+      console.log("before the throw");
+      throw new Error("after the log");
+    case "timezone": {
+      const at = new Date();
+      api.idToken.setCustomClaim(`${ns}/utc`, typeof at.toLocaleString("en-US", { timeZone: "UTC" }));
+      api.idToken.setCustomClaim(`${ns}/plain`, typeof at.toLocaleDateString());
+      at.toLocaleTimeString("en-US", { timeZone: "America/New_York" });
+      return;
+    }
+    case "refresh-token":
+      api["refresh" + "Token"].revoke("x");
+      return;
+    case "rules":
+      api["ru" + "les"].wasExecuted("rul_1");
+      return;
+    case "log-secrets":
+      console.log(event.secrets);
+      console.log("as JSON:", JSON.stringify({ key: event.secrets.api_key }));
+      return;
   }
 };
