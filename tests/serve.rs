@@ -1412,7 +1412,7 @@ fn held_back(server: &Server, head: &str) -> TcpStream {
 }
 
 #[test]
-fn callers_without_the_key_or_a_signature_hold_no_place_in_max_in_flight() {
+fn callers_without_the_key_or_a_current_signature_are_refused_before_their_body() {
     let hooks = "[[server.hooks]]\npath = \"/key\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"api_key\"\nheader = \"Authorization\"\nvalue = { env = \"CLAIMSMITH_TEST_HOOK_KEY\" }\n\n[[server.hooks]]\npath = \"/signed\"\nformat = \"claimsmith\"\n[server.hooks.auth]\ntype = \"zitadel_signature\"\nsigning_key = { env = \"CLAIMSMITH_TEST_ZITADEL\" }\n";
     let setup = Setup::new(
         "EdDSA",
@@ -1425,21 +1425,31 @@ fn callers_without_the_key_or_a_signature_hold_no_place_in_max_in_flight() {
             ("CLAIMSMITH_TEST_ZITADEL", "zitadel-signing-key"),
         ],
     );
-    // A key is checked on the headers: refused at once, before the body comes.
-    let mut keyless = held_back(&server, "POST /key HTTP/1.1");
-    let answer = read_response(&mut keyless);
-    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    // Signatures need the body: two unsigned callers that never finish theirs are in flight,
-    // but hold none of the two places.
-    let held: Vec<_> = (0..2)
-        .map(|_| held_back(&server, "POST /signed HTTP/1.1"))
-        .collect();
-    wait_in_flight(&server, 2);
-    let body = event("alice").to_string();
+    // Each sends its head and one byte of a 100-byte body, and is refused at once: a key is
+    // checked on the headers, and so is a signature's presence and time. None holds a place.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    let stale = format!("ZITADEL-Signature: t={},v1=00", now - 3600);
+    let mut held = Vec::new();
+    for head in [
+        "POST /key HTTP/1.1".to_owned(),
+        "POST /key HTTP/1.1\r\nAuthorization: Bearer wrong".to_owned(),
+        "POST /signed HTTP/1.1".to_owned(),
+        format!("POST /signed HTTP/1.1\r\n{stale}"),
+    ] {
+        let mut stream = held_back(&server, &head);
+        let answer = read_response(&mut stream);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{head}: {answer}");
+        held.push(stream);
+    }
+    assert!(
+        get(&server.url("/metrics"))
+            .text
+            .contains("claimsmith_in_flight_requests 0\n")
+    );
+    let body = event("alice").to_string();
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"zitadel-signing-key");
     let tag = aws_lc_rs::hmac::sign(&key, format!("{now}.{body}").as_bytes());
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();

@@ -76,15 +76,14 @@ pub(crate) async fn answer(shared: &Shared, request: Request<Incoming>) -> Answe
         started,
         answered: false,
     };
-    let _in_flight = InFlight::count(shared.metrics.in_flight());
     let (response, outcome) = hook_request(shared, &deployment, hook, request, deadline).await;
     record.answered = true;
     access(shared, hook, &response, outcome, started);
     response
 }
 
-/// A hook request's access log line and count, kept even when the caller goes away before the
-/// answer: then the outcome is `abandoned`.
+/// A hook request's access log line and count, kept even when it ends without an answer: the
+/// caller went away (`abandoned`), or the request's task panicked (`failed`).
 struct Record<'a> {
     shared: &'a Shared,
     hook: &'a HookConfig,
@@ -98,6 +97,20 @@ impl Drop for Record<'_> {
             return;
         }
         let took = self.started.elapsed();
+        if std::thread::panicking() {
+            self.shared
+                .metrics
+                .request(&self.hook.path, RequestOutcome::Failed, took);
+            tracing::error!(
+                target: "claimsmith::access",
+                hook = %self.hook.path,
+                format = self.hook.format.name(),
+                outcome = ?RequestOutcome::Failed,
+                duration_us = took.as_micros() as u64,
+                "hook request panicked; the connection is closed without an answer"
+            );
+            return;
+        }
         self.shared
             .metrics
             .request(&self.hook.path, RequestOutcome::Abandoned, took);
@@ -112,7 +125,8 @@ impl Drop for Record<'_> {
     }
 }
 
-/// A request counted in `claimsmith_in_flight_requests` until this is dropped, answered or not.
+/// A request holding one of max_in_flight's places, counted in `claimsmith_in_flight_requests`
+/// until this is dropped, answered or not.
 struct InFlight(prometheus_client::metrics::gauge::Gauge);
 
 impl InFlight {
@@ -197,13 +211,26 @@ async fn hook_request(
             RequestOutcome::TooLarge,
         );
     }
-    // A key in a header or a cookie is checked before the body is read: a caller without it
-    // holds nothing but its own connection. Signatures need the body.
-    let with_body = hook.auth.needs_body();
-    if !with_body && let Err(failure) = hook.auth.verify(request.headers(), &[], SystemTime::now())
+    // What the headers alone can show is checked before the body is read and before a place is
+    // taken: a key in a header or a cookie whole; a signature's headers there, well-formed and
+    // fresh. A caller without the key, or with no current signature, holds no place.
+    if let Err(failure) = hook
+        .auth
+        .verify_headers(request.headers(), SystemTime::now())
     {
         return unauthorized(hook, failure);
     }
+    // A place is taken before the body is read: max_in_flight × max_body_bytes bounds the
+    // memory bodies can hold at once.
+    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
+        let reply = error_reply(hook, 503, "too many requests in flight: retry shortly");
+        let mut response = reply_response(&reply);
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return (response, RequestOutcome::Overloaded);
+    };
+    let _in_flight = InFlight::count(shared.metrics.in_flight());
     let (parts, body) = request.into_parts();
     let body = match tokio::time::timeout_at(deadline, Limited::new(body, cap).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
@@ -231,19 +258,11 @@ async fn hook_request(
             return (response, RequestOutcome::Timeout);
         }
     };
-    if with_body && let Err(failure) = hook.auth.verify(&parts.headers, &body, SystemTime::now()) {
+    if hook.auth.needs_body()
+        && let Err(failure) = hook.auth.verify(&parts.headers, &body, SystemTime::now())
+    {
         return unauthorized(hook, failure);
     }
-    // Only an authenticated request, read whole, takes one of max_in_flight's places: a caller
-    // that sends slowly, or without the key, cannot fill them.
-    let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
-        let reply = error_reply(hook, 503, "too many requests in flight: retry shortly");
-        let mut response = reply_response(&reply);
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return (response, RequestOutcome::Overloaded);
-    };
     let mut issuer_request = match hook.format {
         Format::Claimsmith | Format::Outcome => None,
         Format::Issuer(format) => match format.request(&body) {
@@ -275,7 +294,11 @@ async fn hook_request(
     // Inline only while the rules' deadlines fit in what is left of the request's.
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let seat = if deployment.runs_inline(hook, left) {
-        shared.inline.take().await
+        // Measured again once seated: waiting for a seat takes from the deadline too.
+        shared.inline.take().await.filter(|_| {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            deployment.runs_inline(hook, left)
+        })
     } else {
         None
     };

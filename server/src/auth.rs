@@ -217,6 +217,32 @@ impl HookAuth {
         )
     }
 
+    /// What the headers alone can show, before the body is read: the whole check for a key (or
+    /// none); for a signature, that its headers are there, well-formed and within the
+    /// tolerance of `now` (the signature itself needs the body: [`HookAuth::verify`]).
+    pub(crate) fn verify_headers(
+        &self,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Result<(), AuthFailure> {
+        match self {
+            HookAuth::None | HookAuth::ApiKey { .. } => self.verify(headers, &[], now),
+            HookAuth::StandardWebhooks { .. } => {
+                single_header(headers, "webhook-id")?;
+                let timestamp = single_header(headers, "webhook-timestamp")?;
+                let signatures = single_header(headers, "webhook-signature")?;
+                let seconds = parse_seconds(timestamp)?;
+                standard_signatures(signatures)?;
+                check_time(seconds, now)
+            }
+            HookAuth::ZitadelSignature { .. } => {
+                let header = zitadel_signature_header(headers)?;
+                let (timestamp, _) = zitadel_header(header)?;
+                check_time(parse_seconds(timestamp)?, now)
+            }
+        }
+    }
+
     /// Check a request's headers (and, for signatures, its raw body) at time `now`.
     pub(crate) fn verify(
         &self,
@@ -253,10 +279,7 @@ impl HookAuth {
                 any_signature(secrets.iter(), &signed, &signatures)
             }
             HookAuth::ZitadelSignature { signing_key } => {
-                let header = match single_header(headers, "zitadel-signature") {
-                    Err(AuthFailure::Missing) => single_header(headers, "x-zitadel-signature")?,
-                    other => other?,
-                };
+                let header = zitadel_signature_header(headers)?;
                 let (timestamp, signatures) = zitadel_header(header)?;
                 let seconds = parse_seconds(timestamp)?;
                 check_time(seconds, now)?;
@@ -267,6 +290,14 @@ impl HookAuth {
                 any_signature(std::iter::once(signing_key), &signed, &signatures)
             }
         }
+    }
+}
+
+/// Zitadel's signature header, under either of its names.
+fn zitadel_signature_header(headers: &HeaderMap) -> Result<&[u8], AuthFailure> {
+    match single_header(headers, "zitadel-signature") {
+        Err(AuthFailure::Missing) => single_header(headers, "x-zitadel-signature"),
+        other => other,
     }
 }
 

@@ -110,14 +110,14 @@ impl Metrics {
         let requests = Family::<HookOutcome, Counter>::default();
         registry.register(
             "claimsmith_hook_requests",
-            "Hook requests answered, by hook path and outcome",
+            "Hook requests, by hook path and outcome (abandoned: the caller closed the connection first)",
             requests.clone(),
         );
         let hook_duration: Family<HookLabel, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(latency_histogram);
         registry.register(
             "claimsmith_hook_duration_seconds",
-            "Time to answer a hook request, from its headers to its response",
+            "Time of a hook request, from its headers to its response (or to the caller's going away)",
             hook_duration.clone(),
         );
         let rule_duration: Family<RuleLabel, Histogram, fn() -> Histogram> =
@@ -149,7 +149,7 @@ impl Metrics {
         let in_flight = Gauge::default();
         registry.register(
             "claimsmith_in_flight_requests",
-            "Requests being answered now",
+            "Hook requests holding one of max_in_flight's places now",
             in_flight.clone(),
         );
         let reloads = Family::<ReloadResult, Counter>::default();
