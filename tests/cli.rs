@@ -424,6 +424,55 @@ fn keygen_writes_a_private_key_once() {
     assert_eq!(hs.code, 2);
 }
 
+#[cfg(unix)]
+#[test]
+fn keygen_force_leaves_an_owner_only_key_and_a_symlink_is_never_written_through() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.pem");
+    std::fs::write(&path, "old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = claimsmith(
+        &[
+            "keygen",
+            "--alg",
+            "EdDSA",
+            "--out",
+            path.to_str().unwrap(),
+            "--force",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+    // A dangling symlink is a file that exists: refused, and nothing written where it points.
+    let link = dir.path().join("link.pem");
+    let target = dir.path().join("victim.pem");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = claimsmith(
+        &["keygen", "--alg", "EdDSA", "--out", link.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("exists; pass --force"),
+        "{}",
+        out.stderr
+    );
+    assert!(!target.exists());
+}
+
 #[test]
 fn prewarmed_logins_get_the_same_tokens_and_too_many_ready_instances_are_refused() {
     let setup = Setup::with_header("EdDSA", "[limits]\nprewarm = 1\n", ALL_RULES);

@@ -389,14 +389,28 @@ fn console_lines_are_kept_when_the_action_fails_afterwards() {
 
 #[test]
 fn a_time_zone_without_intl_fails_rather_than_give_the_wrong_hour() {
-    let p = pipeline(&modules().surface, json!({"case": "timezone"}), &[]);
-    let message = panicked(login(&p, user()));
-    assert!(
-        message.contains(
-            "UnsupportedApiError: Date.prototype.toLocaleTimeString with a timeZone (Intl) is not supported"
+    // A time zone, UTC's too (its hour options would be ignored), or a locale alone.
+    for (locale, options) in [
+        (json!("en-US"), json!({"timeZone": "America/New_York"})),
+        (
+            json!("en-US"),
+            json!({"timeZone": "UTC", "hour": "numeric", "hour12": false}),
         ),
-        "{message}"
-    );
+        (json!("en-GB"), Value::Null),
+    ] {
+        let p = pipeline(
+            &modules().surface,
+            json!({"case": "timezone", "locale": locale, "options": options}),
+            &[],
+        );
+        let message = panicked(login(&p, user()));
+        assert!(
+            message.contains(
+                "UnsupportedApiError: Date.prototype.toLocaleTimeString with a locale or options (Intl) is not supported"
+            ),
+            "{message}"
+        );
+    }
     for (case, api) in [
         ("refresh-token", "api.refreshToken"),
         ("rules", "api.rules"),

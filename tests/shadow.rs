@@ -213,6 +213,27 @@ fn claimsmith_test_compares_a_candidate_under_the_config() {
         "{}",
         out.stdout
     );
+    // A mistyped or empty fixtures folder is an error, not "0 passed, 0 failed".
+    let mut mistyped = argv.clone();
+    *mistyped.last_mut().unwrap() = format!("{}-typo", fixtures.display());
+    let out = claimsmith(
+        &mistyped.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("-typo: no such folder"),
+        "{}",
+        out.stderr
+    );
+    let empty = tempfile::tempdir().unwrap();
+    *mistyped.last_mut().unwrap() = empty.path().display().to_string();
+    let out = claimsmith(
+        &mistyped.iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("no *.json fixtures"), "{}", out.stderr);
 }
 
 #[test]

@@ -534,11 +534,6 @@ fn json_text(value: &Value) -> String {
     serde_json::to_string(value).expect("JSON serializes")
 }
 
-/// The fixture files of a rule crate (`fixtures/*.json`), sorted.
-pub fn discover(rule_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    discover_in(&rule_dir.join("fixtures"))
-}
-
 /// The fixture files (`*.json`) in `dir`, sorted; none when it does not exist.
 pub fn discover_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !dir.is_dir() {

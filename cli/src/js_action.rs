@@ -39,7 +39,7 @@ pub fn runtime_dir() -> PathBuf {
 /// The Auth0 APIs a rule cannot use that appear in `source`, each with its line (1-based):
 /// `api.redirect`, `api.cache`, `api.prompt`, `api.samlResponse`, `api.refreshToken`,
 /// `api.rules`, `api.authentication.enrollWithAny` / `recordMethod` / `setPrimaryUser`,
-/// `api.session.revoke`, `require(...)` and `fetch(...)`. Line comments are skipped.
+/// `api.session.revoke`, `require(...)` and `fetch(...)`. Comments are skipped.
 pub fn unsupported_uses(source: &str) -> Vec<(usize, &'static str)> {
     const PATTERNS: &[(&str, &str)] = &[
         ("api.redirect", "api.redirect"),
@@ -65,8 +65,10 @@ pub fn unsupported_uses(source: &str) -> Vec<(usize, &'static str)> {
         ("fetch(", "fetch()"),
     ];
     let mut found = Vec::new();
+    let mut in_block = false;
     for (i, line) in source.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or_default();
+        let code = without_comments(line, &mut in_block);
+        let code = code.as_str();
         for (pattern, name) in PATTERNS {
             let hit = code.match_indices(pattern).any(|(at, _)| {
                 // A whole name: `xfetch(` or `.require(` of some other object is not the global.
@@ -84,6 +86,42 @@ pub fn unsupported_uses(source: &str) -> Vec<(usize, &'static str)> {
         }
     }
     found
+}
+
+/// `line` without its comments: `// ...` to its end and `/* ... */` (which may run across lines:
+/// `in_block` carries that from one line to the next), each block replaced by a space.
+fn without_comments(line: &str, in_block: &mut bool) -> String {
+    let mut code = String::with_capacity(line.len());
+    let mut rest = line;
+    loop {
+        if *in_block {
+            match rest.find("*/") {
+                Some(end) => {
+                    *in_block = false;
+                    code.push(' ');
+                    rest = &rest[end + 2..];
+                }
+                None => return code,
+            }
+        }
+        let line_comment = rest.find("//");
+        let block = rest.find("/*");
+        match (line_comment, block) {
+            (Some(l), b) if b.is_none_or(|b| l < b) => {
+                code.push_str(&rest[..l]);
+                return code;
+            }
+            (_, Some(b)) => {
+                code.push_str(&rest[..b]);
+                *in_block = true;
+                rest = &rest[b + 2..];
+            }
+            _ => {
+                code.push_str(rest);
+                return code;
+            }
+        }
+    }
 }
 
 /// Build the action in `dir` into `<target_dir>/js/<name>.wasm`.
@@ -287,6 +325,9 @@ mod tests {
             unsupported_uses(source),
             vec![(3, "api.redirect"), (4, "fetch()"), (5, "require()")]
         );
+        let source =
+            "/**\n * api.prompt is not used here\n */\nlet a = 1; /* api.cache */ let b = 2;\n";
+        assert_eq!(unsupported_uses(source), vec![]);
         let source = "api.prompt.render('form');\napi.rules.wasExecuted('r');\napi.rulesEngine = 1;\napi.refreshToken.revoke('x');\napi.authentication.recordMethod('x'); api.session.revoke('y');\n";
         assert_eq!(
             unsupported_uses(source),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 
 use crate::fixture::{self, Fixture, RunSettings};
@@ -40,6 +40,11 @@ struct Tally {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
+    if let Some(folder) = &args.fixtures
+        && !folder.is_dir()
+    {
+        bail!("--fixtures {}: no such folder", folder.display());
+    }
     let dirs = rule_dirs(args.rule_dirs)?;
     let config = args.config.as_deref().map(Config::load).transpose()?;
     let mut base = RunSettings {
@@ -54,16 +59,21 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let mut tally = Tally::default();
     for dir in &dirs {
         let (built, module) = build_module(dir, args.target_dir.as_deref())?;
-        let fixtures = match &args.fixtures {
-            Some(folder) => fixture::discover_in(folder),
-            None => fixture::discover(dir),
-        }
-        .with_context(|| format!("cannot list {}", dir.join("fixtures").display()))?;
+        let folder = args
+            .fixtures
+            .clone()
+            .unwrap_or_else(|| dir.join("fixtures"));
+        let fixtures = fixture::discover_in(&folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?;
         if fixtures.is_empty() {
+            // Fixtures asked for by name must be there: a mistyped folder is not a pass.
+            if args.fixtures.is_some() {
+                bail!("--fixtures {}: no *.json fixtures in it", folder.display());
+            }
             println!(
                 "--   {}: no fixtures in {}",
                 built.package,
-                dir.join("fixtures").display()
+                folder.display()
             );
         }
         let rule = config

@@ -121,17 +121,17 @@
   };
 
   // Boa is built without Intl: `toLocale*String` ignores its locale and options and gives
-  // `toString()`'s text in UTC. A time zone asked for would be silently wrong (a business-hours
-  // check off by hours), so asking for one other than UTC fails the rule instead.
+  // `toString()`'s text in UTC. What an action asks of them (a time zone, an hour of the day, a
+  // locale's format) would be silently wrong (a business-hours check off by hours, or NaN), so
+  // any locale or option fails the rule instead; with neither it is the plain text, for logs.
   for (const name of ['toLocaleString', 'toLocaleDateString', 'toLocaleTimeString']) {
     const original = Date.prototype[name];
     Object.defineProperty(Date.prototype, name, {
       value: function (locales, options) {
-        if (options !== undefined && options !== null && options.timeZone !== undefined &&
-            String(options.timeZone).toUpperCase() !== 'UTC') {
-          throw new UnsupportedApiError('Date.prototype.' + name + ' with a timeZone (Intl)');
+        if (locales !== undefined || options !== undefined) {
+          throw new UnsupportedApiError('Date.prototype.' + name + ' with a locale or options (Intl)');
         }
-        return original.call(this, locales, options);
+        return original.call(this);
       },
       writable: true,
       configurable: true,

@@ -190,9 +190,9 @@ exports.onExecutePostLogin = async (event, api) => {
       throw new Error("after the log");
     case "timezone": {
       const at = new Date();
-      api.idToken.setCustomClaim(`${ns}/utc`, typeof at.toLocaleString("en-US", { timeZone: "UTC" }));
-      api.idToken.setCustomClaim(`${ns}/plain`, typeof at.toLocaleDateString());
-      at.toLocaleTimeString("en-US", { timeZone: "America/New_York" });
+      console.log(at.toLocaleString(), at.toLocaleDateString());
+      const options = event.configuration.options;
+      at.toLocaleTimeString(event.configuration.locale, options === null ? undefined : options);
       return;
     }
     case "refresh-token":
