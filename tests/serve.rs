@@ -702,6 +702,21 @@ fn sigterm_finishes_requests_in_flight_and_exits_0() {
     assert_eq!(statuses, vec![200; 4]);
 }
 
+/// A whole login sent to `server`'s `/hooks/login` on a connection of its own, once the server
+/// counts it in flight; the connection, its answer unread.
+fn login_in_flight(server: &Server) -> TcpStream {
+    let body = event("alice").to_string();
+    let mut stream = TcpStream::connect(server.address).unwrap();
+    write!(
+        stream,
+        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    wait_in_flight(server, 1);
+    stream
+}
+
 #[test]
 fn sigterm_exits_when_the_grace_runs_out_even_with_a_rule_still_running() {
     // A rule that loops for 30 s, on the thread that read its request, and 300 ms of grace.
@@ -713,15 +728,7 @@ fn sigterm_exits_when_the_grace_runs_out_even_with_a_rule_still_running() {
         &format!("[server]\nrequest_timeout_ms = 60000\nshutdown_grace_ms = 300\n\n{OPEN_HOOK}"),
     );
     let mut server = Server::start(&setup.config, &[]);
-    let body = event("alice").to_string();
-    let mut stream = TcpStream::connect(server.address).unwrap();
-    write!(
-        stream,
-        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    wait_in_flight(&server, 1);
+    let _connection = login_in_flight(&server);
     server.signal("TERM");
     // Well before the rule's 30 s: the grace bounds the exit, not the rules still running.
     assert_eq!(server.wait(Duration::from_secs(15)), 0);
@@ -1480,15 +1487,7 @@ fn a_caller_that_goes_away_is_counted_abandoned_and_leaves_the_in_flight_gauge()
         &server_table(OPEN_HOOK),
     );
     let server = Server::start(&setup.config, &[]);
-    let body = event("alice").to_string();
-    let mut stream = TcpStream::connect(server.address).unwrap();
-    write!(
-        stream,
-        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    wait_in_flight(&server, 1);
+    let stream = login_in_flight(&server);
     stream.shutdown(std::net::Shutdown::Both).unwrap();
     drop(stream);
     wait_metric(

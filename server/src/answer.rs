@@ -97,31 +97,22 @@ impl Drop for Record<'_> {
             return;
         }
         let took = self.started.elapsed();
-        if std::thread::panicking() {
-            self.shared
-                .metrics
-                .request(&self.hook.path, RequestOutcome::Failed, took);
-            tracing::error!(
-                target: "claimsmith::access",
-                hook = %self.hook.path,
-                format = self.hook.format.name(),
-                outcome = ?RequestOutcome::Failed,
-                duration_us = took.as_micros() as u64,
-                "hook request panicked; the connection is closed without an answer"
-            );
-            return;
+        let panicked = std::thread::panicking();
+        let outcome = if panicked {
+            RequestOutcome::Failed
+        } else {
+            RequestOutcome::Abandoned
+        };
+        self.shared.metrics.request(&self.hook.path, outcome, took);
+        let (hook, format) = (&self.hook.path, self.hook.format.name());
+        let duration_us = took.as_micros() as u64;
+        if panicked {
+            tracing::error!(target: "claimsmith::access", %hook, format, ?outcome, duration_us,
+                "hook request panicked; the connection is closed without an answer");
+        } else {
+            tracing::info!(target: "claimsmith::access", %hook, format, ?outcome, duration_us,
+                "hook request abandoned: the caller closed the connection before the answer");
         }
-        self.shared
-            .metrics
-            .request(&self.hook.path, RequestOutcome::Abandoned, took);
-        tracing::info!(
-            target: "claimsmith::access",
-            hook = %self.hook.path,
-            format = self.hook.format.name(),
-            outcome = ?RequestOutcome::Abandoned,
-            duration_us = took.as_micros() as u64,
-            "hook request abandoned: the caller closed the connection before the answer"
-        );
     }
 }
 
