@@ -443,19 +443,7 @@ fn wait_metric(server: &Server, line: &str) -> String {
 fn half_sent(server: &Server, body: &str) -> Vec<TcpStream> {
     let (first, _) = body.split_at(body.len() / 2);
     let streams = (0..4)
-        .map(|_| {
-            let mut stream = TcpStream::connect(server.address).unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(20)))
-                .unwrap();
-            write!(
-                stream,
-                "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
-                body.len()
-            )
-            .unwrap();
-            stream
-        })
+        .map(|_| partly_sent(server, "POST /hooks/login HTTP/1.1", body.len(), first))
         .collect();
     wait_in_flight(server, 4);
     streams
@@ -706,13 +694,7 @@ fn sigterm_finishes_requests_in_flight_and_exits_0() {
 /// counts it in flight; the connection, its answer unread.
 fn login_in_flight(server: &Server) -> TcpStream {
     let body = event("alice").to_string();
-    let mut stream = TcpStream::connect(server.address).unwrap();
-    write!(
-        stream,
-        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
+    let stream = partly_sent(server, "POST /hooks/login HTTP/1.1", body.len(), &body);
     wait_in_flight(server, 1);
     stream
 }
@@ -1403,16 +1385,16 @@ fn the_outcome_format_answers_only_what_the_rules_decided() {
     assert_eq!(bad.body["error"], "invalid_request");
 }
 
-/// Send `head` (a request's head without its blank line) with a `Content-Length` of 100 and one
-/// byte of body, the rest held back; the open stream.
-fn held_back(server: &Server, head: &str) -> TcpStream {
+/// A connection to `server` on which `head` (a request line and any headers, without the blank
+/// line) was sent with a JSON `Content-Length` of `length` and `part` of the body.
+fn partly_sent(server: &Server, head: &str, length: usize, part: &str) -> TcpStream {
     let mut stream = TcpStream::connect(server.address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     write!(
         stream,
-        "{head}\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        "{head}\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{part}"
     )
     .unwrap();
     stream
@@ -1446,7 +1428,7 @@ fn callers_without_the_key_or_a_current_signature_are_refused_before_their_body(
         "POST /signed HTTP/1.1".to_owned(),
         format!("POST /signed HTTP/1.1\r\n{stale}"),
     ] {
-        let mut stream = held_back(&server, &head);
+        let mut stream = partly_sent(&server, &head, 100, "{");
         let answer = read_response(&mut stream);
         assert!(answer.starts_with("HTTP/1.1 401"), "{head}: {answer}");
         held.push(stream);
@@ -1513,17 +1495,8 @@ fn rules_run_where_the_request_was_read_only_within_what_is_left_of_its_deadline
     let server = Server::start(&setup.config, &[]);
     let body = event("alice").to_string();
     let (first, rest) = body.split_at(body.len() / 2);
-    let mut stream = TcpStream::connect(server.address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
     let sent = Instant::now();
-    write!(
-        stream,
-        "POST /hooks/login HTTP/1.1\r\nHost: claimsmith\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
-        body.len()
-    )
-    .unwrap();
+    let mut stream = partly_sent(&server, "POST /hooks/login HTTP/1.1", body.len(), first);
     std::thread::sleep(Duration::from_millis(1500));
     stream.write_all(rest.as_bytes()).unwrap();
     let answer = read_response(&mut stream);
