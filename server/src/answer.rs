@@ -205,12 +205,13 @@ async fn hook_request(
     // What the headers alone can show is checked before the body is read and before a place is
     // taken: a key in a header or a cookie whole; a signature's headers there, well-formed and
     // fresh. A caller without the key, or with no current signature, holds no place.
-    if let Err(failure) = hook
+    let checked = match hook
         .auth
         .verify_headers(request.headers(), SystemTime::now())
     {
-        return unauthorized(hook, failure);
-    }
+        Ok(checked) => checked,
+        Err(failure) => return unauthorized(hook, failure),
+    };
     // A place is taken before the body is read: max_in_flight × max_body_bytes bounds the
     // memory bodies can hold at once.
     let Ok(permit) = Arc::clone(&shared.in_flight).try_acquire_owned() else {
@@ -222,7 +223,7 @@ async fn hook_request(
         return (response, RequestOutcome::Overloaded);
     };
     let _in_flight = InFlight::count(shared.metrics.in_flight());
-    let (parts, body) = request.into_parts();
+    let body = request.into_body();
     let body = match tokio::time::timeout_at(deadline, Limited::new(body, cap).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
@@ -249,9 +250,7 @@ async fn hook_request(
             return (response, RequestOutcome::Timeout);
         }
     };
-    if hook.auth.needs_body()
-        && let Err(failure) = hook.auth.verify(&parts.headers, &body, SystemTime::now())
-    {
+    if let Err(failure) = hook.auth.verify_body(checked, &body) {
         return unauthorized(hook, failure);
     }
     let mut issuer_request = match hook.format {

@@ -208,89 +208,98 @@ impl HookAuth {
         }
     }
 
-    /// Whether the check needs the request's body (a signature over it); a key or no auth is
-    /// checked on the headers alone, before the body is read.
-    pub(crate) fn needs_body(&self) -> bool {
-        matches!(
-            self,
-            HookAuth::StandardWebhooks { .. } | HookAuth::ZitadelSignature { .. }
-        )
-    }
-
     /// What the headers alone can show, before the body is read: the whole check for a key (or
     /// none); for a signature, that its headers are there, well-formed and within the
-    /// tolerance of `now` (the signature itself needs the body: [`HookAuth::verify`]).
+    /// tolerance of `now`, kept for [`HookAuth::verify_body`] to check the signature once the
+    /// body is read.
     pub(crate) fn verify_headers(
         &self,
         headers: &HeaderMap,
         now: SystemTime,
-    ) -> Result<(), AuthFailure> {
+    ) -> Result<HeaderCheck, AuthFailure> {
         match self {
-            HookAuth::None | HookAuth::ApiKey { .. } => self.verify(headers, &[], now),
-            HookAuth::StandardWebhooks { .. } => {
-                single_header(headers, "webhook-id")?;
-                let timestamp = single_header(headers, "webhook-timestamp")?;
-                let signatures = single_header(headers, "webhook-signature")?;
-                let seconds = parse_seconds(timestamp)?;
-                standard_signatures(signatures)?;
-                check_time(seconds, now)
-            }
-            HookAuth::ZitadelSignature { .. } => {
-                let header = zitadel_signature_header(headers)?;
-                let (timestamp, _) = zitadel_header(header)?;
-                check_time(parse_seconds(timestamp)?, now)
-            }
-        }
-    }
-
-    /// Check a request's headers (and, for signatures, its raw body) at time `now`.
-    pub(crate) fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<(), AuthFailure> {
-        match self {
-            HookAuth::None => Ok(()),
+            HookAuth::None => Ok(HeaderCheck::Done),
             HookAuth::ApiKey { place, value } => {
                 let given = match place {
                     KeyPlace::Header(name) => single_header(headers, name.as_str())?,
                     KeyPlace::Cookie(name) => cookie(headers, name)?,
                 };
                 if same_key(given, value.bytes()) {
-                    Ok(())
+                    Ok(HeaderCheck::Done)
                 } else {
                     Err(AuthFailure::Mismatch)
                 }
             }
-            HookAuth::StandardWebhooks { secrets } => {
+            HookAuth::StandardWebhooks { .. } => {
                 let id = single_header(headers, "webhook-id")?;
                 let timestamp = single_header(headers, "webhook-timestamp")?;
                 let signatures = single_header(headers, "webhook-signature")?;
                 let seconds = parse_seconds(timestamp)?;
                 let signatures = standard_signatures(signatures)?;
                 check_time(seconds, now)?;
-                let mut signed = Vec::with_capacity(id.len() + timestamp.len() + body.len() + 2);
-                signed.extend_from_slice(id);
-                signed.push(b'.');
-                signed.extend_from_slice(timestamp);
-                signed.push(b'.');
-                signed.extend_from_slice(body);
-                any_signature(secrets.iter(), &signed, &signatures)
+                // Signed: `id.timestamp.body`.
+                Ok(HeaderCheck::Signed {
+                    prefix: [id, b".", timestamp, b"."].concat(),
+                    signatures,
+                })
             }
-            HookAuth::ZitadelSignature { signing_key } => {
+            HookAuth::ZitadelSignature { .. } => {
                 let header = zitadel_signature_header(headers)?;
                 let (timestamp, signatures) = zitadel_header(header)?;
-                let seconds = parse_seconds(timestamp)?;
-                check_time(seconds, now)?;
-                let mut signed = Vec::with_capacity(timestamp.len() + body.len() + 1);
-                signed.extend_from_slice(timestamp);
-                signed.push(b'.');
-                signed.extend_from_slice(body);
-                any_signature(std::iter::once(signing_key), &signed, &signatures)
+                check_time(parse_seconds(timestamp)?, now)?;
+                // Signed: `timestamp.body`.
+                Ok(HeaderCheck::Signed {
+                    prefix: [timestamp, b"."].concat(),
+                    signatures,
+                })
             }
         }
     }
+
+    /// Finish what [`HookAuth::verify_headers`] began: a signature over the raw body.
+    pub(crate) fn verify_body(&self, check: HeaderCheck, body: &[u8]) -> Result<(), AuthFailure> {
+        let HeaderCheck::Signed {
+            mut prefix,
+            signatures,
+        } = check
+        else {
+            return Ok(());
+        };
+        prefix.extend_from_slice(body);
+        match self {
+            HookAuth::StandardWebhooks { secrets } => {
+                any_signature(secrets.iter(), &prefix, &signatures)
+            }
+            HookAuth::ZitadelSignature { signing_key } => {
+                any_signature(std::iter::once(signing_key), &prefix, &signatures)
+            }
+            HookAuth::None | HookAuth::ApiKey { .. } => Err(AuthFailure::BadSignature),
+        }
+    }
+
+    /// Check a request's headers and raw body at time `now`: both steps at once.
+    #[cfg(test)]
+    pub(crate) fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), AuthFailure> {
+        let check = self.verify_headers(headers, now)?;
+        self.verify_body(check, body)
+    }
+}
+
+/// What a request's headers showed: all there is to check, or a signature's signed prefix and
+/// signatures, for the body.
+pub(crate) enum HeaderCheck {
+    /// Nothing more to check.
+    Done,
+    /// The signed text before the body, and the signatures to compare.
+    Signed {
+        prefix: Vec<u8>,
+        signatures: Vec<Vec<u8>>,
+    },
 }
 
 /// Zitadel's signature header, under either of its names.

@@ -478,6 +478,11 @@ fn signature_lists_are_capped_and_short_signatures_never_match() {
     );
 }
 
+/// The check of the headers alone, without what it keeps for the body.
+fn headers_only(auth: &HookAuth, headers: &HeaderMap, now: SystemTime) -> Result<(), AuthFailure> {
+    auth.verify_headers(headers, now).map(drop)
+}
+
 #[test]
 fn headers_alone_refuse_a_missing_stale_or_malformed_signature_before_the_body() {
     let ts = 1_750_000_000;
@@ -485,47 +490,47 @@ fn headers_alone_refuse_a_missing_stale_or_malformed_signature_before_the_body()
     let webhooks = HookAuth::standard_webhooks(vec![whsec(KEY_A)]).unwrap();
     let good = standard_sig(KEY_A, "2e0c5c0e-4f3b-4a4e-8f43-3c1c1f6a9d10", ts, body);
     // Well-formed and fresh: the body decides (a wrong signature still passes this step).
-    assert_eq!(webhooks.verify_headers(&webhook(&good, ts), at(ts)), Ok(()));
+    assert_eq!(headers_only(&webhooks, &webhook(&good, ts), at(ts)), Ok(()));
     assert_eq!(
-        webhooks.verify_headers(&webhook("v1,AA==", ts), at(ts)),
+        headers_only(&webhooks, &webhook("v1,AA==", ts), at(ts)),
         Ok(())
     );
     assert_eq!(
-        webhooks.verify_headers(&headers(&[]), at(ts)),
+        headers_only(&webhooks, &headers(&[]), at(ts)),
         Err(AuthFailure::Missing)
     );
     assert_eq!(
-        webhooks.verify_headers(&webhook(&good, ts), at(ts + 301)),
+        headers_only(&webhooks, &webhook(&good, ts), at(ts + 301)),
         Err(AuthFailure::StaleTimestamp)
     );
     assert_eq!(
-        webhooks.verify_headers(&webhook("v1", ts), at(ts)),
+        headers_only(&webhooks, &webhook("v1", ts), at(ts)),
         Err(AuthFailure::Malformed)
     );
     let zitadel = HookAuth::zitadel_signature("kP4vGd2mF6rLw8Zq".into()).unwrap();
     let header = zitadel_header(b"kP4vGd2mF6rLw8Zq", ts, body);
     for name in ["zitadel-signature", "x-zitadel-signature"] {
         assert_eq!(
-            zitadel.verify_headers(&headers(&[(name, &header)]), at(ts)),
+            headers_only(&zitadel, &headers(&[(name, &header)]), at(ts)),
             Ok(())
         );
         assert_eq!(
-            zitadel.verify_headers(&headers(&[(name, &header)]), at(ts - 301)),
+            headers_only(&zitadel, &headers(&[(name, &header)]), at(ts - 301)),
             Err(AuthFailure::StaleTimestamp)
         );
     }
     assert_eq!(
-        zitadel.verify_headers(&headers(&[]), at(ts)),
+        headers_only(&zitadel, &headers(&[]), at(ts)),
         Err(AuthFailure::Missing)
     );
     // A key is checked whole on the headers.
     let key = HookAuth::api_key_header("Authorization", "Bearer k".into()).unwrap();
     assert_eq!(
-        key.verify_headers(&headers(&[("authorization", "Bearer k")]), at(ts)),
+        headers_only(&key, &headers(&[("authorization", "Bearer k")]), at(ts)),
         Ok(())
     );
     assert_eq!(
-        key.verify_headers(&headers(&[("authorization", "Bearer x")]), at(ts)),
+        headers_only(&key, &headers(&[("authorization", "Bearer x")]), at(ts)),
         Err(AuthFailure::Mismatch)
     );
 }
