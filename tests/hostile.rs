@@ -502,6 +502,49 @@ fn deep_recursion_overflows_the_stack_limit() {
     );
 }
 
+#[test]
+fn a_wasm_stack_larger_than_the_threads_fails_closed_rather_than_aborting_the_process() {
+    let recursive = Wasm::entry("(drop (call $down (i32.const 0))) (i64.const 0)").extra(RECURSE);
+    let limits = "[rules.limits]\nfuel = 1000000000\ntimeout_ms = 30000";
+    let setup = setup_rules(
+        "[limits]\nstack_bytes = 2097152",
+        &[("recursive", recursive.bytes(), limits)],
+    );
+    // The CLI runs logins on its main thread (8 MiB): the wasm limit stops the rule.
+    expect_rule_failed(&setup, "recursive", &["stack limit of 2097152 bytes"]);
+    let on_thread = |stack: usize| {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(stack)
+                .spawn_scoped(scope, || library_failure(&setup, "recursive").cause)
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+    };
+    // On a 2 MiB thread (Rust's and tokio's default) the recursion would overflow the thread
+    // before the wasm limit, which aborts the process: the rule is not started, and the login fails closed.
+    let cause = on_thread(2 << 20);
+    assert!(
+        matches!(cause, RuleFailure::ThreadStack { left, needed } if left < 2 << 20 && needed > 2 << 20),
+        "{cause:?}"
+    );
+    assert!(
+        cause
+            .to_string()
+            .contains("run logins on threads with larger stacks"),
+        "{cause}"
+    );
+    // A thread of the size the sandbox asks for runs the rule to the wasm limit.
+    let issuer = Issuer::from_config_file(&setup.config).expect("the config loads");
+    let stack = issuer.config().sandbox.thread_stack_bytes();
+    assert_eq!(stack, (2 << 20) + (1 << 20));
+    assert_eq!(
+        on_thread(stack),
+        RuleFailure::StackOverflow { limit: 2_097_152 }
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Lying about the result
 // ---------------------------------------------------------------------------------------------

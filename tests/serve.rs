@@ -759,6 +759,50 @@ fn a_looping_rule_on_one_hook_leaves_the_other_hooks_answering() {
 }
 
 #[test]
+fn a_deep_recursion_under_a_large_stack_bytes_fails_the_login_and_not_the_server() {
+    // 2 MiB of wasm stack is more than a default 2 MiB thread has left: the server's threads
+    // are made large enough, so the rule stops at its wasm limit instead of aborting the
+    // process.
+    let setup = Setup::new("EdDSA", "");
+    let module = setup.write(
+        "deep.wasm",
+        wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+  (func (export "claimsmith_abi_version") (result i32) (i32.const 1))
+  (func (export "claimsmith_alloc") (param i32) (result i32) (i32.const 1024))
+  (func $down (param $n i32) (result i32)
+    (i32.add (call $down (i32.add (local.get $n) (i32.const 1))) (i32.const 1)))
+  (func (export "claimsmith_on_execute_post_login") (param i32 i32) (result i64)
+    (drop (call $down (i32.const 0))) (i64.const 0)))"#,
+        )
+        .unwrap(),
+    );
+    let text = std::fs::read_to_string(&setup.config).unwrap()
+        + &format!(
+            "[limits]\nstack_bytes = 2097152\nfuel = 1_000_000_000\ntimeout_ms = 1000\n\n[[rules]]\nname = \"deep\"\nmodule = \"{}\"\n\n{}",
+            module.display(),
+            server_table(OPEN_HOOK)
+        );
+    std::fs::write(&setup.config, text).unwrap();
+    let server = Server::start(&setup.config, &[]);
+    for _ in 0..3 {
+        let answered = post(
+            &server.url("/hooks/login"),
+            &[],
+            &event("alice").to_string(),
+        );
+        assert_eq!(answered.status, 500, "{answered:?}");
+        let description = answered.body["error_description"].as_str().unwrap();
+        assert!(
+            description.contains("rule `deep`")
+                && description.contains("stack limit of 2097152 bytes"),
+            "{answered:?}"
+        );
+    }
+    assert_eq!(get(&server.url("/healthz")).status, 200);
+}
+
+#[test]
 fn rules_that_could_outlast_the_request_are_answered_at_the_requests_deadline() {
     // The rule's 5 s deadline is over the request's 400 ms: it runs off the I/O thread, and the
     // request's deadline answers on time, failing closed.

@@ -72,6 +72,16 @@ impl SandboxConfig {
         Ok(())
     }
 
+    /// The stack, in bytes, that a thread running logins needs: `max_wasm_stack` and a
+    /// mebibyte for the host's frames, at least 2 MiB. Wasm frames live on the calling thread's
+    /// stack, so a rule on a thread with less fails closed (`RuleFailure::ThreadStack`) rather
+    /// than letting a deep recursion overflow the thread, which would abort the process. Give
+    /// the threads you run logins on at least this much (`std::thread::Builder::stack_size`,
+    /// tokio's `thread_stack_size`); the default `max_wasm_stack` fits any 2 MiB thread.
+    pub fn thread_stack_bytes(&self) -> usize {
+        crate::thread_stack::for_threads(self.max_wasm_stack)
+    }
+
     /// Instance slots of each engine's pool: the total split evenly, never above it.
     pub fn slots_per_engine(&self) -> u32 {
         (self.max_concurrent_instances / self.engine_count() as u32).max(1)

@@ -122,7 +122,7 @@ impl Engines {
                 warms.push(rule.prewarm(&loaded.engine, &prewarmer, keep));
             }
         }
-        prewarmer.start(warms)?;
+        prewarmer.start(warms, self.first().config().thread_stack_bytes())?;
         self.prewarmer = Some(prewarmer);
         Ok(())
     }

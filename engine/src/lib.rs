@@ -16,7 +16,8 @@
 //! - `engines.rs`: which engine runs each rule (`engine_by_cpu.rs`), with a fallback when an
 //!   engine's instance slots are all taken;
 //! - `rule_run.rs`: one rule in one fresh instance of `engine.rs`'s wasmtime engine (fuel,
-//!   deadline, memory cap, the two host functions);
+//!   deadline, memory cap, the two host functions), on a thread with the stack for it
+//!   (`thread_stack.rs`);
 //! - `rule.rs` and `validated_module.rs`: a module checked against the guest ABI once, at
 //!   load, its compiled code kept across restarts by `artifact_cache.rs`;
 //! - `outcome.rs`: what the rules decided;
@@ -48,6 +49,7 @@ mod rule;
 mod rule_logs;
 mod rule_run;
 mod shadow;
+mod thread_stack;
 mod validated_module;
 
 pub use artifact_cache::ArtifactSource;

@@ -184,13 +184,15 @@ impl Prewarmer {
 
     /// Fill every `warm` once, then start the thread that keeps them filled. Every instance is
     /// ready when this returns, so the first logins find them.
-    pub(crate) fn start(&mut self, warms: Vec<Arc<Warm>>) -> Result<(), String> {
+    /// The thread has `stack` bytes of stack: instantiating runs the modules' start functions.
+    pub(crate) fn start(&mut self, warms: Vec<Arc<Warm>>, stack: usize) -> Result<(), String> {
         for warm in &warms {
             warm.fill();
         }
         let signal = self.signal.clone();
         let thread = std::thread::Builder::new()
             .name("claimsmith-prewarm".into())
+            .stack_size(stack)
             .spawn(move || run(&signal, &warms))
             .map_err(|e| format!("cannot start the prewarm thread: {e}"))?;
         self.thread = Some(thread);

@@ -10,6 +10,7 @@ use crate::engine::Engine;
 use crate::error::RuleFailure;
 use crate::limits::Limits;
 use crate::rule::{AbiExports, Rule};
+use crate::thread_stack;
 use crate::validated_module::error_chain;
 use claimsmith_sdk::{LogLevel, RuleResult};
 
@@ -118,6 +119,16 @@ pub(crate) struct RuleRun {
 /// the prewarm thread made for it if there is one, in a fresh one otherwise.
 pub(crate) fn run(engine: &Engine, rule: &Rule, input: &[&[u8]]) -> RuleRun {
     let started = Instant::now();
+    if let Err((left, needed)) = thread_stack::check(engine.config().max_wasm_stack) {
+        return RuleRun {
+            result: Err(RuleFailure::ThreadStack { left, needed }),
+            host_logs: Vec::new(),
+            log_dropped: 0,
+            fuel_used: 0,
+            peak_memory: 0,
+            duration: started.elapsed(),
+        };
+    }
     let warm = rule.warm();
     let (mut store, instance) = match warm.and_then(|warm| warm.take()) {
         Some((mut store, instance)) => {
@@ -204,6 +215,8 @@ pub(crate) fn abi_version(
     exports: &AbiExports,
     limits: &Limits,
 ) -> Result<i32, RuleFailure> {
+    thread_stack::check(engine.config().max_wasm_stack)
+        .map_err(|(left, needed)| RuleFailure::ThreadStack { left, needed })?;
     let mut store = new_store(engine, limits);
     let called = (|| {
         let instance = pre.instantiate(&mut store)?;

@@ -557,8 +557,15 @@ impl Check<'_> {
             engines: global.engines.unwrap_or(defaults.engines),
             prewarm: global.prewarm.unwrap_or(defaults.prewarm),
         };
-        if !(16 << 10..=64 << 20).contains(&sandbox.max_wasm_stack) {
-            return Err(self.invalid("limits.stack_bytes", "must be between 16 KiB and 64 MiB"));
+        // wasmtime builds no engine with more (its stacks for async calls are 2 MiB).
+        if !(16 << 10..=2 << 20).contains(&sandbox.max_wasm_stack) {
+            return Err(self.invalid(
+                "limits.stack_bytes",
+                format!(
+                    "{} is out of range: must be between 16 KiB and 2 MiB (16384 to 2097152 bytes)",
+                    sandbox.max_wasm_stack
+                ),
+            ));
         }
         if global.claims_bytes.is_some_and(|b| b < 1024) {
             return Err(self.invalid("limits.claims_bytes", "must be at least 1024 bytes"));
@@ -915,6 +922,21 @@ private_key = "keys/signing.pem"
                 .to_string()
                 .contains("engine-wide")
         );
+        for (stack, ok) in [
+            (16_383, false),
+            (16_384, true),
+            (2_097_152, true),
+            (2_097_153, false),
+        ] {
+            let text = format!("{BASE}[limits]\nstack_bytes = {stack}\n");
+            match parse(&text) {
+                Ok(config) => assert!(ok, "{stack}: {:?}", config.sandbox),
+                Err(e) => assert!(
+                    !ok && e.to_string().contains("between 16 KiB and 2 MiB"),
+                    "{stack}: {e}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -24,6 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc, watch};
 
+use claimsmith::ConfigError;
+
 use crate::answer::answer;
 use crate::deployment::{Current, Deployment};
 use crate::error::ServeError;
@@ -51,6 +53,8 @@ pub(crate) struct Shared {
     reloading: AtomicBool,
     config: PathBuf,
     listen: Option<SocketAddr>,
+    /// The stack the runtime's threads were made with: a reload cannot give rules more.
+    thread_stack: usize,
 }
 
 /// Load the config at `config` and serve it until SIGTERM or SIGINT (see the crate's docs).
@@ -73,9 +77,12 @@ pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError
     // pool. Together never more than the sandbox's slots.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let seats = cores.min(rule_threads - 1);
+    let thread_stack = deployment.issuer.config().sandbox.thread_stack_bytes();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("claimsmith-serve")
+        // Rules run on these threads: their wasm frames need the stack `stack_bytes` promises.
+        .thread_stack_size(thread_stack)
         .worker_threads(seats + 1)
         .max_blocking_threads((rule_threads - seats).max(1))
         .build()
@@ -90,6 +97,7 @@ pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError
         reloading: AtomicBool::new(false),
         config: config.to_owned(),
         listen,
+        thread_stack,
     });
     let served = runtime.block_on(run(shared, acceptor));
     // Past the grace, a rule still running (bounded by its own deadline, which may be longer)
@@ -264,6 +272,19 @@ fn reload(shared: &Arc<Shared>) {
                     tracing::warn!(target: "claimsmith::server", setting = "listen", "changed in the config: takes effect at the next restart");
                 }
                 next.served_on(old.server.listen, &shared.config)
+            })
+            .and_then(|next| {
+                let stack = next.issuer.config().sandbox.max_wasm_stack;
+                if next.issuer.config().sandbox.thread_stack_bytes() > shared.thread_stack {
+                    return Err(ConfigError::Invalid {
+                        path: shared.config.clone(),
+                        field: "limits.stack_bytes".into(),
+                        message: format!(
+                            "{stack} is more than the server's threads were started for (a larger stack_bytes takes effect only at a restart)"
+                        ),
+                    });
+                }
+                Ok(next)
             })
         });
         match loaded {

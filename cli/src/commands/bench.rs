@@ -103,13 +103,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|&n| {
                 let (issuer, event, start) = (&issuer, &event, &start);
-                scope.spawn(move || {
-                    for _ in 0..args.warmup {
-                        let _ = issuer.login_json(event);
-                    }
-                    start.wait();
-                    measure(issuer, event, n, rule_count)
-                })
+                std::thread::Builder::new()
+                    .stack_size(issuer.config().sandbox.thread_stack_bytes())
+                    .spawn_scoped(scope, move || {
+                        for _ in 0..args.warmup {
+                            let _ = issuer.login_json(event);
+                        }
+                        start.wait();
+                        measure(issuer, event, n, rule_count)
+                    })
+                    .expect("a bench thread starts")
             })
             .collect();
         start.wait();
