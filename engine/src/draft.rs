@@ -37,12 +37,14 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// The draft before any rule: the requested scopes, each once, in order.
+    /// The draft before any rule: the requested scopes, each once, in order. An element may
+    /// hold several scopes separated by spaces, as OAuth's `scope` parameter does: each is
+    /// one scope here, so a rule can remove it.
     pub(crate) fn requesting(requested: &[String]) -> Draft {
         let mut draft = Draft::default();
-        for scope in requested {
-            if !draft.scopes.contains(scope) {
-                draft.scopes.push(scope.clone());
+        for scope in scope_tokens(requested) {
+            if !draft.scopes.iter().any(|s| s == scope) {
+                draft.scopes.push(scope.to_owned());
             }
         }
         draft
@@ -54,15 +56,17 @@ impl Draft {
         outcome.scopes_added = self
             .scopes
             .iter()
-            .filter(|s| !requested.contains(s))
+            .filter(|s| !scope_tokens(requested).any(|r| r == s.as_str()))
             .cloned()
             .collect();
-        outcome.scopes_removed = requested
-            .iter()
-            .filter(|s| !self.scopes.contains(s))
-            .cloned()
-            .collect();
-        outcome.scopes_removed.dedup();
+        outcome.scopes_removed = Vec::new();
+        for scope in scope_tokens(requested) {
+            if !self.scopes.iter().any(|s| s == scope)
+                && !outcome.scopes_removed.iter().any(|s| s == scope)
+            {
+                outcome.scopes_removed.push(scope.to_owned());
+            }
+        }
         outcome.id_token = self.id_token;
         outcome.access_token = self.access_token;
         outcome.scopes = self.scopes;
@@ -75,6 +79,11 @@ impl Draft {
         outcome.id_token_removed = self.id_token_removed;
         outcome.access_token_removed = self.access_token_removed;
     }
+}
+
+/// Each scope of `requested`, whose elements may hold several separated by spaces.
+fn scope_tokens(requested: &[String]) -> impl Iterator<Item = &str> {
+    requested.iter().flat_map(|s| s.split_ascii_whitespace())
 }
 
 /// How applying a rule's commands stopped early.
@@ -92,6 +101,23 @@ impl From<PolicyViolation> for Stop {
     }
 }
 
+/// Most commands one rule's result may hold. Applying them is host work that neither fuel nor
+/// the deadline meters, so it is bounded here, as are the lists they grow below.
+pub(crate) const MAX_COMMANDS: usize = 4096;
+/// Most scopes a login's access token may carry once the rules have run.
+pub(crate) const MAX_SCOPES: usize = 1024;
+/// Longest scope a rule may add, in bytes.
+pub(crate) const MAX_SCOPE_BYTES: usize = 256;
+/// Most claims the rules may list as removed, per token.
+pub(crate) const MAX_REMOVED: usize = 1024;
+/// Most MFA providers, and most authentication requests, a login may ask for.
+pub(crate) const MAX_REQUESTS: usize = 64;
+
+/// A rule's result over one of the bounds above.
+fn over(what: String) -> Stop {
+    Stop::Failed(RuleFailure::InvalidResult(what))
+}
+
 /// Apply `commands` in order to `draft` for a rule allowed `namespaces`; log lines go to `log`.
 /// On `Err` the draft may be partly changed: callers that need atomicity apply to a copy.
 pub fn apply(
@@ -107,6 +133,12 @@ pub fn apply(
         TokenKind::IdToken => id_token_changed = true,
         TokenKind::AccessToken => access_token_changed = true,
     };
+    if commands.len() > MAX_COMMANDS {
+        return Err(over(format!(
+            "{} commands, over the {MAX_COMMANDS} a rule may return",
+            commands.len()
+        )));
+    }
     for command in commands {
         match command {
             Command::SetClaim { token, name, value } => {
@@ -121,13 +153,29 @@ pub fn apply(
                 claims_of(draft, *token).remove(name);
                 let removed = removed_of(draft, *token);
                 if !removed.contains(name) {
+                    if removed.len() >= MAX_REMOVED {
+                        return Err(over(format!(
+                            "more than {MAX_REMOVED} claims removed from the {token}"
+                        )));
+                    }
                     removed.push(name.clone());
                 }
                 changed(*token);
             }
             Command::AddScope { scope } => {
                 policy.check_scope(scope)?;
+                if scope.len() > MAX_SCOPE_BYTES {
+                    return Err(over(format!(
+                        "a scope of {} bytes, over the {MAX_SCOPE_BYTES} a rule may add",
+                        scope.len()
+                    )));
+                }
                 if !draft.scopes.contains(scope) {
+                    if draft.scopes.len() >= MAX_SCOPES {
+                        return Err(over(format!(
+                            "more than {MAX_SCOPES} scopes on the access token"
+                        )));
+                    }
                     draft.scopes.push(scope.clone());
                 }
             }
@@ -135,7 +183,9 @@ pub fn apply(
                 policy.check_scope(scope)?;
                 draft.scopes.retain(|s| s != scope);
             }
-            Command::Deny { reason } => return Err(Stop::Denied(policy.redact(reason))),
+            Command::Deny { reason } => {
+                return Err(Stop::Denied(crate::error::cut_text(policy.redact(reason))));
+            }
             Command::SetAppMetadata { key, value } => {
                 policy.check_metadata("app_metadata", key, value)?;
                 draft.app_metadata.insert(key.clone(), value.clone());
@@ -160,6 +210,9 @@ pub fn apply(
                     draft.mfa_allow_remember_browser && *allow_remember_browser
                 };
                 if !draft.mfa.contains(provider) {
+                    if draft.mfa.len() >= MAX_REQUESTS {
+                        return Err(over(format!("more than {MAX_REQUESTS} MFA providers")));
+                    }
                     draft.mfa.push(provider.clone());
                 }
             }
@@ -175,7 +228,7 @@ pub fn apply(
                         factor: factor.clone(),
                         additional_factors: additional_factors.clone(),
                     },
-                );
+                )?;
             }
             Command::ChallengeWithAny { factors } => {
                 if factors.is_empty() {
@@ -189,7 +242,7 @@ pub fn apply(
                     AuthenticationRequest::ChallengeWithAny {
                         factors: factors.clone(),
                     },
-                );
+                )?;
             }
             Command::EnrollWith {
                 factor,
@@ -203,7 +256,7 @@ pub fn apply(
                         factor: factor.clone(),
                         additional_factors: additional_factors.clone(),
                     },
-                );
+                )?;
             }
             Command::SetSessionExpiresAt { expires_at } => {
                 earliest(
@@ -247,10 +300,16 @@ fn check_factors(policy: &ClaimPolicy, op: &str, factors: &[Factor]) -> Result<(
 }
 
 /// Add an authentication request unless the same one was asked for already.
-fn push_request(draft: &mut Draft, request: AuthenticationRequest) {
+fn push_request(draft: &mut Draft, request: AuthenticationRequest) -> Result<(), Stop> {
     if !draft.authentication.contains(&request) {
+        if draft.authentication.len() >= MAX_REQUESTS {
+            return Err(over(format!(
+                "more than {MAX_REQUESTS} authentication requests"
+            )));
+        }
         draft.authentication.push(request);
     }
+    Ok(())
 }
 
 /// Keep the earlier of two expiries: a rule can shorten a session, never lengthen it.
@@ -473,5 +532,95 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// What a bound refused, or `None` if the commands applied.
+    fn refused(draft: &mut Draft, commands: &[Command]) -> Option<String> {
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
+        match apply_all(&policy, draft, commands) {
+            Ok(()) => None,
+            Err(Stop::Failed(RuleFailure::InvalidResult(message))) => Some(message),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rules_commands_and_the_lists_they_grow_are_bounded() {
+        let add = |i: usize| Command::AddScope {
+            scope: format!("s{i}"),
+        };
+        // Commands: at most MAX_COMMANDS, repeats included.
+        let many: Vec<Command> = (0..=MAX_COMMANDS).map(|_| add(0)).collect();
+        let message = refused(&mut Draft::default(), &many).expect("refused");
+        assert!(
+            message.contains("4097 commands, over the 4096"),
+            "{message}"
+        );
+        assert_eq!(refused(&mut Draft::default(), &many[1..]), None);
+        // Scopes: at most MAX_SCOPES in the draft, across rules; a repeat is not one more.
+        let mut draft = Draft::default();
+        let scopes: Vec<Command> = (0..MAX_SCOPES).map(add).collect();
+        assert_eq!(refused(&mut draft, &scopes), None);
+        assert_eq!(refused(&mut draft, &[add(0)]), None);
+        let message = refused(&mut draft, &[add(MAX_SCOPES)]).expect("refused");
+        assert!(message.contains("more than 1024 scopes"), "{message}");
+        let long = Command::AddScope {
+            scope: "x".repeat(MAX_SCOPE_BYTES + 1),
+        };
+        let message = refused(&mut Draft::default(), &[long]).expect("refused");
+        assert!(message.contains("257 bytes, over the 256"), "{message}");
+        // Removed claims, per token.
+        let remove = |i: usize| Command::RemoveClaim {
+            token: TokenKind::IdToken,
+            name: format!("https://e.test/c{i}"),
+        };
+        let mut draft = Draft::default();
+        let removals: Vec<Command> = (0..MAX_REMOVED).map(remove).collect();
+        assert_eq!(refused(&mut draft, &removals), None);
+        let message = refused(&mut draft, &[remove(MAX_REMOVED)]).expect("refused");
+        assert!(
+            message.contains("more than 1024 claims removed from the id_token"),
+            "{message}"
+        );
+        // MFA providers.
+        let mfa = |i: usize| Command::EnableMfa {
+            provider: format!("p{i}"),
+            allow_remember_browser: false,
+        };
+        let mut draft = Draft::default();
+        let providers: Vec<Command> = (0..MAX_REQUESTS).map(mfa).collect();
+        assert_eq!(refused(&mut draft, &providers), None);
+        let message = refused(&mut draft, &[mfa(MAX_REQUESTS)]).expect("refused");
+        assert!(message.contains("more than 64 MFA providers"), "{message}");
+        // A denial's reason is cut like a failure's text.
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
+        let deny = Command::Deny {
+            reason: "x".repeat(300_000),
+        };
+        match apply_all(&policy, &mut Draft::default(), &[deny]) {
+            Err(Stop::Denied(reason)) => assert_eq!(reason.len(), 16 << 10),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_requested_element_with_several_scopes_counts_each_and_each_can_be_removed() {
+        let requested: Vec<String> = ["openid profile", "", " email  ", "openid"]
+            .map(String::from)
+            .to_vec();
+        let mut draft = Draft::requesting(&requested);
+        assert_eq!(draft.scopes, ["openid", "profile", "email"]);
+        let remove = Command::RemoveScope {
+            scope: "profile".into(),
+        };
+        let add = Command::AddScope {
+            scope: "reports:read".into(),
+        };
+        assert_eq!(refused(&mut draft, &[remove, add]), None);
+        let mut outcome = Outcome::default();
+        draft.decide(&requested, &mut outcome);
+        assert_eq!(outcome.scopes, ["openid", "email", "reports:read"]);
+        assert_eq!(outcome.scopes_removed, ["profile"]);
+        assert_eq!(outcome.scopes_added, ["reports:read"]);
     }
 }

@@ -258,6 +258,18 @@ pub enum RuleFailure {
     /// No instance slot was free.
     #[error("no sandbox slot free (too many concurrent logins): {0}")]
     Capacity(String),
+    /// The thread running the login has less native stack left than the rule's wasm stack
+    /// (`stack_bytes`) and the host's frames need ([`SandboxConfig::thread_stack_bytes`](crate::SandboxConfig::thread_stack_bytes)):
+    /// the rule was not started, as overflowing the thread would abort the process.
+    #[error(
+        "was not run: the thread running the login has {left} bytes of stack left, and the rule's wasm stack (stack_bytes) with the host's frames needs {needed}; run logins on threads with larger stacks"
+    )]
+    ThreadStack {
+        /// Bytes of stack the thread had left.
+        left: usize,
+        /// Bytes the rule may take with the host's frames.
+        needed: usize,
+    },
 }
 
 impl RuleFailure {
@@ -279,6 +291,7 @@ impl RuleFailure {
             RuleFailure::Trap(_) => "trap",
             RuleFailure::Policy(_) => "policy",
             RuleFailure::Capacity(_) => "capacity",
+            RuleFailure::ThreadStack { .. } => "thread_stack",
         }
     }
 }
@@ -321,30 +334,80 @@ pub enum LoginError {
 impl RuleFailure {
     /// The same failure with every secret value in its free text replaced by `[REDACTED]`.
     pub(crate) fn redacted(self, policy: &crate::claim_policy::ClaimPolicy) -> RuleFailure {
+        let clean = |m: &str| cut_text(policy.redact(m));
         match self {
-            RuleFailure::Panicked(m) => {
-                let mut message = policy.redact(&m);
-                let mut cut = crate::engine::FAIL_MESSAGE_BYTES.min(message.len());
-                while !message.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                message.truncate(cut);
-                RuleFailure::Panicked(message)
-            }
-            RuleFailure::Trap(m) => RuleFailure::Trap(policy.redact(&m)),
-            RuleFailure::InvalidResult(m) => RuleFailure::InvalidResult(policy.redact(&m)),
-            RuleFailure::InvalidUtf8(m) => RuleFailure::InvalidUtf8(policy.redact(&m)),
-            RuleFailure::Capacity(m) => RuleFailure::Capacity(policy.redact(&m)),
+            RuleFailure::Panicked(m) => RuleFailure::Panicked(clean(&m)),
+            RuleFailure::Trap(m) => RuleFailure::Trap(clean(&m)),
+            RuleFailure::InvalidResult(m) => RuleFailure::InvalidResult(clean(&m)),
+            RuleFailure::InvalidUtf8(m) => RuleFailure::InvalidUtf8(clean(&m)),
+            RuleFailure::Capacity(m) => RuleFailure::Capacity(clean(&m)),
             RuleFailure::Policy(v) => {
                 let text = v.to_string();
-                let clean = policy.redact(&text);
-                if clean == text {
+                let redacted = policy.redact(&text);
+                if redacted == text && text.len() <= crate::engine::FAIL_MESSAGE_BYTES {
                     RuleFailure::Policy(v)
                 } else {
-                    RuleFailure::InvalidResult(clean)
+                    // A secret in it, or a claim name of many kilobytes: the text, cut.
+                    RuleFailure::InvalidResult(cut_text(redacted))
                 }
             }
             other => other,
         }
+    }
+}
+
+/// `text` cut to [`FAIL_MESSAGE_BYTES`](crate::engine::FAIL_MESSAGE_BYTES) at a character
+/// boundary: a rule's failure or denial text goes into logs, traces and the issuer's error
+/// answer, so a module cannot make it large.
+pub(crate) fn cut_text(mut text: String) -> String {
+    let mut cut = crate::engine::FAIL_MESSAGE_BYTES.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim_policy::ClaimPolicy;
+    use crate::engine::FAIL_MESSAGE_BYTES;
+    use claimsmith_sdk::TokenKind;
+
+    #[test]
+    fn a_rules_failure_text_is_cut_whatever_the_module_made_it() {
+        let policy = ClaimPolicy::new(vec!["https://e.test/".into()]).unwrap();
+        let long = "é".repeat(100_000);
+        for failure in [
+            RuleFailure::InvalidResult(long.clone()),
+            RuleFailure::Trap(long.clone()),
+            RuleFailure::Panicked(long.clone()),
+            RuleFailure::Capacity(long.clone()),
+            RuleFailure::InvalidUtf8(long.clone()),
+            RuleFailure::Policy(PolicyViolation::Namespace {
+                token: TokenKind::IdToken,
+                claim: long.clone(),
+                allowed: "https://e.test/".into(),
+            }),
+        ] {
+            let kind = failure.kind();
+            let text = failure.redacted(&policy).to_string();
+            assert!(
+                text.len() <= FAIL_MESSAGE_BYTES + 64,
+                "{kind}: {}",
+                text.len()
+            );
+            assert!(
+                text.len() > FAIL_MESSAGE_BYTES / 2,
+                "{kind}: {}",
+                text.len()
+            );
+        }
+        // A short policy violation keeps its kind.
+        let short = RuleFailure::Policy(PolicyViolation::ScopeAsClaim {
+            token: TokenKind::AccessToken,
+        });
+        assert_eq!(short.redacted(&policy).kind(), "policy");
     }
 }

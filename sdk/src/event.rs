@@ -607,13 +607,20 @@ impl Authorization {
 }
 
 impl Transaction {
-    /// Whether the client asked for the scope.
+    /// Whether the client asked for the scope. An element of `requested_scopes` may hold
+    /// several scopes separated by spaces, as OAuth's `scope` parameter does (RFC 6749
+    /// section 3.3): each counts.
     ///
     /// ```
-    /// let t = claimsmith_sdk::Transaction { requested_scopes: vec!["email".into()], ..Default::default() };
-    /// assert!(t.requested("email") && !t.requested("profile"));
+    /// let t = claimsmith_sdk::Transaction {
+    ///     requested_scopes: vec!["email".into(), "openid profile".into()],
+    ///     ..Default::default()
+    /// };
+    /// assert!(t.requested("email") && t.requested("profile") && !t.requested("phone"));
     /// ```
     pub fn requested(&self, scope: &str) -> bool {
-        self.requested_scopes.iter().any(|s| s == scope)
+        self.requested_scopes
+            .iter()
+            .any(|s| s.split_ascii_whitespace().any(|token| token == scope))
     }
 }
