@@ -101,7 +101,8 @@ pub(crate) fn rfc3339_seconds(text: &str) -> Option<i64> {
         Some((s, fraction)) => (s, Some(fraction)),
         None => (seconds, None),
     };
-    if fraction.is_some_and(|f| digits(f).is_none()) {
+    // Any number of fraction digits (RFC 3339 `time-secfrac`); whole seconds are kept.
+    if fraction.is_some_and(|f| f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
     let s = digits(s)?;
@@ -174,5 +175,11 @@ mod tests {
             assert_eq!(rfc3339_seconds(bad), None, "{bad}");
         }
         assert_eq!(rfc3339_seconds("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+        // A fraction of any length (Go and .NET write up to 7 or 9 digits, others more).
+        assert_eq!(
+            rfc3339_seconds("2026-11-22T09:14:03.1234567890123Z"),
+            Some(1_795_338_843)
+        );
+        assert_eq!(rfc3339_seconds("2026-11-22T09:14:03.12a4Z"), None);
     }
 }

@@ -191,7 +191,7 @@ impl SigningKey {
         jwk.common.key_id = Some(kid.to_owned());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
-            let bits = base64_len(&rsa.n) * 8;
+            let bits = modulus_bits(&rsa.n);
             if bits < 2048 {
                 return Err(format!(
                     "RSA key of {bits} bits is too weak; use 2048 bits or more"
@@ -264,9 +264,17 @@ impl SigningKey {
     }
 }
 
-/// Decoded length of unpadded base64url (JWK moduli carry no leading zero byte).
-fn base64_len(b64url: &str) -> usize {
-    b64url.trim_end_matches('=').len() * 3 / 4
+/// The bits of a JWK's RSA modulus (unpadded base64url, big-endian, no leading zero byte):
+/// its bytes less the first byte's leading zero bits, so a 2047-bit key counts 2047.
+fn modulus_bits(b64url: &str) -> usize {
+    use base64::Engine as _;
+    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64url.trim_end_matches('='))
+        .unwrap_or_default();
+    let Some(at) = n.iter().position(|&b| b != 0) else {
+        return 0;
+    };
+    (n.len() - at) * 8 - n[at].leading_zeros() as usize
 }
 
 /// The keys of a config: the first signs, all are published.
@@ -276,15 +284,31 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// A key set; `keys` must not be empty.
+    /// A key set; `None` if `keys` is empty, a `kid` is empty or two keys share one (a
+    /// verifier picks the key by its `kid`, RFC 7517 section 4.5).
     pub fn new(keys: Vec<SigningKey>) -> Option<KeySet> {
-        (!keys.is_empty()).then_some(KeySet { keys })
+        let named = keys.iter().enumerate().all(|(i, key)| {
+            !key.kid.trim().is_empty() && keys[..i].iter().all(|k| k.kid != key.kid)
+        });
+        (!keys.is_empty() && named).then_some(KeySet { keys })
     }
 
     /// Load every `[[keys]]` entry of a checked config.
     pub fn from_config(config: &crate::Config) -> Result<KeySet, crate::ConfigError> {
-        let mut keys = Vec::new();
+        let mut keys: Vec<SigningKey> = Vec::new();
         for (i, key) in config.keys.iter().enumerate() {
+            // Checked here too, as a config may be built in code rather than read from a file.
+            let kid_error = |message: &str| crate::ConfigError::Invalid {
+                path: config.path.clone(),
+                field: format!("keys[{i}].kid"),
+                message: message.to_owned(),
+            };
+            if key.kid.trim().is_empty() {
+                return Err(kid_error("must not be empty"));
+            }
+            if keys.iter().any(|k| k.kid == key.kid) {
+                return Err(kid_error(&format!("duplicate key id {:?}", key.kid)));
+            }
             keys.push(
                 SigningKey::load(&key.kid, &key.alg, &key.private_key).map_err(|error| {
                     crate::ConfigError::Invalid {
@@ -389,5 +413,29 @@ mod tests {
         assert!("HS256".parse::<Algorithm>().is_err());
         assert_eq!("EdDSA".parse::<Algorithm>().unwrap(), Algorithm::EdDSA);
         assert!(parse_alg("none").is_err());
+    }
+
+    #[test]
+    fn an_rsa_modulus_counts_its_bits_not_its_bytes() {
+        use base64::Engine as _;
+        let encode = |n: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n);
+        let mut n = vec![0xff_u8; 256];
+        assert_eq!(modulus_bits(&encode(&n)), 2048);
+        n[0] = 0x7f; // a 2047-bit key: 256 bytes, the top bit clear
+        assert_eq!(modulus_bits(&encode(&n)), 2047);
+        n[0] = 0x01;
+        assert_eq!(modulus_bits(&encode(&n)), 2041);
+        assert_eq!(modulus_bits(&encode(&n[1..])), 2040);
+        assert_eq!(modulus_bits(""), 0);
+    }
+
+    #[test]
+    fn a_key_set_needs_a_kid_on_every_key_and_no_kid_twice() {
+        let pem = generate_pem("EdDSA").unwrap();
+        let key = |kid: &str| SigningKey::from_pem(kid, Jwa::EdDSA, pem.as_bytes()).unwrap();
+        assert!(KeySet::new(vec![key("a"), key("b")]).is_some());
+        assert!(KeySet::new(vec![key("a"), key("a")]).is_none());
+        assert!(KeySet::new(vec![key(" ")]).is_none());
+        assert!(KeySet::new(Vec::new()).is_none());
     }
 }
