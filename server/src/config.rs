@@ -216,6 +216,32 @@ impl ServerConfig {
             }
             hooks.push(hook);
         }
+        // An answer the issuer no longer waits for is lost, and Okta then issues the token
+        // without the rules' claims: the request's deadline must end before the issuer's.
+        for (i, hook) in hooks.iter().enumerate() {
+            let Format::Issuer(format) = hook.format else {
+                continue;
+            };
+            if let Some(limit) = format.issuer_timeout()
+                && u128::from(request_timeout_ms) >= limit.as_millis()
+            {
+                return Err(check.invalid(
+                    "server.request_timeout_ms",
+                    format!(
+                        "{request_timeout_ms} ms is not under {}'s own {} s hook timeout (server.hooks[{i}], {:?}): an answer after it is lost{}; set it below {} (default 2000)",
+                        format.title(),
+                        limit.as_secs(),
+                        hook.path,
+                        if format == IssuerFormat::Okta {
+                            ", and Okta then issues the token without your claims"
+                        } else {
+                            ""
+                        },
+                        limit.as_millis(),
+                    ),
+                ));
+            }
+        }
         Ok(ServerConfig {
             listen,
             max_body_bytes,
@@ -537,5 +563,49 @@ mod tests {
             .expect("refused")
             .to_string();
         assert!(refused.contains("server.hooks[0].auth.type"), "{refused}");
+    }
+
+    #[test]
+    fn the_request_deadline_ends_before_the_issuers_own_timeout() {
+        let hook = |format: &str, timeout: u64| {
+            format!(
+                "[server]\nrequest_timeout_ms = {timeout}\n[[server.hooks]]\npath = \"/a\"\nformat = \"hydra\"\n[server.hooks.auth]\ntype = \"none\"\n[[server.hooks]]\npath = \"/b\"\nformat = \"{format}\"\n[server.hooks.auth]\ntype = \"none\"\n"
+            )
+        };
+        // Okta fails open on a late answer: 3 s and over refused, naming the hook.
+        let refused = parse(&hook("okta", 3000), None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            refused.contains("server.request_timeout_ms")
+                && refused.contains("server.hooks[1]")
+                && refused.contains("\"/b\"")
+                && refused.contains("Okta's own 3 s hook timeout")
+                && refused.contains("without your claims"),
+            "{refused}"
+        );
+        assert!(parse(&hook("okta", 2999), None).is_ok());
+        for format in ["supabase", "cognito"] {
+            let refused = parse(&hook(format, 5000), None)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(refused.contains("own 5 s hook timeout"), "{refused}");
+            assert!(parse(&hook(format, 4999), None).is_ok());
+        }
+        let refused = parse(&hook("hydra", 30_000), None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(refused.contains("server.hooks[0]"), "{refused}");
+        // Zitadel's is the target's own; claimsmith's own formats have none.
+        for format in ["zitadel", "claimsmith", "outcome"] {
+            let text = hook(format, 29_999).replace("format = \"hydra\"", "format = \"zitadel\"");
+            assert!(
+                parse(&text.replace("29999", "60000"), None).is_ok(),
+                "{format}"
+            );
+        }
     }
 }

@@ -112,6 +112,31 @@ impl IssuerFormat {
         }
     }
 
+    /// The issuer's name as its vendor writes it, for messages.
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            IssuerFormat::Hydra => "Ory Hydra",
+            IssuerFormat::Okta => "Okta",
+            IssuerFormat::Supabase => "Supabase Auth",
+            IssuerFormat::Zitadel => "Zitadel",
+            IssuerFormat::Cognito => "Cognito",
+        }
+    }
+
+    /// How long the issuer waits for the hook's answer, where that is fixed
+    /// (docs/hooks.md): Hydra 30 s an attempt, Okta 3 s, Supabase and Cognito 5 s. Zitadel's
+    /// is each target's own `timeout`. An answer after it is never read: Okta then issues the
+    /// token without the rules' claims (it fails open), the others refuse it.
+    pub(crate) fn issuer_timeout(self) -> Option<std::time::Duration> {
+        let seconds = match self {
+            IssuerFormat::Hydra => 30,
+            IssuerFormat::Okta => 3,
+            IssuerFormat::Supabase | IssuerFormat::Cognito => 5,
+            IssuerFormat::Zitadel => return None,
+        };
+        Some(std::time::Duration::from_secs(seconds))
+    }
+
     /// Parse the issuer's request body (already authenticated, size-capped). Err: the format's
     /// 400 reply, naming the field at fault.
     pub(crate) fn request(self, body: &[u8]) -> Result<HookRequest, Reply> {
