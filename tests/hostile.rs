@@ -512,37 +512,60 @@ fn a_wasm_stack_larger_than_the_threads_fails_closed_rather_than_aborting_the_pr
     );
     // The CLI runs logins on its main thread (8 MiB): the wasm limit stops the rule.
     expect_rule_failed(&setup, "recursive", &["stack limit of 2097152 bytes"]);
-    let on_thread = |stack: usize| {
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .stack_size(stack)
-                .spawn_scoped(scope, || library_failure(&setup, "recursive").cause)
-                .unwrap()
-                .join()
-                .unwrap()
-        })
+    // Loading calls the module's ABI version, so it too needs the stack: refused on a 2 MiB
+    // thread, naming the rule.
+    let error = on_thread(2 << 20, || {
+        Issuer::from_config_file(&setup.config)
+            .expect_err("refused at load")
+            .to_string()
+    });
+    assert!(
+        error.contains("recursive") && error.contains("was not run"),
+        "{error}"
+    );
+    // Loaded on a large thread, then logins on threads of other sizes. (16 MiB: glibc hands a
+    // finished thread's stack to a new thread that asks for as little as a quarter of it.)
+    let issuer = on_thread(16 << 20, || {
+        Issuer::from_config_file(&setup.config).expect("the config loads")
+    });
+    let stack = issuer.config().sandbox.thread_stack_bytes();
+    assert_eq!(stack, (2 << 20) + (1 << 20));
+    let login = || match issuer.login_json(event().to_string().as_bytes()) {
+        Err(LoginFailure::RuleFailed(failed)) => failed.cause,
+        other => panic!(
+            "expected a rule failure, got {:?}",
+            other.map(|t| t.id_token_claims)
+        ),
     };
     // On a 2 MiB thread (Rust's and tokio's default) the recursion would overflow the thread
-    // before the wasm limit, which aborts the process: the rule is not started, and the login fails closed.
-    let cause = on_thread(2 << 20);
+    // before the wasm limit, which aborts the process: the rule is not started, and the login
+    // fails closed.
+    let cause = on_thread(2 << 20, login);
     assert!(
         matches!(cause, RuleFailure::ThreadStack { left, needed } if left < 2 << 20 && needed > 2 << 20),
         "{cause:?}"
     );
     assert!(
-        cause
-            .to_string()
-            .contains("run logins on threads with larger stacks"),
+        cause.to_string().contains("threads with larger stacks"),
         "{cause}"
     );
     // A thread of the size the sandbox asks for runs the rule to the wasm limit.
-    let issuer = Issuer::from_config_file(&setup.config).expect("the config loads");
-    let stack = issuer.config().sandbox.thread_stack_bytes();
-    assert_eq!(stack, (2 << 20) + (1 << 20));
     assert_eq!(
-        on_thread(stack),
+        on_thread(stack, login),
         RuleFailure::StackOverflow { limit: 2_097_152 }
     );
+}
+
+/// `run` on a thread of `stack` bytes, and what it returned.
+fn on_thread<T: Send>(stack: usize, run: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(stack)
+            .spawn_scoped(scope, run)
+            .unwrap()
+            .join()
+            .unwrap()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -803,6 +803,44 @@ fn a_deep_recursion_under_a_large_stack_bytes_fails_the_login_and_not_the_server
 }
 
 #[test]
+fn a_reload_cannot_raise_stack_bytes_past_the_threads_the_server_started_with() {
+    // Started with the default 512 KiB: its threads have 2 MiB, enough for up to 1 MiB.
+    let setup = open_setup(ADD_ROLES);
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    let server = Server::start(&setup.config, &[]);
+    let url = server.url("/hooks/login");
+    let body = event("alice").to_string();
+    std::fs::write(
+        &setup.config,
+        format!("{text}\n[limits]\nstack_bytes = 2097152\n"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    wait_metric(
+        &server,
+        "claimsmith_config_reloads_total{result=\"error\"} 1",
+    );
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("limits.stack_bytes")
+                && line.contains("takes effect only at a restart")),
+        "{:?}",
+        server.logs()
+    );
+    assert_eq!(post(&url, &[], &body).status, 200);
+    std::fs::write(
+        &setup.config,
+        format!("{text}\n[limits]\nstack_bytes = 1048576\n"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    wait_metric(&server, "claimsmith_config_reloads_total{result=\"ok\"} 1");
+    assert_eq!(post(&url, &[], &body).status, 200);
+}
+
+#[test]
 fn rules_that_could_outlast_the_request_are_answered_at_the_requests_deadline() {
     // The rule's 5 s deadline is over the request's 400 ms: it runs off the I/O thread, and the
     // request's deadline answers on time, failing closed.

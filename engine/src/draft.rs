@@ -34,6 +34,8 @@ pub struct Draft {
     pub id_token_removed: Vec<String>,
     /// Access-token claims removed the same way.
     pub access_token_removed: Vec<String>,
+    /// Scopes the rules added to those requested (bounded by [`MAX_SCOPES`]).
+    pub added_scope_count: usize,
 }
 
 impl Draft {
@@ -42,8 +44,9 @@ impl Draft {
     /// one scope here, so a rule can remove it.
     pub(crate) fn requesting(requested: &[String]) -> Draft {
         let mut draft = Draft::default();
+        let mut seen = std::collections::HashSet::new();
         for scope in scope_tokens(requested) {
-            if !draft.scopes.iter().any(|s| s == scope) {
+            if seen.insert(scope) {
                 draft.scopes.push(scope.to_owned());
             }
         }
@@ -53,17 +56,19 @@ impl Draft {
     /// Move what the rules decided into `outcome`, with the scopes added and removed against
     /// those `requested`.
     pub(crate) fn decide(self, requested: &[String], outcome: &mut Outcome) {
+        use std::collections::HashSet;
+        let asked: HashSet<&str> = scope_tokens(requested).collect();
+        let kept: HashSet<&str> = self.scopes.iter().map(String::as_str).collect();
         outcome.scopes_added = self
             .scopes
             .iter()
-            .filter(|s| !scope_tokens(requested).any(|r| r == s.as_str()))
+            .filter(|s| !asked.contains(s.as_str()))
             .cloned()
             .collect();
         outcome.scopes_removed = Vec::new();
+        let mut listed = HashSet::new();
         for scope in scope_tokens(requested) {
-            if !self.scopes.iter().any(|s| s == scope)
-                && !outcome.scopes_removed.iter().any(|s| s == scope)
-            {
+            if !kept.contains(scope) && listed.insert(scope) {
                 outcome.scopes_removed.push(scope.to_owned());
             }
         }
@@ -104,7 +109,7 @@ impl From<PolicyViolation> for Stop {
 /// Most commands one rule's result may hold. Applying them is host work that neither fuel nor
 /// the deadline meters, so it is bounded here, as are the lists they grow below.
 pub(crate) const MAX_COMMANDS: usize = 4096;
-/// Most scopes a login's access token may carry once the rules have run.
+/// Most scopes the rules of a login may add to those requested.
 pub(crate) const MAX_SCOPES: usize = 1024;
 /// Longest scope a rule may add, in bytes.
 pub(crate) const MAX_SCOPE_BYTES: usize = 256;
@@ -164,18 +169,19 @@ pub fn apply(
             }
             Command::AddScope { scope } => {
                 policy.check_scope(scope)?;
-                if scope.len() > MAX_SCOPE_BYTES {
-                    return Err(over(format!(
-                        "a scope of {} bytes, over the {MAX_SCOPE_BYTES} a rule may add",
-                        scope.len()
-                    )));
-                }
                 if !draft.scopes.contains(scope) {
-                    if draft.scopes.len() >= MAX_SCOPES {
+                    if scope.len() > MAX_SCOPE_BYTES {
                         return Err(over(format!(
-                            "more than {MAX_SCOPES} scopes on the access token"
+                            "a scope of {} bytes, over the {MAX_SCOPE_BYTES} a rule may add",
+                            scope.len()
                         )));
                     }
+                    if draft.added_scope_count >= MAX_SCOPES {
+                        return Err(over(format!(
+                            "more than {MAX_SCOPES} scopes added to those requested"
+                        )));
+                    }
+                    draft.added_scope_count += 1;
                     draft.scopes.push(scope.clone());
                 }
             }
@@ -563,7 +569,16 @@ mod tests {
         assert_eq!(refused(&mut draft, &scopes), None);
         assert_eq!(refused(&mut draft, &[add(0)]), None);
         let message = refused(&mut draft, &[add(MAX_SCOPES)]).expect("refused");
-        assert!(message.contains("more than 1024 scopes"), "{message}");
+        assert!(message.contains("more than 1024 scopes added"), "{message}");
+        // Scopes the issuer asked for do not count, and one of them may be long.
+        let long = "y".repeat(MAX_SCOPE_BYTES + 1);
+        let asked: Vec<String> = (0..2 * MAX_SCOPES)
+            .map(|i| format!("r{i}"))
+            .chain([long.clone()])
+            .collect();
+        let mut draft = Draft::requesting(&asked);
+        let again = Command::AddScope { scope: long };
+        assert_eq!(refused(&mut draft, &[add(0), again]), None);
         let long = Command::AddScope {
             scope: "x".repeat(MAX_SCOPE_BYTES + 1),
         };

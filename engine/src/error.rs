@@ -175,8 +175,10 @@ pub enum EventError {
     },
 }
 
-/// Why a rule failed; every message names the limit or the fault.
+/// Why a rule failed; every message names the limit or the fault. New kinds of failure may be
+/// added: match [`RuleFailure::kind`] or keep a wildcard arm.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RuleFailure {
     /// Ran out of fuel.
     #[error("exceeded its instruction budget (fuel limit {limit})")]
@@ -258,11 +260,12 @@ pub enum RuleFailure {
     /// No instance slot was free.
     #[error("no sandbox slot free (too many concurrent logins): {0}")]
     Capacity(String),
-    /// The thread running the login has less native stack left than the rule's wasm stack
-    /// (`stack_bytes`) and the host's frames need ([`SandboxConfig::thread_stack_bytes`](crate::SandboxConfig::thread_stack_bytes)):
-    /// the rule was not started, as overflowing the thread would abort the process.
+    /// The thread running the rule (a login, or the load's call of its ABI version) has less
+    /// native stack left than the rule's wasm stack (`stack_bytes`) and the host's frames need
+    /// ([`SandboxConfig::thread_stack_bytes`](crate::SandboxConfig::thread_stack_bytes)): the
+    /// rule was not started, as overflowing the thread would abort the process.
     #[error(
-        "was not run: the thread running the login has {left} bytes of stack left, and the rule's wasm stack (stack_bytes) with the host's frames needs {needed}; run logins on threads with larger stacks"
+        "was not run: the thread running it has {left} bytes of stack left, and the rule's wasm stack (stack_bytes) with the host's frames needs {needed}; load and run rules on threads with larger stacks"
     )]
     ThreadStack {
         /// Bytes of stack the thread had left.

@@ -281,7 +281,9 @@ event_schema! {
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     #[serde(default)]
     pub struct Transaction in "transaction" {
-        /// Scopes the client asked for; the starting point of the access token's `scope`.
+        /// Scopes the client asked for; the starting point of the access token's `scope`. An
+        /// element may hold several separated by spaces, as OAuth's `scope` parameter does:
+        /// [`Transaction::scopes`] gives each one.
         pub requested_scopes: Vec<String>,
         /// Protocol (`oidc-basic-profile`, `oauth2-refresh-token`, ...).
         pub protocol: Option<String>,
@@ -619,8 +621,22 @@ impl Transaction {
     /// assert!(t.requested("email") && t.requested("profile") && !t.requested("phone"));
     /// ```
     pub fn requested(&self, scope: &str) -> bool {
+        self.scopes().any(|token| token == scope)
+    }
+
+    /// Each scope the client asked for, in order: the elements of `requested_scopes` split at
+    /// spaces (repeats kept).
+    ///
+    /// ```
+    /// let t = claimsmith_sdk::Transaction {
+    ///     requested_scopes: vec!["openid profile".into(), " email ".into()],
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(t.scopes().collect::<Vec<_>>(), ["openid", "profile", "email"]);
+    /// ```
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.requested_scopes
             .iter()
-            .any(|s| s.split_ascii_whitespace().any(|token| token == scope))
+            .flat_map(|s| s.split_ascii_whitespace())
     }
 }

@@ -27,8 +27,27 @@ pub(crate) struct Deployment {
 impl Deployment {
     /// Load the config at `path`: the issuer's part (keys, rules, compiled modules) and the
     /// `[server]` table, each checked.
-    pub(crate) fn load(path: &Path, listen: Option<SocketAddr>) -> Result<Deployment, ConfigError> {
+    /// `thread_stack`: for a reload, the stack the server's threads were made with; a config
+    /// whose `stack_bytes` needs more is refused before its rules are loaded.
+    pub(crate) fn load(
+        path: &Path,
+        listen: Option<SocketAddr>,
+        thread_stack: Option<usize>,
+    ) -> Result<Deployment, ConfigError> {
         let config = Config::load(path)?;
+        if let Some(threads) = thread_stack
+            && config.sandbox.thread_stack_bytes() > threads
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "limits.stack_bytes".into(),
+                message: format!(
+                    "{} needs threads of {} bytes of stack, and the server's were started with {threads}: a stack_bytes this large takes effect only at a restart",
+                    config.sandbox.max_wasm_stack,
+                    config.sandbox.thread_stack_bytes()
+                ),
+            });
+        }
         let server = ServerConfig::load(&config, listen)?;
         let issuer = Issuer::from_config(config)?;
         let by_path = server

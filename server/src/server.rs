@@ -24,8 +24,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc, watch};
 
-use claimsmith::ConfigError;
-
 use crate::answer::answer;
 use crate::deployment::{Current, Deployment};
 use crate::error::ServeError;
@@ -59,7 +57,7 @@ pub(crate) struct Shared {
 
 /// Load the config at `config` and serve it until SIGTERM or SIGINT (see the crate's docs).
 pub fn serve(config: &Path, listen: Option<SocketAddr>) -> Result<(), ServeError> {
-    let deployment = Deployment::load(config, listen)?;
+    let deployment = Deployment::load(config, listen, None)?;
     let acceptor = deployment
         .server
         .tls
@@ -262,8 +260,10 @@ fn reload(shared: &Arc<Shared>) {
     }
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        let (config, listen) = (shared.config.clone(), shared.listen);
-        let loaded = tokio::task::spawn_blocking(move || Deployment::load(&config, listen)).await;
+        let (config, listen, stack) = (shared.config.clone(), shared.listen, shared.thread_stack);
+        let loaded =
+            tokio::task::spawn_blocking(move || Deployment::load(&config, listen, Some(stack)))
+                .await;
         let old = shared.current.get();
         // The server stays on the socket it listens on: the new config is checked there.
         let loaded = loaded.map(|next| {
@@ -273,19 +273,7 @@ fn reload(shared: &Arc<Shared>) {
                 }
                 next.served_on(old.server.listen, &shared.config)
             })
-            .and_then(|next| {
-                let stack = next.issuer.config().sandbox.max_wasm_stack;
-                if next.issuer.config().sandbox.thread_stack_bytes() > shared.thread_stack {
-                    return Err(ConfigError::Invalid {
-                        path: shared.config.clone(),
-                        field: "limits.stack_bytes".into(),
-                        message: format!(
-                            "{stack} is more than the server's threads were started for (a larger stack_bytes takes effect only at a restart)"
-                        ),
-                    });
-                }
-                Ok(next)
-            })
+
         });
         match loaded {
             Ok(Ok(next)) => {

@@ -51,8 +51,7 @@ pub fn on_execute_post_login(event: &Event, api: &mut Api) {
     }
     if remove_unlisted {
         let mut removed = BTreeSet::new();
-        for scope in &event.transaction.requested_scopes {
-            let scope = scope.as_str();
+        for scope in event.transaction.scopes() {
             if !granted.contains(scope) && !OIDC_SCOPES.contains(&scope) && removed.insert(scope) {
                 token.remove_scope(scope);
             }
@@ -155,6 +154,17 @@ mod tests {
         );
         let result = testing::run(RULE, &event);
         assert_eq!(result.scopes_added(), ["read:reports"]);
+        assert_eq!(result.scopes_removed(), ["delete:users"]);
+    }
+
+    #[test]
+    fn scopes_requested_together_in_one_element_are_each_kept_or_removed() {
+        let event = event_with(
+            json!(["viewer"]),
+            json!(["openid profile", "read:reports delete:users"]),
+            json!({"scopes_by_role": mapping(), "remove_unlisted": true}),
+        );
+        let result = testing::run(RULE, &event);
         assert_eq!(result.scopes_removed(), ["delete:users"]);
     }
 
