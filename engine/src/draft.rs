@@ -1,6 +1,8 @@
 //! The tokens and updates as they stand between rules, and how one rule's commands are applied
 //! to them under the claim policy.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use crate::claim_policy::{ClaimPolicy, PolicyViolation};
@@ -44,9 +46,15 @@ impl Draft {
     /// one scope here, so a rule can remove it.
     pub(crate) fn requesting(requested: &[String]) -> Draft {
         let mut draft = Draft::default();
-        let mut seen = std::collections::HashSet::new();
+        let many = scope_tokens(requested).nth(FEW).is_some();
+        let mut seen = HashSet::new();
         for scope in scope_tokens(requested) {
-            if seen.insert(scope) {
+            let new = if many {
+                seen.insert(scope)
+            } else {
+                !draft.scopes.iter().any(|s| s == scope)
+            };
+            if new {
                 draft.scopes.push(scope.to_owned());
             }
         }
@@ -56,20 +64,37 @@ impl Draft {
     /// Move what the rules decided into `outcome`, with the scopes added and removed against
     /// those `requested`.
     pub(crate) fn decide(self, requested: &[String], outcome: &mut Outcome) {
-        use std::collections::HashSet;
-        let asked: HashSet<&str> = scope_tokens(requested).collect();
-        let kept: HashSet<&str> = self.scopes.iter().map(String::as_str).collect();
-        outcome.scopes_added = self
-            .scopes
-            .iter()
-            .filter(|s| !asked.contains(s.as_str()))
-            .cloned()
-            .collect();
-        outcome.scopes_removed = Vec::new();
-        let mut listed = HashSet::new();
-        for scope in scope_tokens(requested) {
-            if !kept.contains(scope) && listed.insert(scope) {
-                outcome.scopes_removed.push(scope.to_owned());
+        let many = self.scopes.len() > FEW || scope_tokens(requested).nth(FEW).is_some();
+        {
+            let (mut asked, mut kept) = (HashSet::new(), HashSet::new());
+            if many {
+                asked.extend(scope_tokens(requested));
+                kept.extend(self.scopes.iter().map(String::as_str));
+            }
+            let is_asked = |scope: &str| match many {
+                true => asked.contains(scope),
+                false => scope_tokens(requested).any(|r| r == scope),
+            };
+            let is_kept = |scope: &str| match many {
+                true => kept.contains(scope),
+                false => self.scopes.iter().any(|s| s == scope),
+            };
+            outcome.scopes_added = self
+                .scopes
+                .iter()
+                .filter(|s| !is_asked(s))
+                .cloned()
+                .collect();
+            outcome.scopes_removed = Vec::new();
+            let mut listed = HashSet::new();
+            for scope in scope_tokens(requested) {
+                let new = match many {
+                    true => listed.insert(scope),
+                    false => !outcome.scopes_removed.iter().any(|s| s == scope),
+                };
+                if !is_kept(scope) && new {
+                    outcome.scopes_removed.push(scope.to_owned());
+                }
             }
         }
         outcome.id_token = self.id_token;
@@ -85,6 +110,9 @@ impl Draft {
         outcome.access_token_removed = self.access_token_removed;
     }
 }
+
+/// Past this many scopes, membership is looked up in a hash set rather than scanned for.
+const FEW: usize = 16;
 
 /// Each scope of `requested`, whose elements may hold several separated by spaces.
 fn scope_tokens(requested: &[String]) -> impl Iterator<Item = &str> {
@@ -637,5 +665,28 @@ mod tests {
         assert_eq!(outcome.scopes, ["openid", "email", "reports:read"]);
         assert_eq!(outcome.scopes_removed, ["profile"]);
         assert_eq!(outcome.scopes_added, ["reports:read"]);
+        // The same past FEW scopes, where they are looked up in hash sets.
+        let many: Vec<String> = requested
+            .iter()
+            .cloned()
+            .chain((0..2 * FEW).map(|i| format!("s{} s{i}", i % 3)))
+            .collect();
+        let mut draft = Draft::requesting(&many);
+        assert_eq!(draft.scopes.len(), 3 + 2 * FEW);
+        let remove = |scope: &str| Command::RemoveScope {
+            scope: scope.into(),
+        };
+        let add = Command::AddScope {
+            scope: "reports:read".into(),
+        };
+        assert_eq!(
+            refused(&mut draft, &[remove("profile"), remove("s1"), add]),
+            None
+        );
+        let mut outcome = Outcome::default();
+        draft.decide(&many, &mut outcome);
+        assert_eq!(outcome.scopes_removed, ["profile", "s1"]);
+        assert_eq!(outcome.scopes_added, ["reports:read"]);
+        assert_eq!(outcome.scopes.len(), 3 + 2 * FEW - 1);
     }
 }
