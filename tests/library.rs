@@ -98,11 +98,34 @@ fn scope_and_updated_at_take_the_standard_forms() {
         access["scope"],
         "openid profile read:reports write:reports email"
     );
+    // The ID token reads the same scopes: " email  " asks for the email claims.
+    assert_eq!(tokens.id_token_claims["email"], json!("alice@acme.example"));
     // OIDC Core 5.1: a number of seconds; alice's is 2026-11-20T16:02:41.118Z.
     assert_eq!(tokens.id_token_claims["updated_at"], json!(1_795_190_561));
     alice["user"]["updated_at"] = json!("last tuesday");
     let tokens = issuer.login_json(alice.to_string().as_bytes()).unwrap();
     assert!(!tokens.id_token_claims.contains_key("updated_at"));
+}
+
+#[test]
+fn a_user_id_no_id_token_may_carry_as_its_sub_is_refused_before_the_rules() {
+    let setup = Setup::new("EdDSA", ADD_ROLES);
+    let issuer = Issuer::from_config_file(&setup.config).unwrap();
+    let mut alice = event("alice");
+    alice["user"]["user_id"] = json!("a".repeat(255));
+    let tokens = issuer.login_json(alice.to_string().as_bytes()).unwrap();
+    assert_eq!(tokens.id_token_claims["sub"], json!("a".repeat(255)));
+    alice["user"]["user_id"] = json!("a".repeat(256));
+    match issuer.login_json(alice.to_string().as_bytes()) {
+        Err(LoginFailure::BadEvent(error)) => {
+            let error = error.to_string();
+            assert!(
+                error.contains("user.user_id") && error.contains("at most 255"),
+                "{error}"
+            );
+        }
+        other => panic!("expected a bad event, got {other:?}"),
+    }
 }
 
 #[test]

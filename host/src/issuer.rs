@@ -11,7 +11,9 @@ use crate::config::{CacheSetting, Config, ttl_in_range};
 use crate::error::{ConfigError, LoginFailure};
 use crate::keys::{KeyError, KeySet};
 use crate::{access_token, id_token};
-use claimsmith_engine::{BuildError, Event, LoginError, LoginEvent, Outcome, Pipeline, Rule};
+use claimsmith_engine::{
+    BuildError, Event, EventError, LoginError, LoginEvent, Outcome, Pipeline, Rule,
+};
 
 /// Tokens larger than this break common HTTP header limits; past it the login gets a warning.
 pub const TOKEN_WARN_BYTES: usize = 8 * 1024;
@@ -183,6 +185,7 @@ impl Issuer {
     /// Run a login now with only some of the rules, in config order: `rules` are indexes into
     /// [`Issuer::rules`] (a hook that runs a subset of them). Panics on an index past the rules.
     pub fn login_only(&self, event: &LoginEvent, rules: &[usize]) -> Result<Tokens, LoginFailure> {
+        check_subject(event)?;
         let started = Instant::now();
         let ran = self.pipeline.run_only(event, rules);
         self.finish(event, ran, started, unix_now())
@@ -190,6 +193,7 @@ impl Issuer {
 
     /// Run a login as of `now` (seconds since the epoch).
     pub fn login_at(&self, event: &LoginEvent, now: u64) -> Result<Tokens, LoginFailure> {
+        check_subject(event)?;
         let started = Instant::now();
         let ran = self.pipeline.run(event);
         self.finish(event, ran, started, now)
@@ -319,6 +323,25 @@ impl Issuer {
     pub fn keys(&self) -> &KeySet {
         &self.keys
     }
+}
+
+/// The longest `sub` an ID token may carry: 255 ASCII characters (OpenID Connect Core,
+/// section 2).
+const MAX_SUBJECT: usize = 255;
+
+/// Refuse, before any rule runs, a user id no ID token may carry as its `sub`.
+fn check_subject(event: &LoginEvent) -> Result<(), LoginFailure> {
+    let sub = &event.event().user.user_id;
+    if sub.len() > MAX_SUBJECT && sub.chars().count() > MAX_SUBJECT {
+        return Err(LoginFailure::BadEvent(EventError::WrongType {
+            path: "user.user_id".into(),
+            message: format!(
+                "is {} characters long: an ID token's `sub` is at most {MAX_SUBJECT} (OpenID Connect Core, section 2)",
+                sub.chars().count()
+            ),
+        }));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
