@@ -701,7 +701,8 @@ fn login_in_flight(server: &Server) -> TcpStream {
 
 #[test]
 fn sigterm_exits_when_the_grace_runs_out_even_with_a_rule_still_running() {
-    // A rule that loops for 30 s, on the thread that read its request, and 300 ms of grace.
+    // A rule that loops for 30 s (on a thread of its own: its deadline is over the 1 s a login
+    // may hold an I/O thread), and 300 ms of grace.
     let setup = Setup::new("EdDSA", "");
     add_slow_rule(
         &setup,

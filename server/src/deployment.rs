@@ -95,12 +95,13 @@ impl Deployment {
 
     /// Whether `hook`'s rules may run on the thread that read the request, with `left` of the
     /// request's deadline to go: only when their deadlines add up to no more than that, so that
-    /// it still answers in time.
+    /// it still answers in time, and to no more than [`INLINE_AT_MOST`], so that a looping rule
+    /// holds an I/O thread (and whatever tokio queued on it) only briefly.
     pub(crate) fn runs_inline(&self, hook: &HookConfig, left: Duration) -> bool {
         self.by_path
             .get(&hook.path)
             .and_then(|&i| self.worst[i])
-            .is_some_and(|worst| worst <= left)
+            .is_some_and(|worst| worst <= left && worst <= INLINE_AT_MOST)
     }
 
     /// The hook at `path`, if any.
@@ -108,6 +109,10 @@ impl Deployment {
         self.by_path.get(path).map(|&i| &self.server.hooks[i])
     }
 }
+
+/// The longest the rules of one login may hold an I/O thread: rules whose deadlines add up to
+/// more run on a thread of their own. Rules take microseconds; the default deadline is 50 ms.
+pub(crate) const INLINE_AT_MOST: Duration = Duration::from_secs(1);
 
 /// The deployment now serving; swapped whole on reload.
 pub(crate) struct Current(RwLock<Arc<Deployment>>);
